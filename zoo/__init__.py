@@ -1,0 +1,28 @@
+"""zoobench's model zoo: segmentation networks, losses, metrics and datasets.
+
+Pure Keras 3 on TensorFlow; nothing here imports Ray or MLflow.
+
+>>> import zoo
+>>> model, out_h, out_w = zoo.get_model("unet_shallow", 64, 64, 3, 4)
+>>> model.compile(optimizer="adam", loss=zoo.get_loss("dice"),
+...               metrics=[zoo.get_metric("mean_iou", 4)])
+"""
+
+from zoo import datasets, layers  # noqa: F401  (layers: registers custom layers for safe loading)
+from zoo.losses import get_loss, list_losses
+from zoo.metrics import get_metric, list_metrics
+from zoo.models import describe_model, get_model, list_models, reset_states
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "datasets",
+    "describe_model",
+    "get_loss",
+    "get_metric",
+    "get_model",
+    "list_losses",
+    "list_metrics",
+    "list_models",
+    "reset_states",
+]

@@ -1,0 +1,186 @@
+"""The model registry and ``get_model``: one entry point for every architecture.
+
+A model family file defines a builder and registers it with ``@register_model``::
+
+    @register_model("unet", kind="image", divisor=16,
+                    options={"base_filters": 64, "depth": 4, "dropout": 0.5})
+    def build_unet(input_height, input_width, input_channels, n_classes, *,
+                   base_filters, depth, dropout, **common) -> keras.Model: ...
+
+``get_model`` checks the name, the size constraint and the options before calling
+the builder, so every model reports bad input the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import keras
+
+from zoo.registry import Registry
+
+MODEL_KINDS = ("image", "sequence", "semi_supervised")
+
+# Options every sequence model takes, as in the seed (Universal-Models).
+SEQUENCE_OPTIONS: dict[str, Any] = {"stateful": False, "timesteps": None, "batchsize": None}
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What ``describe_model`` returns.
+
+    Attributes:
+        name: registry name.
+        kind: ``image`` (B,H,W,C), ``sequence`` (B,T,H,W,C) or ``semi_supervised``.
+        divisor: height and width must be multiples of this (2 ** number of poolings).
+        min_size: smallest height/width accepted.
+        options: option name → default value accepted as ``**options``.
+        summary: one line saying what the model is.
+        paper: reference, if the architecture follows one.
+        task: ``segmentation`` or ``next_frame`` (what the targets are).
+    """
+
+    name: str
+    kind: str
+    divisor: int
+    min_size: int
+    options: dict[str, Any] = field(default_factory=dict)
+    summary: str = ""
+    paper: str = ""
+    task: str = "segmentation"
+
+    @property
+    def constraint(self) -> str:
+        """The size constraint as a sentence."""
+        return (
+            f"height and width must be multiples of {self.divisor} "
+            f"and at least {self.min_size}"
+        )
+
+
+Builder = Callable[..., keras.Model]
+MODELS: Registry[tuple[ModelInfo, Builder]] = Registry("model")
+
+
+def register_model(
+    name: str,
+    *,
+    kind: str,
+    divisor: int = 1,
+    min_size: int | None = None,
+    options: dict[str, Any] | None = None,
+    paper: str = "",
+    task: str = "segmentation",
+) -> Callable[[Builder], Builder]:
+    """Decorator registering a model builder under ``name``.
+
+    The builder is called as ``builder(input_height, input_width, input_channels,
+    n_classes, **options)`` with every option filled in (defaults merged with the
+    user's) and must return a ``keras.Model``. Sequence models get the seed's
+    ``stateful``, ``timesteps`` and ``batchsize`` options automatically.
+    """
+    if kind not in MODEL_KINDS:
+        raise ValueError(f"model kind must be one of {MODEL_KINDS}, got {kind!r}")
+    opts = dict(options or {})
+    if kind == "sequence":
+        opts = {**SEQUENCE_OPTIONS, **opts}
+
+    def decorator(builder: Builder) -> Builder:
+        doc = (builder.__doc__ or "").strip()
+        info = ModelInfo(
+            name=name,
+            kind=kind,
+            divisor=divisor,
+            min_size=min_size if min_size is not None else divisor,
+            options=opts,
+            summary=doc.splitlines()[0] if doc else "",
+            paper=paper,
+            task=task,
+        )
+        MODELS.add(name, (info, builder), summary=info.summary)
+        return builder
+
+    return decorator
+
+
+def list_models(pattern: str | None = None) -> list[str]:
+    """Names of the registered models, optionally filtered by a glob such as ``"*unet*"``."""
+    return MODELS.names(pattern)
+
+
+def describe_model(name: str) -> ModelInfo:
+    """Kind, size constraint, options and summary of model ``name``."""
+    return MODELS.get(name)[0]
+
+
+def _check_size(info: ModelInfo, height: int, width: int) -> None:
+    for label, value in (("input_height", height), ("input_width", width)):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ValueError(f"{label} must be an int, got {value!r}")
+        if value < info.min_size or value % info.divisor:
+            raise ValueError(
+                f"model {info.name!r} cannot take {label}={value}: {info.constraint}"
+            )
+
+
+def get_model(
+    name: str,
+    input_height: int,
+    input_width: int,
+    input_channels: int,
+    n_classes: int,
+    **options: Any,
+) -> tuple[keras.Model, int, int]:
+    """Build a registered model.
+
+    Args:
+        name: one of ``list_models()``.
+        input_height, input_width: spatial size of the input frames.
+        input_channels: channels of the input (1 greyscale, 3 RGB, ...).
+        n_classes: 1 gives a sigmoid output (binary mask, greyscale frame),
+            2 or more a softmax over the last axis.
+        **options: model options, see ``describe_model(name).options``.
+
+    Returns:
+        ``(model, out_h, out_w)``. Image models map (B, H, W, C) to
+        (B, out_h, out_w, n_classes); sequence models map (B, T, H, W, C) to
+        (B, T, out_h, out_w, n_classes).
+
+    Raises:
+        ValueError: unknown name or option, a size the architecture cannot take,
+            bad channel or class counts, or a stateful build without
+            ``timesteps`` and ``batchsize``.
+    """
+    info, builder = MODELS.get(name)
+    _check_size(info, input_height, input_width)
+    for label, value in (("input_channels", input_channels), ("n_classes", n_classes)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{label} must be a positive int, got {value!r}")
+    unknown = sorted(set(options) - set(info.options))
+    if unknown:
+        allowed = ", ".join(sorted(info.options)) or "none"
+        raise ValueError(
+            f"model {name!r} has no option {', '.join(map(repr, unknown))}; "
+            f"allowed options: {allowed}"
+        )
+    merged = {**info.options, **options}
+    if merged.get("stateful") and (not merged.get("timesteps") or not merged.get("batchsize")):
+        raise ValueError(
+            f"model {name!r} with stateful=True needs timesteps and batchsize "
+            f"(got timesteps={merged.get('timesteps')!r}, batchsize={merged.get('batchsize')!r})"
+        )
+    model = builder(input_height, input_width, input_channels, n_classes, **merged)
+    out_h, out_w = model.output_shape[-3], model.output_shape[-2]
+    return model, int(out_h), int(out_w)
+
+
+def reset_states(model: keras.Model) -> None:
+    """Clear the state of every stateful recurrent layer in ``model``.
+
+    Keras 3 models have no ``reset_states``; each stateful RNN layer has
+    ``reset_state``, so walk the layers (including those wrapped or nested).
+    """
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if getattr(layer, "stateful", False) and hasattr(layer, "reset_state"):
+            layer.reset_state()
