@@ -22,7 +22,8 @@ def reference(x: np.ndarray, pool: tuple[int, int]) -> tuple[np.ndarray, np.ndar
     flat = tf.reshape(argmax, (b, -1))
     batch = tf.broadcast_to(tf.range(b, dtype=flat.dtype)[:, None], flat.shape)
     scatter_at = tf.stack([batch, flat], axis=-1)
-    unpooled = tf.scatter_nd(scatter_at, tf.reshape(pooled, (b, -1)), (b, int(np.prod(x.shape[1:]))))
+    size = int(np.prod(x.shape[1:]))
+    unpooled = tf.scatter_nd(scatter_at, tf.reshape(pooled, (b, -1)), (b, size))
     return pooled.numpy(), argmax.numpy(), tf.reshape(unpooled, x.shape).numpy()
 
 
