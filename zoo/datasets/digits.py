@@ -1,0 +1,75 @@
+"""``digits``: segmentation canvases of real handwritten digits (scikit-learn's 1,797).
+
+A few digits, upscaled, are placed at random on a blank canvas; each pixel is
+labelled with its digit's class (1..10 for digits 0..9, 0 for background). The
+source digits are split into train and validation pools first, so validation
+canvases only show digits never seen in training.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from zoo.datasets import glyphs
+from zoo.datasets.arrays import SplitArrays
+from zoo.datasets.options import check_fraction, check_int
+from zoo.datasets.registry import register_dataset
+
+log = logging.getLogger(__name__)
+
+
+def compose_digits(
+    rng: np.random.Generator, pool: np.ndarray, n: int, *, height: int, width: int,
+    digits_per_image: int, digit_size: int, noise: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``n`` canvases from the source digits in ``pool``.
+
+    Returns:
+        x (n, H, W, 1) float32 in [0, 1], y (n, H, W) uint8 in [0, 11) and the
+        source-digit indices used, (n, digits_per_image).
+    """
+    shape = (n, digits_per_image)
+    indices, images, classes = glyphs.pick(rng, pool, shape, digit_size)
+    corners = np.stack([rng.integers(0, height - digit_size + 1, size=shape),
+                        rng.integers(0, width - digit_size + 1, size=shape)], axis=-1)
+    x, y = glyphs.render(images, classes, corners, height, width)
+    if noise:
+        x = np.clip(x + rng.normal(0, noise, size=x.shape).astype(np.float32), 0, 1)
+    return x[..., None], y, indices
+
+
+def check_digit_options(name: str, height: int, width: int, digit_size: int,
+                        val_digits: float) -> tuple[int, int, int, float]:
+    """Validated (height, width, digit_size, val_digits) for the digit datasets."""
+    height = check_int(name, "height", height, 4)
+    width = check_int(name, "width", width, 4)
+    digit_size = check_int(name, "digit_size", digit_size, 4, min(height, width))
+    return height, width, digit_size, check_fraction(name, "val_digits", val_digits)
+
+
+@register_dataset(
+    "digits",
+    options={"height": 32, "width": 32, "train": 512, "val": 128, "digits_per_image": 2,
+             "digit_size": 14, "noise": 0.0, "val_digits": 0.25},
+)
+def build_digits(
+    *, seed: int, height: int, width: int, train: int, val: int, digits_per_image: int,
+    digit_size: int, noise: float, val_digits: float,
+) -> SplitArrays:
+    """Handwritten digits (scikit-learn) on a canvas, each pixel labelled with its digit."""
+    height, width, digit_size, val_digits = check_digit_options(
+        "digits", height, width, digit_size, val_digits)
+    train = check_int("digits", "train", train)
+    val = check_int("digits", "val", val)
+    params = {"height": height, "width": width, "digit_size": digit_size, "noise": float(noise),
+              "digits_per_image": check_int("digits", "digits_per_image", digits_per_image)}
+    train_pool, val_pool = glyphs.split_sources(seed, val_digits)
+    x_train, y_train, _ = compose_digits(np.random.default_rng([seed, 0]), train_pool, train,
+                                         **params)
+    x_val, y_val, _ = compose_digits(np.random.default_rng([seed, 1]), val_pool, val, **params)
+    log.info("digits: %d train / %d val canvases from %d / %d source digits",
+             train, val, len(train_pool), len(val_pool))
+    return SplitArrays(x_train, y_train, x_val, y_val, n_classes=glyphs.N_CLASSES,
+                       class_names=glyphs.CLASS_NAMES)

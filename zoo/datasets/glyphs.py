@@ -1,0 +1,81 @@
+"""scikit-learn's handwritten digits as glyphs to paint on canvases.
+
+Shared by ``digits`` and ``moving_digits``: the 1,797 source digits are split into
+disjoint train and validation pools *before* any canvas is painted, so no source
+digit ever appears in both splits.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+from PIL import Image
+
+N_CLASSES = 11  # background + the ten digits
+CLASS_NAMES = ["background", *(str(d) for d in range(10))]
+INK_THRESHOLD = 0.35  # upscaled intensity above which a pixel belongs to the digit
+
+
+@lru_cache(maxsize=1)
+def source_digits() -> tuple[np.ndarray, np.ndarray]:
+    """The 1,797 8x8 digits as float32 (1797, 8, 8) in [0, 1] and their labels (1797,)."""
+    from sklearn.datasets import load_digits  # lazy: scikit-learn is slow to import
+
+    bunch = load_digits()
+    return (bunch.images / 16.0).astype(np.float32), bunch.target.astype(np.int64)
+
+
+def split_sources(seed: int, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """Disjoint index arrays (train, val) into ``source_digits()``, drawn with ``seed``."""
+    n = len(source_digits()[1])
+    order = np.random.default_rng([seed, 0xD161]).permutation(n)
+    n_val = min(max(1, round(n * val_fraction)), n - 1)
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+@lru_cache(maxsize=4)
+def upscaled(size: int) -> np.ndarray:
+    """Every source digit resized bicubically: float32 (1797, size, size) in [0, 1]."""
+    images = source_digits()[0]
+    out = np.empty((len(images), size, size), np.float32)
+    for i, image in enumerate(images):
+        out[i] = np.asarray(Image.fromarray(image, mode="F").resize((size, size), Image.BICUBIC))
+    out = np.clip(out, 0, 1)
+    out.setflags(write=False)  # cached and shared: nobody may paint on it
+    return out
+
+
+def render(
+    glyphs: np.ndarray, classes: np.ndarray, corners: np.ndarray, height: int, width: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Paint glyphs onto blank canvases.
+
+    Args:
+        glyphs: (n, d, s, s) float32 glyph images, d glyphs per canvas.
+        classes: (n, d) class of each glyph (1..10).
+        corners: (n, d, 2) int top-left (row, col) of each glyph, inside the canvas.
+        height, width: canvas size.
+
+    Returns:
+        x (n, height, width) float32 in [0, 1] (overlaps take the maximum ink) and
+        y (n, height, width) uint8 class indices (later glyphs on top).
+    """
+    n, d, s, _ = glyphs.shape
+    x = np.zeros((n, height, width), np.float32)
+    y = np.zeros((n, height, width), np.uint8)
+    for i in range(n):
+        for j in range(d):
+            r, c = corners[i, j]
+            glyph = glyphs[i, j]
+            np.maximum(x[i, r:r + s, c:c + s], glyph, out=x[i, r:r + s, c:c + s])
+            patch = y[i, r:r + s, c:c + s]
+            patch[glyph > INK_THRESHOLD] = classes[i, j]
+    return x, y
+
+
+def pick(rng: np.random.Generator, pool: np.ndarray, shape: tuple[int, ...],
+         size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Draw source digits from ``pool``: (indices, glyphs (*shape, size, size), classes 1..10)."""
+    indices = rng.choice(pool, size=shape)
+    return indices, upscaled(size)[indices], source_digits()[1][indices] + 1

@@ -1,0 +1,135 @@
+"""``npz``: arrays from a NumPy ``.npz`` file.
+
+Keys: ``x`` and ``y``, optionally ``x_val`` and ``y_val`` (else ``val_fraction`` of
+the samples are split off). x is (N, H, W), (N, H, W, C) or, for sequences,
+(N, T, H, W, C); uint8 in [0, 255] or float in [0, 1]. y is either class-index
+masks (x's shape without channels, integers) or per-pixel targets with a last
+axis of K (one-hot for K >= 2, a binary mask or frame for K == 1).
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from zoo.datasets.arrays import SplitArrays
+from zoo.datasets.options import check_fraction, check_int, split_indices
+from zoo.datasets.registry import register_dataset
+
+_NAME = "npz"
+
+
+def _error(path: Path, message: str) -> ValueError:
+    return ValueError(f"dataset {_NAME!r}: {path}: {message}")
+
+
+def _inputs(path: Path, key: str, x: np.ndarray) -> np.ndarray:
+    """x with a channel axis, checked for rank and value range.
+
+    Rank 3 is (N, H, W) greyscale, rank 4 (N, H, W, C), rank 5 (N, T, H, W, C):
+    sequences need their channel axis, as (N, T, H, W) would read as images.
+    """
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.ndim not in (4, 5):
+        raise _error(path, f"{key} has shape {x.shape}; expected (N, H, W[, C]) or "
+                           f"(N, T, H, W, C)")
+    if np.issubdtype(x.dtype, np.floating):
+        if x.size and (np.nanmin(x) < 0 or np.nanmax(x) > 1 or np.isnan(x).any()):
+            raise _error(path, f"{key} holds floats outside [0, 1]; scale it or store uint8")
+        return x.astype(np.float32, copy=False)
+    if x.dtype != np.uint8:
+        raise _error(path, f"{key} has dtype {x.dtype}; expected uint8 or float in [0, 1]")
+    return x
+
+
+def _targets(path: Path, key: str, y: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, int | None]:
+    """(y as class indices or float (..., 1), K if known from a one-hot axis)."""
+    spatial = x.shape[:-1]
+    if y.shape == spatial:
+        if not np.issubdtype(y.dtype, np.integer) and not np.array_equal(y, np.round(y)):
+            raise _error(path, f"{key} has shape {y.shape} of class indices but holds "
+                               f"non-integers")
+        if y.size and y.min() < 0:
+            raise _error(path, f"{key} holds negative class index {int(y.min())}")
+        return y.astype(np.int64, copy=False), None
+    if y.shape[:-1] == spatial and y.shape[-1] >= 1:
+        if y.shape[-1] == 1:
+            return y.astype(np.float32, copy=False), 1
+        # One-hot: store the index, the pipeline re-expands it (K times less memory).
+        return y.argmax(-1), int(y.shape[-1])
+    raise _error(path, f"{key} has shape {y.shape}, which does not match x {x.shape}; "
+                       f"expected {spatial} (class indices) or {(*spatial, 'K')} (one-hot)")
+
+
+@register_dataset("npz", options={"path": None, "classes": None, "val_fraction": 0.2})
+def build_npz(
+    *, seed: int, path: str | os.PathLike | None, classes: int | None, val_fraction: float,
+) -> SplitArrays:
+    """Arrays x, y (and optionally x_val, y_val) from a .npz file."""
+    if path is None:
+        raise ValueError(f"dataset {_NAME!r}: option path is required (a .npz file)")
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise _error(file, "no such file")
+    try:
+        with np.load(file, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise _error(file, f"cannot read: {exc}") from None
+    missing = [key for key in ("x", "y") if key not in arrays]
+    if missing:
+        raise _error(file, f"missing key {', '.join(missing)}; found {', '.join(arrays) or 'none'} "
+                           f"(expected x, y and optionally x_val, y_val)")
+    if ("x_val" in arrays) != ("y_val" in arrays):
+        raise _error(file, "x_val and y_val must be given together")
+
+    y_raw = arrays["y"]
+    x = _inputs(file, "x", arrays["x"])
+    if len(x) != len(y_raw):
+        raise _error(file, f"x has {len(x)} samples but y has {len(y_raw)}")
+    y, k = _targets(file, "y", y_raw, x)
+    if "x_val" in arrays:
+        x_val = _inputs(file, "x_val", arrays["x_val"])
+        if x_val.shape[1:] != x.shape[1:]:
+            raise _error(file, f"x_val has shape {x_val.shape}, x has {x.shape}; "
+                               f"samples must match")
+        if len(x_val) != len(arrays["y_val"]):
+            raise _error(file, f"x_val has {len(x_val)} samples but y_val has "
+                               f"{len(arrays['y_val'])}")
+        y_val, k_val = _targets(file, "y_val", arrays["y_val"], x_val)
+        if y_val.dtype.kind != y.dtype.kind or (k and k_val and k != k_val):
+            raise _error(file, "y and y_val must be in the same format (indices or one-hot, "
+                               "same K)")
+        x_train, y_train = x, y
+    else:
+        if len(x) < 2:
+            raise _error(file, f"x holds {len(x)} sample; need at least 2 to split off "
+                               f"validation")
+        fraction = check_fraction(_NAME, "val_fraction", val_fraction)
+        train_idx, val_idx = split_indices(len(x), fraction, np.random.default_rng([seed, 0x4E]))
+        x_train, y_train = x[np.sort(train_idx)], y[np.sort(train_idx)]
+        x_val, y_val = x[np.sort(val_idx)], y[np.sort(val_idx)]
+
+    if classes is not None:
+        classes = check_int(_NAME, "classes", classes)
+        if k is not None and k != classes:
+            raise _error(file, f"y has {k} classes on its last axis but option classes={classes}")
+    else:
+        indices = y.dtype.kind == "i"
+        top = max(int(y_train.max(initial=0)), int(y_val.max(initial=0))) if indices else 0
+        classes = k if k is not None else max(2, top + 1)
+    if y.dtype.kind == "i":
+        top = max(int(y_train.max(initial=0)), int(y_val.max(initial=0)))
+        if top >= max(classes, 2):
+            raise _error(file, f"class index {top} out of range; allowed 0..{max(classes, 2) - 1}")
+        index_dtype = np.uint8 if classes <= 256 else np.int32  # compact in memory
+        y_train, y_val = y_train.astype(index_dtype), y_val.astype(index_dtype)
+    kind = "image" if x.ndim == 4 else "sequence"
+    names = ["foreground"] if classes == 1 else ["background", *(f"class_{k}" for k in
+                                                                 range(1, classes))]
+    return SplitArrays(x_train, y_train, x_val, y_val, n_classes=classes, class_names=names,
+                       kind=kind)
