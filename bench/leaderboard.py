@@ -319,3 +319,66 @@ def compare(
     for c in ("count_a", "count_b"):
         both[c] = both[c].fillna(0).astype(int)
     return both
+
+
+# ----------------------------------------------------------------------------------------
+# Presentation shared by the CLI and the report
+
+
+def latest_sweep(trials: pd.DataFrame) -> str:
+    """The sweep of ``trials`` whose last trial ended last (alphabetical last without times)."""
+    if trials.empty:
+        raise ValueError("latest_sweep: no trials")
+    sweeps = trials["sweep"].astype(str)
+    if "ended_at" in trials.columns and trials["ended_at"].notna().any():
+        ends = pd.to_datetime(trials["ended_at"], utc=True, errors="coerce")
+        return str(ends.groupby(sweeps).max().idxmax())
+    return str(sorted(sweeps.unique())[-1])
+
+
+def _fmt(value: Any, spec: str) -> str:
+    """``value`` formatted with ``spec``, or an empty string for None / NaN."""
+    if value is None or value is pd.NA:
+        return ""
+    try:
+        if math.isnan(float(value)):
+            return ""
+    except (TypeError, ValueError):
+        return str(value)
+    return format(value, spec)
+
+
+def summary(board: pd.DataFrame, *, digits: int = 4) -> pd.DataFrame:
+    """The leaderboard as display strings, one column per thing a reader compares.
+
+    Columns: rank, sweep, dataset, model, loss, ``{metric}`` (mean ± std), ``95% CI``,
+    ``n`` (finished trials), ``failed``, ``best``, ``best run`` (MLflow run id, else trial
+    id), ``params``, ``samples/s``, ``train s``.
+    """
+    if board.empty:
+        return pd.DataFrame()
+    metric = str(board["metric"].iloc[0])
+    f = f".{digits}f"
+    rows = []
+    for _, r in board.iterrows():
+        m = str(r["metric"])
+        mean, std = r.get(f"{m}_mean"), r.get(f"{m}_std")
+        cell = _fmt(mean, f) + (f" ± {_fmt(std, f)}" if _fmt(std, f) else "")
+        lo, hi = _fmt(r.get(f"{m}_ci_low"), f), _fmt(r.get(f"{m}_ci_high"), f)
+        rows.append({
+            "rank": str(r["rank"]),
+            "sweep": str(r["sweep"]),
+            "dataset": str(r["dataset"]),
+            "model": str(r["model"]),
+            "loss": str(r["loss"]),
+            metric: cell,
+            "95% CI": f"[{lo}, {hi}]" if lo else "",
+            "n": str(r["count"]),
+            "failed": str(r.get("failed", 0)),
+            "best": _fmt(r.get(f"{m}_best"), f),
+            "best run": str(r.get("best_mlflow_run_id") or r.get("best_trial_id") or ""),
+            "params": _fmt(r.get("n_params"), ",d"),
+            "samples/s": _fmt(r.get("samples_per_second_mean"), ".1f"),
+            "train s": _fmt(r.get("train_seconds_mean"), ".1f"),
+        })
+    return pd.DataFrame(rows)

@@ -1,1 +1,163 @@
-"""(being written)"""
+"""``zoobench leaderboard``: rank the configurations of a sweep, or compare two sweeps."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from bench import leaderboard as lb
+from bench.commands.base import command
+from bench.errors import UsageError
+
+FORMATS = ("table", "csv", "markdown", "json")
+
+
+def load_trials(results: str | Path, sweep: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Trials and history of ``results`` (one sweep when named), or a UsageError naming
+    the folder or the sweep and the ones available."""
+    root = Path(results)
+    if not root.is_dir():
+        raise UsageError(f"--results: no results folder {str(root)!r}")
+    try:
+        trials, history = lb.load_results(root)
+    except FileNotFoundError as e:
+        raise UsageError(str(e)) from None
+    available = sorted(trials["sweep"].astype(str).unique()) if len(trials) else []
+    if not available:
+        raise UsageError(f"{root}: trials.parquet holds no trials")
+    if sweep is not None:
+        if sweep not in available:
+            raise UsageError(
+                f"--sweep: no sweep {sweep!r} in {root}; choose one of: {', '.join(available)}"
+            )
+        trials = trials[trials["sweep"].astype(str) == sweep].reset_index(drop=True)
+        if len(history):
+            history = history[history["sweep"].astype(str) == sweep].reset_index(drop=True)
+    return trials, history
+
+
+def board_for(trials: pd.DataFrame, metric: str | None, mode: str | None = None) -> pd.DataFrame:
+    """``lb.aggregate`` with an unknown metric turned into a UsageError listing the known."""
+    if metric is not None and metric not in lb.metric_names(trials):
+        raise UsageError(
+            f"--metric: unknown metric {metric!r}; choose one of: "
+            f"{', '.join(lb.metric_names(trials))}"
+        )
+    return lb.aggregate(trials, metric=metric, mode=mode)
+
+
+def render(frame: pd.DataFrame, fmt: str) -> str:
+    """``frame`` as text: an aligned table, CSV, GitHub Markdown or JSON records."""
+    if fmt == "csv":
+        return frame.to_csv(index=False)
+    if fmt == "json":
+        records = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
+        return json.dumps(records, indent=2, default=_json_default) + "\n"
+    cells = [[_cell(v) for v in row] for row in frame.itertuples(index=False)]
+    header = [str(c) for c in frame.columns]
+    if fmt == "markdown":
+        lines = ["| " + " | ".join(_md(h) for h in header) + " |",
+                 "|" + "|".join("---" for _ in header) + "|"]
+        lines += ["| " + " | ".join(_md(c) for c in row) + " |" for row in cells]
+        return "\n".join(lines) + "\n"
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(header)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+              for row in cells]
+    return "\n".join(lines) + "\n"
+
+
+def _cell(value: object) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _json_default(value: object) -> object:
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    return str(value)
+
+
+def _other_side(args: argparse.Namespace, trials: pd.DataFrame) -> tuple[str, pd.DataFrame]:
+    """The sweep ``--compare`` names: another results folder, or another sweep here."""
+    other = args.compare
+    if Path(other).is_dir():
+        other_trials, _ = load_trials(other, None)
+        names = sorted(other_trials["sweep"].astype(str).unique())
+        name = args.sweep if args.sweep in names else (names[0] if len(names) == 1 else None)
+        if name is None:
+            raise UsageError(
+                f"--compare: {other} holds several sweeps and none is named {args.sweep!r}; "
+                f"choose one with --sweep: {', '.join(names)}"
+            )
+        return f"{other}:{name}", other_trials[other_trials["sweep"].astype(str) == name]
+    other_trials, _ = load_trials(args.results, other)
+    return other, other_trials
+
+
+@command("leaderboard", help="rank the configurations of a sweep (mean ± std over seeds)")
+class Leaderboard:
+    """Print the leaderboard of the sweeps in a results folder, or compare two sweeps."""
+
+    @staticmethod
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--results", default="results", metavar="DIR",
+                            help="results folder of the sweeps (default: ./results)")
+        parser.add_argument("--sweep", metavar="NAME",
+                            help="only this sweep (default: every sweep, each ranked apart)")
+        parser.add_argument("--metric", metavar="M",
+                            help="rank by this val_* column (default: the sweep's metric)")
+        parser.add_argument("--mode", choices=("max", "min"),
+                            help="whether larger is better for --metric (default: the "
+                                 "sweep's mode for its metric; min for losses, else max)")
+        parser.add_argument("--format", choices=FORMATS, default="table",
+                            help="output format (default: table)")
+        parser.add_argument("--compare", metavar="OTHER",
+                            help="another sweep name, or another results folder: print both "
+                                 "means, their difference, and whether their 95%% confidence "
+                                 "intervals are apart")
+
+    @staticmethod
+    def run(args: argparse.Namespace) -> int:
+        trials, _ = load_trials(args.results, args.sweep)
+        if args.compare is None:
+            board = board_for(trials, args.metric, args.mode)
+            table = board if args.format in ("csv", "json") else lb.summary(board)
+            sys.stdout.write(render(table, args.format))
+            return 0
+        sweeps = sorted(trials["sweep"].astype(str).unique())
+        if not Path(args.compare).is_dir():
+            sweeps = [s for s in sweeps if s != args.compare] or sweeps
+        if len(sweeps) > 1:
+            raise UsageError(
+                f"--compare: {args.results} holds several sweeps; choose one with --sweep: "
+                f"{', '.join(sweeps)}"
+            )
+        trials = trials[trials["sweep"].astype(str) == sweeps[0]]
+        left = board_for(trials, args.metric, args.mode)
+        metric, mode = str(left["metric"].iloc[0]), str(left["mode"].iloc[0])
+        right_name, right_trials = _other_side(args, trials)
+        right = board_for(right_trials, metric, mode)
+        out = lb.compare(left, right, metric)
+        if args.format in ("table", "markdown"):
+            print(f"{metric} ({mode}): a = {sweeps[0]}, b = {right_name}; distinct = "
+                  "95% confidence intervals do not overlap", file=sys.stderr)
+            out = out[["dataset", "model", "loss", "mean_a", "std_a", "count_a", "mean_b",
+                       "std_b", "count_b", "diff", "better", "distinct"]]
+            out = out.assign(distinct=out["distinct"].map(
+                {True: "yes", False: "no"}).fillna("n/a (<2 trials)"))
+        sys.stdout.write(render(out, args.format))
+        return 0
