@@ -1,0 +1,178 @@
+"""Static checks of the cluster files in docker/: lint, parse, and the structure users rely on.
+
+No Docker engine or Kubernetes is needed: Dockerfiles go through hadolint, YAML through
+yamllint (settings in docker/.yamllint) and PyYAML, the Ray launcher config through Ray's own
+schema, and the manifests are checked for the pieces a GPU sweep needs.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+DOCKER = Path(__file__).resolve().parent.parent / "docker"
+DOCKERFILES = sorted(DOCKER.glob("Dockerfile*"))
+YAML_FILES = sorted([*DOCKER.glob("*.yaml"), *DOCKER.glob("*.yml")])
+
+
+def _load(name: str) -> dict[str, Any]:
+    """The single YAML document in docker/NAME."""
+    docs = list(yaml.safe_load_all((DOCKER / name).read_text()))
+    assert len(docs) == 1, f"{name}: expected one YAML document, found {len(docs)}"
+    return docs[0]
+
+
+def _run(tool: str, *args: str) -> subprocess.CompletedProcess[str]:
+    exe = shutil.which(tool)
+    assert exe, f"{tool} is not on PATH; install the test extras: pip install -e .[test]"
+    return subprocess.run([exe, *args], capture_output=True, text=True, timeout=120)
+
+
+def test_the_expected_files_exist() -> None:
+    names = {p.name for p in DOCKERFILES} | {p.name for p in YAML_FILES}
+    expected = {
+        "Dockerfile.cpu",
+        "Dockerfile.gpu",
+        "Dockerfile.mlflow",
+        "ray-cluster.yaml",
+        "kuberay-raycluster.yaml",
+        "mlflow-compose.yaml",
+    }
+    assert expected <= names, f"missing from docker/: {sorted(expected - names)}"
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_dockerfile_passes_hadolint(dockerfile: Path) -> None:
+    # Default failure threshold (info): any finding fails, ignores are inline with a reason.
+    result = _run("hadolint", "--no-color", str(dockerfile))
+    assert result.returncode == 0, f"hadolint {dockerfile.name}:\n{result.stdout}{result.stderr}"
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_dockerfile_runs_as_a_non_root_user(dockerfile: Path) -> None:
+    users = [
+        line.split(None, 1)[1].strip()
+        for line in dockerfile.read_text().splitlines()
+        if line.upper().startswith("USER ")
+    ]
+    assert users, f"{dockerfile.name}: no USER instruction, the image would run as root"
+    assert users[-1].split(":")[0] not in {"0", "root"}, f"{dockerfile.name}: last USER is root"
+
+
+@pytest.mark.parametrize("extra", ["cpu", "gpu"])
+def test_cluster_images_install_zoobench_with_the_matching_tensorflow(extra: str) -> None:
+    text = (DOCKER / f"Dockerfile.{extra}").read_text()
+    tensorflow = {"cpu": '"tensorflow-cpu==', "gpu": '"tensorflow[and-cuda]=='}[extra]
+    assert tensorflow in text
+    assert f'"/src[{extra}]"' in text, f"Dockerfile.{extra} must install zoobench's [{extra}] extra"
+    assert "-r /tmp/requirements-cluster.txt" in text
+
+
+def test_cluster_pins_are_exact_and_match_this_environment() -> None:
+    """The images pin Ray and MLflow to the versions the tests run with: a driver and the
+    cluster it joins must run the same Ray."""
+    import mlflow
+    import ray
+
+    pins = {}
+    for line in (DOCKER / "requirements-cluster.txt").read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            assert "==" in line, f"requirements-cluster.txt: {line!r} is not pinned with =="
+            name, version = line.split("==")
+            pins[name.split("[")[0].lower()] = version
+    assert pins["ray"] == ray.__version__
+    assert pins["mlflow"] == mlflow.__version__
+
+
+@pytest.mark.parametrize("path", YAML_FILES, ids=lambda p: p.name)
+def test_yaml_parses(path: Path) -> None:
+    docs = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
+    assert docs, f"{path.name}: no YAML document"
+    assert all(isinstance(d, dict) for d in docs), f"{path.name}: a document is not a mapping"
+
+
+def test_yaml_passes_yamllint() -> None:
+    result = _run("yamllint", "--strict", "-f", "parsable", "-c", str(DOCKER / ".yamllint"),
+                  str(DOCKER))
+    assert result.returncode == 0, f"yamllint docker/:\n{result.stdout}{result.stderr}"
+
+
+def test_kuberay_cluster_has_a_cpu_head_and_a_gpu_worker_group() -> None:
+    cluster = _load("kuberay-raycluster.yaml")
+    assert cluster["apiVersion"] == "ray.io/v1"
+    assert cluster["kind"] == "RayCluster"
+    spec = cluster["spec"]
+    assert spec["authOptions"]["mode"] == "token"
+
+    head = spec["headGroupSpec"]["template"]["spec"]["containers"][0]
+    assert head["image"].endswith("-cpu")
+    assert "nvidia.com/gpu" not in head.get("resources", {}).get("limits", {})
+
+    gpu_groups = [
+        group
+        for group in spec["workerGroupSpecs"]
+        if "nvidia.com/gpu" in group["template"]["spec"]["containers"][0]["resources"]["limits"]
+    ]
+    assert gpu_groups, "no worker group requests nvidia.com/gpu"
+    for group in gpu_groups:
+        container = group["template"]["spec"]["containers"][0]
+        n_gpus = container["resources"]["limits"]["nvidia.com/gpu"]
+        assert int(n_gpus) >= 1
+        # Ray must be told the same count the pod is given.
+        assert float(group["rayStartParams"]["num-gpus"]) == float(n_gpus)
+        assert container["image"].endswith("-gpu")
+        assert group["minReplicas"] <= group["replicas"] <= group["maxReplicas"]
+
+    for container in [head] + [g["template"]["spec"]["containers"][0] for g in gpu_groups]:
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["MLFLOW_TRACKING_URI"].startswith("http"), container["name"]
+
+
+def test_mlflow_compose_serves_artifacts_from_a_database_backed_server() -> None:
+    compose = _load("mlflow-compose.yaml")
+    services = compose["services"]
+    command = services["mlflow"]["command"]
+    assert command[:2] == ["mlflow", "server"]
+    assert "--serve-artifacts" in command
+    options = dict(arg.split("=", 1) for arg in command[2:] if "=" in arg)
+    assert options["--backend-store-uri"].startswith("postgresql://")
+    assert options["--artifacts-destination"]
+    # The server waits for a healthy database rather than racing it at start.
+    assert services["mlflow"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert "healthcheck" in services["postgres"]
+    assert services["mlflow"]["build"]["dockerfile"] == "docker/Dockerfile.mlflow"
+
+
+def test_ray_launcher_config_passes_rays_schema() -> None:
+    from ray.autoscaler._private.util import prepare_config, validate_config
+
+    config = _load("ray-cluster.yaml")
+    validate_config(prepare_config(config))  # raises on any schema error
+
+
+def test_ray_launcher_config_has_head_and_gpu_workers_in_the_images() -> None:
+    config = _load("ray-cluster.yaml")
+    node_types = config["available_node_types"]
+    assert config["head_node_type"] in node_types
+    workers = [name for name in node_types if name != config["head_node_type"]]
+    assert any("gpu" in name for name in workers)
+
+    docker = config["docker"]
+    assert docker["head_image"].endswith("-cpu")
+    assert docker["worker_image"].endswith("-gpu")
+    run_options = " ".join(docker["run_options"])
+    assert "RAY_AUTH_MODE=token" in run_options
+    assert "MLFLOW_TRACKING_URI=http" in run_options
+
+    head_start = " ".join(config["head_start_ray_commands"])
+    worker_start = " ".join(config["worker_start_ray_commands"])
+    assert "ray start --head" in head_start
+    assert "ray start --address=$RAY_HEAD_IP:" in worker_start
+    # The token is shipped to every node, where Ray looks for it.
+    assert config["file_mounts"]["~/.ray/auth_token"] == "~/.ray/auth_token"
