@@ -83,7 +83,8 @@ def generate_shapes(
                 mask |= (kind == k) & _SHAPES[shape](dy, dx, r)
             mask &= present
             image = np.where(mask[..., None], colour, image)
-            label = np.where(mask, (kind + 1 if classes > 1 else 1).astype(np.uint8), label)
+            # Class k + 1 for shape kind k; a single foreground class when classes == 1.
+            label = np.where(mask, (kind + 1).astype(np.uint8) if classes > 1 else 1, label)
         image += rng.normal(0, noise, size=image.shape).astype(np.float32)
         x[start:start + m] = np.clip(image, 0, 1)
         y[start:start + m] = label
