@@ -1,1 +1,58 @@
-"""(being written)"""
+"""``zoobench sweep [SPEC.yaml]``: run (or resume) a sweep."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from bench.commands.base import command
+from bench.errors import TrialsFailed
+
+
+@command("sweep", help="run a sweep of models x losses x hyperparameters (resumes by name)")
+class Sweep:
+    """Validate the spec, run its trials on Ray Tune, write Parquet and the leaderboard."""
+
+    @staticmethod
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("spec", nargs="?", metavar="SPEC.yaml",
+                            help="sweep spec (default: the embedded small sweep; "
+                                 "see --print-spec)")
+        parser.add_argument("--results", default="results", metavar="DIR",
+                            help="results folder (default: ./results)")
+        parser.add_argument("--tracking-uri", metavar="URI",
+                            help="MLflow tracking URI (default: sqlite:///DIR/mlflow.db)")
+        parser.add_argument("--address", metavar="ADDR",
+                            help="Ray cluster to join: auto, ray://HOST:10001 or HOST:6379 "
+                                 "(default: start a local Ray)")
+        parser.add_argument("--name", metavar="NAME",
+                            help="sweep name (default: the spec's name); the same name "
+                                 "again resumes the sweep")
+        parser.add_argument("--storage", metavar="URI",
+                            help="Tune's storage, shared by every node on a cluster "
+                                 "(NFS path, s3://, gs://; default: DIR/ray)")
+        parser.add_argument("--print-spec", action="store_true",
+                            help="print the embedded default spec and exit")
+
+    @staticmethod
+    def run(args: argparse.Namespace) -> int:
+        from bench.spec import DEFAULT_SPEC, load_spec
+
+        if args.print_spec:
+            sys.stdout.write(DEFAULT_SPEC)
+            return 0
+        spec = load_spec(args.spec, args.name)
+        from bench.sweep import SweepOptions, run_sweep, summary_lines
+
+        outcome = run_sweep(spec, SweepOptions(
+            results=Path(args.results), tracking_uri=args.tracking_uri,
+            address=args.address, storage=args.storage,
+        ))
+        print("\n".join(summary_lines(outcome)))
+        print(f"results: {Path(args.results).resolve()} (trials.parquet, history.parquet, "
+              f"leaderboard.parquet); MLflow: {outcome.tracking.uri}")
+        if outcome.failed:
+            raise TrialsFailed(f"{outcome.failed} of {len(outcome.trials)} trials failed "
+                               f"(see status and error in trials.parquet)")
+        return 0

@@ -1,0 +1,55 @@
+"""``zoobench``: the command line, built from the subcommand registry.
+
+Exit status: 0 done; 2 bad input (``UsageError``: one line on stderr, no traceback);
+1 when trials failed (``TrialsFailed``: the others are recorded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from bench.errors import TrialsFailed, UsageError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors as ``UsageError``: one line, exit 2, like the rest."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``zoobench`` parser: one subparser per registered command."""
+    from bench.commands import COMMANDS
+
+    parser = _Parser(
+        prog="zoobench",
+        description="Benchmark Keras segmentation models x losses x hyperparameters as Ray "
+                    "Tune trials, tracked in MLflow, ranked in Parquet leaderboards.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
+                                parser_class=_Parser)
+    for entry in COMMANDS:
+        command_parser = sub.add_parser(entry.name, help=entry.summary,
+                                        description=entry.summary)
+        entry.obj.add_arguments(command_parser)
+        command_parser.set_defaults(_run=entry.obj.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``zoobench`` with ``argv`` (default: ``sys.argv[1:]``); the exit status."""
+    try:
+        args = build_parser().parse_args(argv)
+        return int(args._run(args))
+    except UsageError as error:
+        print(f"zoobench: error: {error}", file=sys.stderr)
+        return 2
+    except TrialsFailed as error:
+        print(f"zoobench: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("zoobench: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,107 @@
+"""A validated spec becomes Tune's three objects: what is searched, how, and with what.
+
+* ``param_space``: ``model``, ``loss`` and ``seed`` as ``grid_search`` (every cell is
+  run), the hyperparameters as Tune domains; ``samples`` is Tune's ``num_samples``, so
+  each cell gets ``samples`` draws.
+* ``tune_config``: the search algorithm (``random`` = Tune's BasicVariantGenerator,
+  ``optuna`` = ``OptunaSearch``) and scheduler (``fifo`` or ``asha`` on the sweep's
+  metric and mode).
+
+Optuna cannot take ``grid_search``: with ``search: optuna`` model, loss and seed become
+categorical parameters searched jointly with the rest, and the sweep runs
+``samples x cells`` trials in all (Optuna decides how they are spread over cells).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
+
+from bench.spec import Space, SweepSpec
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What ``Tuner`` needs for a spec; ``trials`` is how many trials the sweep runs."""
+
+    param_space: dict[str, Any]
+    tune_config: tune.TuneConfig
+    trials: int
+
+
+def _domain(value: Any) -> Any:
+    if not isinstance(value, Space):
+        return value
+    if value.kind == "choice":
+        return tune.choice(list(value.args))
+    return {"uniform": tune.uniform, "loguniform": tune.loguniform,
+            "randint": tune.randint}[value.kind](*value.args)
+
+
+def param_space(spec: SweepSpec) -> dict[str, Any]:
+    """Tune's ``param_space``: the grid (or Optuna's categories) plus every hyperparameter.
+
+    Models and losses appear by label (``focal(gamma=2)``); the trainable finds their
+    registry name and options in its ``SweepContext``.
+    """
+    cells = {
+        "model": [m.label for m in spec.models],
+        "loss": [loss.label for loss in spec.losses],
+        "seed": list(spec.seeds),
+    }
+    wrap = tune.choice if spec.search == "optuna" else tune.grid_search
+    space = {key: wrap(values) for key, values in cells.items()}
+    space.update({key: _domain(value) for key, value in spec.params.items()})
+    return space
+
+
+def scheduler(spec: SweepSpec) -> TrialScheduler:
+    """FIFO, or ASHA stopping the worse trials at rungs of ``grace_period x factor^k`` epochs."""
+    if spec.scheduler.name == "asha":
+        return ASHAScheduler(
+            time_attr="training_iteration",
+            max_t=spec.epochs,
+            grace_period=min(spec.scheduler.grace_period, spec.epochs),
+            reduction_factor=spec.scheduler.reduction_factor,
+        )
+    return FIFOScheduler()
+
+
+def trial_dirname(trial: Any) -> str:
+    """A trial's folder is named by its id alone, so results can be traced from any path."""
+    return trial.trial_id
+
+
+def trial_name(trial: Any) -> str:
+    """``model-loss-s<seed>-<trial_id>``: readable in Tune's progress table and in MLflow."""
+    config = trial.config
+    return f"{config.get('model')}-{config.get('loss')}-s{config.get('seed')}-{trial.trial_id}"
+
+
+def make_plan(spec: SweepSpec) -> Plan:
+    """The ``Plan`` for ``spec`` (metric and mode go to the searcher and scheduler)."""
+    if spec.search == "optuna":
+        from ray.tune.search.optuna import OptunaSearch
+
+        search_alg = OptunaSearch(seed=spec.seeds[0])
+        num_samples = spec.samples * spec.cells
+    else:
+        search_alg = None  # Tune's BasicVariantGenerator: the grid x random draws
+        num_samples = spec.samples
+    config = tune.TuneConfig(
+        metric=spec.metric,
+        mode=spec.mode,
+        search_alg=search_alg,
+        scheduler=scheduler(spec),
+        num_samples=num_samples,
+        max_concurrent_trials=spec.max_concurrent,
+        trial_name_creator=trial_name,
+        trial_dirname_creator=trial_dirname,
+        # A fresh worker per trial (~1 s): TensorFlow's thread counts, memory growth and
+        # mixed-precision policy are process-wide and must be set before its first op.
+        reuse_actors=False,
+    )
+    return Plan(param_space(spec), config, spec.samples * spec.cells)

@@ -1,0 +1,245 @@
+"""Tune's results become rows; rows become Parquet, written atomically per sweep.
+
+Layout under the results folder (hive partitioning, read back by pandas/pyarrow as one
+table with a ``sweep`` column)::
+
+    trials.parquet/sweep=NAME/part-0.parquet       one row per trial
+    history.parquet/sweep=NAME/part-0.parquet      one row per trial x epoch
+    leaderboard.parquet/sweep=NAME/part-0.parquet  one row per dataset x model x loss
+    predictions/NAME/TRIAL_ID.png                  sample predictions of each trial
+
+A sweep's files are rewritten whole (a resumed sweep replaces its own rows, other
+sweeps are untouched); each goes to a hidden temporary file first and is moved into
+place with ``os.replace``, so a reader never sees half a file. Everything comes from
+Tune's results and checkpoints, not from a folder the trials share, so it works the
+same when trials run on other machines.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import statistics
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bench.spec import SweepSpec
+from bench.trainable import (
+    CHECKPOINT_STATE,
+    END_COMPLETED,
+    END_NAN,
+    PREDICTIONS_PNG,
+)
+
+TERMINATED, ERROR, NAN, STOPPED = "TERMINATED", "ERROR", "NAN", "STOPPED"
+FAILED_STATUSES = (ERROR, NAN)
+TABLES = ("trials", "history", "leaderboard")
+
+# Always strings, even when every value of a sweep is null (keeps sweeps' schemas equal).
+_STRING_COLUMNS = (
+    "trial_id", "model", "loss", "dataset", "status", "error", "end_reason", "params",
+    "node", "node_ip", "node_id", "mlflow_run_id", "mlflow_experiment_id", "spec", "versions",
+    "metric", "mode", "predictions_png", "trial_name",
+)
+
+
+@dataclass(frozen=True)
+class TrialOutcome:
+    """What the driver knows of one trial after ``Tuner.fit``.
+
+    Attributes:
+        trial_id: Tune's trial id.
+        config: the trial's hyperparameters (``model``, ``loss``, ``seed``, ``lr``, ...).
+        metrics: the trial's last reported result ({} if it never reported).
+        history: one dict per epoch, from the trial's last checkpoint.
+        error: Tune's error for a trial that raised, else None.
+        png: the predictions PNG from the last checkpoint, if any (a temporary path).
+    """
+
+    trial_id: str
+    config: dict[str, Any]
+    metrics: dict[str, Any]
+    history: list[dict[str, Any]]
+    error: BaseException | None
+    png: Path | None
+
+
+def error_line(error: BaseException) -> str:
+    """The root cause of a trial's error in one line, e.g. ``ValueError: bad filters``."""
+    cause = error
+    while getattr(cause, "cause", None) is not None and cause.cause is not cause:
+        cause = cause.cause  # RayTaskError wraps the trial's own exception
+    lines = [line for line in str(cause).strip().splitlines() if line.strip()]
+    # A RayTaskError's text is a traceback; its last line names the exception.
+    text = lines[-1].strip() if lines and "Traceback" in str(cause) else (
+        lines[0].strip() if lines else "")
+    name = type(cause).__name__
+    if not text.startswith(name) and ":" not in text.split(" ")[0]:
+        text = f"{name}: {text}" if text else name
+    return text[:500]
+
+
+def outcome_from_result(result: Any, scratch: Path) -> TrialOutcome:
+    """Read one ``ray.tune.Result``: its last metrics, its checkpoint's history and PNG.
+
+    ``scratch`` is a folder where the PNG is copied out of the checkpoint.
+    """
+    trial_id = Path(result.path).name  # plan.trial_dirname names the folder by trial id
+    history: list[dict[str, Any]] = []
+    png = None
+    if result.checkpoint is not None:
+        with result.checkpoint.as_directory() as folder:
+            state_path = Path(folder) / CHECKPOINT_STATE
+            if state_path.exists():
+                history = json.loads(state_path.read_text())["history"]
+            if (Path(folder) / PREDICTIONS_PNG).exists():
+                png = scratch / f"{trial_id}.png"
+                shutil.copyfile(Path(folder) / PREDICTIONS_PNG, png)
+    return TrialOutcome(trial_id, dict(result.config or {}), dict(result.metrics or {}),
+                        history, result.error, png)
+
+
+def _best_row(history: list[dict[str, Any]], metric: str, mode: str) -> dict[str, Any]:
+    best, best_value = {}, None
+    for row in history:
+        value = row.get(metric)
+        if value is None or not math.isfinite(value):
+            continue
+        if best_value is None or (value > best_value if mode == "max" else value < best_value):
+            best, best_value = row, value
+    return best
+
+
+def _status(outcome: TrialOutcome, epochs: int, scheduler: str) -> tuple[str, str, str | None]:
+    """(status, end_reason, error message) of a trial."""
+    if outcome.error is not None:
+        return ERROR, "error", error_line(outcome.error)
+    reason = outcome.metrics.get("end_reason") or ""
+    if reason == END_NAN:
+        epoch = outcome.metrics.get("epoch")
+        return NAN, reason, f"loss became non-finite at epoch {epoch}"
+    if reason == END_COMPLETED:
+        return TERMINATED, reason, None
+    if reason:  # patience, time budget: stopped by its own rule
+        return STOPPED, reason, None
+    if not outcome.metrics:
+        return STOPPED, "not_started", None
+    # Reported epochs but no end reason: ASHA stopped it, or the sweep was interrupted.
+    done = outcome.metrics.get("epochs_done", 0)
+    return STOPPED, "scheduler" if scheduler == "asha" and done < epochs else "interrupted", None
+
+
+def trial_rows(
+    outcomes: Iterable[TrialOutcome],
+    spec: SweepSpec,
+    *,
+    versions: Mapping[str, str],
+    run_ids: Mapping[str, str],
+    experiment_id: str,
+    png_paths: Mapping[str, str],
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(trials, history)`` tables of a sweep, without the ``sweep`` column (its partition).
+
+    Metric values in ``trials`` are those of each trial's best epoch by the sweep's
+    metric and mode. ``run_ids`` maps trial id to MLflow run id for trials that failed
+    before reporting; ``png_paths`` maps trial id to its PNG relative to the results.
+    """
+    trials, history = [], []
+    for outcome in outcomes:
+        config, metrics = outcome.config, outcome.metrics
+        status, reason, error = _status(outcome, spec.epochs, spec.scheduler.name)
+        best = _best_row(outcome.history, spec.metric, spec.mode)
+        per_epoch_speed = [r["samples_per_second"] for r in outcome.history
+                           if math.isfinite(r.get("samples_per_second", math.nan))]
+        keys = {"trial_id": outcome.trial_id, "model": config.get("model"),
+                "loss": config.get("loss"), "dataset": spec.dataset,
+                "seed": config.get("seed")}
+        ended = metrics.get("timestamp")
+        started = ended - metrics.get("time_total_s", 0.0) if ended else None
+        trials.append({
+            **keys,
+            "lr": config.get("lr"),
+            "batch_size": config.get("batch_size"),
+            "optimizer": config.get("optimizer"),
+            "weight_decay": config.get("weight_decay"),
+            "augment": config.get("augment"),
+            "epochs": spec.epochs,
+            "epochs_done": len(outcome.history),
+            "status": status,
+            "end_reason": reason,
+            "error": error,
+            "params": json.dumps(config, sort_keys=True, default=str),
+            **{k: v for k, v in best.items()
+               if k not in ("epoch", "lr", "epoch_seconds", "samples_per_second")},
+            "best_epoch": best.get("epoch"),
+            "train_seconds": metrics.get("train_seconds"),
+            # The median skips the first epoch's one-off tracing cost.
+            "samples_per_second": statistics.median(per_epoch_speed) if per_epoch_speed
+            else None,
+            "n_params": metrics.get("n_params"),
+            "trial_name": metrics.get("trial_name"),
+            "node": metrics.get("node"),
+            "node_ip": metrics.get("node_ip"),
+            "node_id": metrics.get("node_id"),
+            "mlflow_run_id": metrics.get("mlflow_run_id") or run_ids.get(outcome.trial_id),
+            "mlflow_experiment_id": experiment_id,
+            "spec": spec.source,
+            "versions": json.dumps(dict(versions), sort_keys=True),
+            "started_at": pd.Timestamp(started, unit="s", tz="UTC") if started else None,
+            "ended_at": pd.Timestamp(ended, unit="s", tz="UTC") if ended else None,
+            "metric": spec.metric,
+            "mode": spec.mode,
+            "predictions_png": png_paths.get(outcome.trial_id),
+        })
+        history.extend({**keys, **row} for row in outcome.history)
+    return _typed(pd.DataFrame(trials)), _typed(pd.DataFrame(history))
+
+
+def _typed(frame: pd.DataFrame) -> pd.DataFrame:
+    for column in frame.columns:
+        if column in _STRING_COLUMNS:
+            frame[column] = frame[column].astype("string")
+    for column in ("started_at", "ended_at"):
+        if column in frame.columns:
+            frame[column] = pd.to_datetime(frame[column], utc=True)
+    for column in ("seed", "batch_size", "epochs", "epochs_done", "best_epoch", "n_params",
+                   "epoch"):
+        if column in frame.columns:
+            frame[column] = frame[column].astype("Int64")
+    return frame
+
+
+def table_path(results: Path, table: str, sweep: str) -> Path:
+    """``<results>/<table>.parquet/sweep=<sweep>/part-0.parquet``."""
+    if table not in TABLES:
+        raise ValueError(f"unknown table {table!r}; allowed: {', '.join(TABLES)}")
+    return Path(results) / f"{table}.parquet" / f"sweep={sweep}" / "part-0.parquet"
+
+
+def write_table(results: Path, table: str, sweep: str, frame: pd.DataFrame) -> Path:
+    """Replace ``sweep``'s partition of ``table`` with ``frame``, atomically.
+
+    A ``sweep`` column in ``frame`` is dropped: the folder name carries it.
+    """
+    path = table_path(results, table, sweep)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Hidden name: pyarrow's dataset discovery skips files starting with "." or "_".
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    frame.drop(columns=["sweep"], errors="ignore").to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+    return path
+
+
+def read_table(results: Path, table: str, sweep: str | None = None) -> pd.DataFrame:
+    """Read ``table`` back as one frame with a plain-string ``sweep`` column."""
+    frame = pd.read_parquet(Path(results) / f"{table}.parquet")
+    frame["sweep"] = frame["sweep"].astype(str)
+    if sweep is not None:
+        frame = frame[frame["sweep"] == sweep].reset_index(drop=True)
+    return frame

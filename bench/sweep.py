@@ -1,0 +1,229 @@
+"""Run a sweep end to end: spec → plan → Tune trials → records → Parquet and leaderboard.
+
+``run_sweep`` is what ``zoobench sweep`` calls. Running the same sweep name again
+restores Tune's experiment (``Tuner.restore``): finished trials are not rerun,
+interrupted ones continue from their last checkpoint, and the sweep's Parquet
+partitions are rewritten whole, so every trial appears once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bench import records, tracking
+from bench.errors import UsageError
+from bench.plan import make_plan
+from bench.spec import SweepSpec
+from bench.trainable import SweepContext, train_trial
+
+SPEC_COPY = "zoobench-spec.yaml"  # beside Tune's experiment state: detects a changed spec
+
+
+@dataclass(frozen=True)
+class SweepOptions:
+    """Where a sweep runs and where its results go (the CLI flags).
+
+    Attributes:
+        results: results folder (Parquet, PNGs, and by default MLflow and Tune's state).
+        tracking_uri: MLflow tracking URI; None is ``sqlite:///<results>/mlflow.db``.
+        address: Ray address (``auto``, ``ray://host:10001``, ``host:6379``); None starts
+            a local Ray.
+        storage: Tune's storage (a path or ``s3://``, ``gs://`` URI); None is
+            ``<results>/ray``, which serves one machine only.
+    """
+
+    results: Path
+    tracking_uri: str | None = None
+    address: str | None = None
+    storage: str | None = None
+
+
+@dataclass(frozen=True)
+class SweepOutcome:
+    """What a finished ``run_sweep`` wrote: its tables, and how many trials failed."""
+
+    trials: pd.DataFrame
+    history: pd.DataFrame
+    leaderboard: pd.DataFrame
+    failed: int
+    tracking: tracking.Tracking
+
+
+def versions() -> dict[str, str]:
+    """Versions of what produced the results (recorded with every trial)."""
+    import keras
+    import mlflow
+    import ray
+    import tensorflow as tf
+
+    import zoo
+
+    return {"zoobench": zoo.__version__, "tensorflow": tf.__version__,
+            "keras": keras.__version__, "ray": ray.__version__, "mlflow": mlflow.__version__}
+
+
+def _storage_path(options: SweepOptions) -> str:
+    if options.storage:
+        return options.storage if "://" in options.storage else str(Path(options.storage)
+                                                                      .resolve())
+    return str((options.results / "ray").resolve())
+
+
+def _context(spec: SweepSpec, track: tracking.Tracking) -> SweepContext:
+    return SweepContext(
+        sweep=spec.name,
+        dataset=spec.dataset,
+        dataset_options=dict(spec.dataset_options),
+        models={m.label: (m.name, dict(m.options)) for m in spec.models},
+        losses={loss.label: (loss.name, dict(loss.options)) for loss in spec.losses},
+        epochs=spec.epochs,
+        metric=spec.metric,
+        mode=spec.mode,
+        patience=spec.patience,
+        time_budget_s=spec.time_budget_s,
+        mixed_precision=spec.mixed_precision,
+        xla=spec.xla,
+        cpu=spec.cpu,
+        gpu=spec.gpu,
+        tracking=track,
+    )
+
+
+def _init_ray(address: str | None) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    # Workers inherit the driver's environment; keep TensorFlow's start-up chatter out of
+    # Tune's progress output.
+    env = {"env_vars": {"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}}
+    try:
+        if address:
+            ray.init(address=address, runtime_env=env)
+        else:
+            ray.init(include_dashboard=False, runtime_env=env)
+    except ConnectionError as error:
+        raise UsageError(f"--address: cannot reach Ray at {address!r} ({error})") from None
+
+
+def _tuner(spec: SweepSpec, options: SweepOptions, context: SweepContext) -> Any:
+    """A new Tuner, or the restored one when this sweep name has run before."""
+    from ray import tune
+
+    storage = _storage_path(options)
+    experiment = f"{storage.rstrip('/')}/{spec.name}"
+    trainable = tune.with_resources(
+        tune.with_parameters(train_trial, context=context),
+        {"cpu": spec.cpu, "gpu": spec.gpu},
+    )
+    if tune.Tuner.can_restore(experiment):
+        copy = Path(experiment) / SPEC_COPY
+        if "://" not in experiment and copy.exists() and copy.read_text() != spec.source:
+            raise UsageError(
+                f"--name: sweep {spec.name!r} already ran with another spec "
+                f"({copy}); resume it with the same spec or pick another --name"
+            )
+        print(f"zoobench: resuming sweep {spec.name!r} from {experiment}", flush=True)
+        return tune.Tuner.restore(experiment, trainable, resume_unfinished=True,
+                                  resume_errored=True)
+    plan = make_plan(spec)
+    run_config = tune.RunConfig(
+        name=spec.name,
+        storage_path=storage,
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+        failure_config=tune.FailureConfig(max_failures=0),
+    )
+    tuner = tune.Tuner(trainable, param_space=plan.param_space, tune_config=plan.tune_config,
+                       run_config=run_config)
+    if "://" not in experiment:
+        Path(experiment).mkdir(parents=True, exist_ok=True)
+        (Path(experiment) / SPEC_COPY).write_text(spec.source)
+    return tuner
+
+
+def run_sweep(spec: SweepSpec, options: SweepOptions) -> SweepOutcome:
+    """Run (or resume) ``spec``; write Parquet, PNGs and the leaderboard under the results.
+
+    Returns the sweep's tables. Failed trials (ERROR, NAN) are counted in ``failed``;
+    they do not stop the others.
+    """
+    from bench.leaderboard import aggregate
+
+    results = options.results.resolve()
+    results.mkdir(parents=True, exist_ok=True)
+    uri = options.tracking_uri or tracking.default_tracking_uri(results)
+    try:
+        track = tracking.start_sweep(
+            uri, results, spec.name, spec.source,
+            {"dataset": spec.dataset, "metric": spec.metric, "mode": spec.mode,
+             "epochs": spec.epochs, "samples": spec.samples, "search": spec.search,
+             "scheduler": spec.scheduler.name, "trials": spec.samples * spec.cells},
+        )
+    except Exception as error:  # noqa: BLE001  (any store failure is a bad --tracking-uri)
+        raise UsageError(f"--tracking-uri: cannot use {uri!r} ({records.error_line(error)})") \
+            from None
+    _init_ray(options.address)
+    tuner = _tuner(spec, options, _context(spec, track))
+    result_grid = tuner.fit()
+
+    with tempfile.TemporaryDirectory(prefix="zoobench-png-") as scratch:
+        outcomes = [records.outcome_from_result(r, Path(scratch)) for r in result_grid]
+        png_paths = {}
+        for outcome in outcomes:
+            if outcome.png is not None:
+                relative = Path("predictions") / spec.name / f"{outcome.trial_id}.png"
+                (results / relative).parent.mkdir(parents=True, exist_ok=True)
+                _copy(outcome.png, results / relative)
+                png_paths[outcome.trial_id] = relative.as_posix()
+    trials, history = records.trial_rows(
+        outcomes, spec, versions=versions(),
+        run_ids=tracking.trial_run_ids(track, spec.name),
+        experiment_id=track.experiment_id, png_paths=png_paths,
+    )
+    trials.insert(0, "sweep", spec.name)
+    history.insert(0, "sweep", spec.name)
+    board = aggregate(trials)
+    records.write_table(results, "trials", spec.name, trials)
+    records.write_table(results, "history", spec.name, history)
+    records.write_table(results, "leaderboard", spec.name, board)
+    failed = int(trials["status"].isin(records.FAILED_STATUSES).sum())
+    tracking.finish_sweep(
+        track,
+        {row.mlflow_run_id: row.status for row in trials.itertuples()
+         if isinstance(row.mlflow_run_id, str)},
+        failed=failed > 0,
+    )
+    return SweepOutcome(trials, history, board, failed, track)
+
+
+def _copy(source: Path, target: Path) -> None:
+    """Copy ``source`` to ``target`` through a hidden temporary file (never half a file)."""
+    import shutil
+
+    tmp = target.with_name(f".{target.name}.tmp")
+    shutil.copyfile(source, tmp)
+    os.replace(tmp, target)
+
+
+def summary_lines(outcome: SweepOutcome) -> list[str]:
+    """A short text summary of a finished sweep: one line per trial, failures first."""
+    trials = outcome.trials
+    metric = str(trials["metric"].iloc[0]) if len(trials) else ""
+    lines = []
+    order = trials.assign(_failed=~trials["status"].isin(records.FAILED_STATUSES))
+    for row in order.sort_values(["_failed", "model", "loss", "seed"]).itertuples():
+        value = getattr(row, metric, None) if metric else None
+        shown = f"{value:.4f}" if isinstance(value, float) else "-"
+        reason = f"  ({row.error})" if isinstance(row.error, str) else ""
+        lines.append(f"{row.status:<10} {row.model} x {row.loss} seed {row.seed}: "
+                     f"{metric} {shown} after {row.epochs_done}/{row.epochs} epochs{reason}")
+    counts = json.dumps(trials["status"].value_counts().to_dict())
+    lines.append(f"{len(trials)} trials {counts}")
+    return lines
