@@ -152,7 +152,11 @@ def build_folder(
     *, seed: int, path: str | os.PathLike | None, height: int | None, width: int | None,
     channels: int, classes: int | None, val_fraction: float,
 ) -> SplitArrays:
-    """Your images and class-index masks: PATH/images + PATH/masks, or PATH/train + PATH/val."""
+    """Your images and class-index masks: PATH/images + PATH/masks, or PATH/train + PATH/val.
+
+    ``height`` and ``width`` default to the size of the first image (by name);
+    ``classes`` defaults to the largest index found in the masks plus one.
+    """
     if path is None:
         raise _error("option path is required (a directory with images/ and masks/)")
     root = Path(path).expanduser()
@@ -165,8 +169,10 @@ def build_folder(
         classes = check_int(_NAME, "classes", classes, 1, 256)
     if (root / "train").is_dir() and (root / "val").is_dir():
         train_pairs, val_pairs = find_pairs(root / "train"), find_pairs(root / "val")
+        first = train_pairs[0][0]
     elif (root / "images").is_dir() or (root / "masks").is_dir():
         pairs = find_pairs(root)
+        first = pairs[0][0]
         if len(pairs) < 2:
             raise _error(f"{root} holds {len(pairs)} image; need at least 2 to split off a "
                          f"validation set")
@@ -179,7 +185,8 @@ def build_folder(
         raise _error(f"{root} has neither images/ and masks/ nor train/ and val/ subfolders")
 
     if height is None or width is None:
-        first_w, first_h = _open(train_pairs[0][0]).size  # PIL sizes are (width, height)
+        # The first image by name sets the size, whatever the seed's split.
+        first_w, first_h = _open(first).size  # PIL sizes are (width, height)
         height = first_h if height is None else height
         width = first_w if width is None else width
     size = (check_int(_NAME, "height", height), check_int(_NAME, "width", width))

@@ -1,0 +1,190 @@
+"""zoo.datasets "folder": layouts, resizing, greyscale/RGB, progress and every error."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import zoo
+from zoo.datasets import folder
+
+
+def stacked(ds) -> tuple[np.ndarray, ...]:
+    """The elements of an unbatched ``ds`` stacked per component."""
+    return tuple(np.stack(p) for p in zip(*[[t.numpy() for t in e] for e in ds], strict=True))
+
+
+def quadrant_mask(size: int, classes: tuple[int, int, int, int]) -> np.ndarray:
+    """A (size, size) uint8 mask whose four quadrants hold ``classes``."""
+    half = size // 2
+    mask = np.empty((size, size), np.uint8)
+    mask[:half, :half], mask[:half, half:], mask[half:, :half], mask[half:, half:] = classes
+    return mask
+
+
+def write_pair(root: Path, name: str, mask: np.ndarray, *, suffix: str = ".png",
+               mode: str = "RGB") -> None:
+    """An image whose red channel encodes the mask (class * 60) next to the mask PNG."""
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    (root / "masks").mkdir(parents=True, exist_ok=True)
+    grey = (mask * 60).astype(np.uint8)
+    image = Image.fromarray(grey).convert(mode)
+    image.save(root / "images" / f"{name}{suffix}", quality=100)
+    Image.fromarray(mask).save(root / "masks" / f"{name}.png")
+
+
+@pytest.fixture
+def simple(tmp_path) -> Path:
+    """Five 8x8 pairs with quadrant masks in classes 0..3."""
+    for i in range(5):
+        write_pair(tmp_path, f"img{i}", quadrant_mask(8, (0, 1 + i % 3, 2, 3)))
+    return tmp_path
+
+
+def test_reads_pairs_splits_and_infers_classes(simple):
+    train, val, info = zoo.datasets.load("folder", path=str(simple), val_fraction=0.4)
+    (x, y), (xv, yv) = stacked(train), stacked(val)
+    assert (info.train_size, info.val_size, info.n_classes) == (3, 2, 4)
+    assert x.shape == (3, 8, 8, 3) and y.shape == (3, 8, 8, 4)
+    assert info.class_names == ["background", "class_1", "class_2", "class_3"]
+    # The image's pixels say which class they are: the mask came through aligned.
+    for xs, ys in ((x, y), (xv, yv)):
+        np.testing.assert_allclose(xs[..., 0], ys.argmax(-1) * 60 / 255, atol=1e-6)
+    # Deterministic split by seed; another seed splits differently.
+    again = stacked(zoo.datasets.load("folder", path=str(simple), val_fraction=0.4)[1])[0]
+    np.testing.assert_array_equal(again, xv)
+    splits = {stacked(zoo.datasets.load("folder", path=str(simple), val_fraction=0.4,
+                                        seed=s)[1])[0].tobytes() for s in range(6)}
+    assert len(splits) > 1
+
+
+def test_train_and_val_subfolders_give_a_fixed_split(tmp_path):
+    for i in range(3):
+        write_pair(tmp_path / "train", f"a{i}", quadrant_mask(8, (0, 1, 1, 0)))
+    write_pair(tmp_path / "val", "b0", quadrant_mask(8, (1, 0, 0, 1)))
+    train, val, info = zoo.datasets.load("folder", path=str(tmp_path), classes=2)
+    assert (info.train_size, info.val_size) == (3, 1)
+    _, yv = stacked(val)
+    np.testing.assert_array_equal(yv[0].argmax(-1), quadrant_mask(8, (1, 0, 0, 1)))
+
+
+def test_other_sizes_are_resized_masks_with_nearest_neighbour(tmp_path):
+    write_pair(tmp_path, "big", quadrant_mask(20, (0, 1, 2, 3)))
+    write_pair(tmp_path, "small", quadrant_mask(6, (3, 2, 1, 0)))
+    write_pair(tmp_path, "wide", np.repeat(quadrant_mask(10, (1, 1, 2, 2)), 2, axis=1))
+    train, val, info = zoo.datasets.load("folder", path=str(tmp_path), height=10, width=10,
+                                         val_fraction=0.34)
+    x, y = (np.concatenate(p) for p in zip(stacked(train), stacked(val), strict=True))
+    assert x.shape == (3, 10, 10, 3) and info.input_shape == (10, 10, 3)
+    labels = y.argmax(-1)
+    # Nearest neighbour keeps only indices that exist (no blends such as 1.5 -> 1 or 2).
+    assert set(np.unique(labels)) == {0, 1, 2, 3}
+    expected = {quadrant_mask(10, q).tobytes() for q in ((0, 1, 2, 3), (3, 2, 1, 0),
+                                                        (1, 1, 2, 2))}
+    assert {m.astype(np.uint8).tobytes() for m in labels} == expected
+
+
+def test_size_defaults_to_the_first_image(tmp_path):
+    write_pair(tmp_path, "a", np.zeros((6, 10), np.uint8))
+    write_pair(tmp_path, "b", np.ones((12, 20), np.uint8))
+    _, _, info = zoo.datasets.load("folder", path=str(tmp_path), val_fraction=0.5)
+    assert info.input_shape == (6, 10, 3)
+
+
+def test_greyscale_and_jpeg_images(tmp_path):
+    for i in range(4):
+        write_pair(tmp_path, f"j{i}", quadrant_mask(16, (0, 1, 2, 3)), suffix=".jpg", mode="L")
+    train, _, info = zoo.datasets.load("folder", path=str(tmp_path), channels=1)
+    x, y = stacked(train)
+    assert x.shape == (3, 16, 16, 1) and info.input_shape == (16, 16, 1)
+    # JPEG is lossy: compare away from the quadrant edges, within a few grey levels.
+    inner = (slice(2, 6), slice(2, 6))
+    np.testing.assert_allclose(x[:, 2:6, 10:14, 0], 60 / 255, atol=4 / 255)
+    assert (y[:, inner[0], inner[1]].argmax(-1) == 0).all()
+
+
+def test_palette_masks_read_as_indices(tmp_path):
+    write_pair(tmp_path, "p0", quadrant_mask(8, (0, 1, 2, 1)))
+    write_pair(tmp_path, "p1", quadrant_mask(8, (0, 1, 2, 1)))
+    palette = Image.fromarray(quadrant_mask(8, (0, 1, 2, 1)), mode="P")
+    palette.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0] + [0] * 759)
+    palette.save(tmp_path / "masks" / "p1.png")
+    train, val, _ = zoo.datasets.load("folder", path=str(tmp_path), val_fraction=0.5)
+    for ds in (train, val):
+        np.testing.assert_array_equal(stacked(ds)[1][0].argmax(-1), quadrant_mask(8, (0, 1, 2, 1)))
+
+
+def test_reading_a_large_folder_logs_progress(simple, caplog, monkeypatch):
+    monkeypatch.setattr(folder, "PROGRESS_EVERY", 2)
+    with caplog.at_level(logging.INFO, logger="zoo.datasets"):
+        zoo.datasets.load("folder", path=str(simple), val_fraction=0.2)
+    messages = [r.getMessage() for r in caplog.records]
+    assert "folder: read 2/4 train image/mask pairs" in messages
+    assert "folder: read 4/4 train image/mask pairs" in messages
+
+
+def test_mask_without_image_names_the_mask(simple):
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(simple / "masks" / "orphan.png")
+    with pytest.raises(ValueError, match=r"mask .*orphan\.png has no image"):
+        zoo.datasets.load("folder", path=str(simple))
+
+
+def test_image_without_mask_names_the_image(simple):
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(simple / "images" / "lonely.jpg")
+    with pytest.raises(ValueError, match=r"image .*lonely\.jpg has no mask"):
+        zoo.datasets.load("folder", path=str(simple))
+
+
+def test_class_index_out_of_range_names_the_mask(simple):
+    Image.fromarray(quadrant_mask(8, (0, 1, 5, 2))).save(simple / "masks" / "img3.png")
+    with pytest.raises(ValueError, match=r"mask .*img3\.png has class index 5 out of range; "
+                                         r"allowed 0\.\.3"):
+        zoo.datasets.load("folder", path=str(simple), classes=4)
+
+
+def test_unreadable_file_names_the_file(simple):
+    (simple / "images" / "img2.png").write_bytes(b"this is not a png")
+    with pytest.raises(ValueError, match=r"cannot read .*img2\.png"):
+        zoo.datasets.load("folder", path=str(simple))
+
+
+def test_truncated_file_names_the_file(simple):
+    data = (simple / "masks" / "img1.png").read_bytes()
+    (simple / "masks" / "img1.png").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=r"cannot read .*img1\.png"):
+        zoo.datasets.load("folder", path=str(simple))
+
+
+def test_colour_mask_is_refused(simple):
+    colour = np.zeros((8, 8, 3), np.uint8)
+    colour[..., 0] = 1
+    Image.fromarray(colour).save(simple / "masks" / "img0.png")
+    with pytest.raises(ValueError, match=r"mask .*img0\.png is a colour image"):
+        zoo.datasets.load("folder", path=str(simple))
+
+
+def test_empty_and_missing_folders(tmp_path):
+    with pytest.raises(ValueError, match="option path is required"):
+        zoo.datasets.load("folder")
+    with pytest.raises(ValueError, match=r"path .*nowhere does not exist"):
+        zoo.datasets.load("folder", path=str(tmp_path / "nowhere"))
+    with pytest.raises(ValueError, match=r"folder .* is empty"):
+        zoo.datasets.load("folder", path=str(tmp_path))
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    with pytest.raises(ValueError, match=r"no images in .*images"):
+        zoo.datasets.load("folder", path=str(tmp_path))
+    (tmp_path / "images").rmdir()
+    with pytest.raises(ValueError, match=r"missing directory .*images"):
+        zoo.datasets.load("folder", path=str(tmp_path))
+
+
+def test_bad_options_are_refused(simple):
+    with pytest.raises(ValueError, match=r"channels=2 is not allowed; choose one of: 1, 3"):
+        zoo.datasets.load("folder", path=str(simple), channels=2)
+    with pytest.raises(ValueError, match=r"val_fraction=1.0 must lie in \(0, 1\)"):
+        zoo.datasets.load("folder", path=str(simple), val_fraction=1.0)
