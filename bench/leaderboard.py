@@ -73,13 +73,13 @@ def metric_names(trials: pd.DataFrame) -> list[str]:
 
 def _sweep_metric(trials: pd.DataFrame) -> tuple[str, str]:
     """The metric and mode the trials of one sweep were tuned for."""
-    metric = _first(trials, "metric") or DEFAULT_METRIC
-    mode = _first(trials, "mode") or default_mode(metric)
+    metric = first_value(trials, "metric") or DEFAULT_METRIC
+    mode = first_value(trials, "mode") or default_mode(metric)
     return str(metric), str(mode)
 
 
-def _first(frame: pd.DataFrame, column: str) -> Any:
-    """The first non-null value of ``column``, or None when absent."""
+def first_value(frame: pd.DataFrame, column: str) -> Any:
+    """The first non-null value of ``frame[column]``, or None when absent or all null."""
     if column not in frame.columns:
         return None
     values = frame[column].dropna()
@@ -143,8 +143,8 @@ def _aggregate_group(group: pd.DataFrame, metric: str, mode: str) -> dict[str, A
         else "[]"
     row["seeds"] = _json_list(finite["seed"]) if "seed" in finite else "[]"
     row["trial_ids"] = _json_list(finite["trial_id"]) if "trial_id" in finite else "[]"
-    row["spec"] = _first(group, "spec")
-    row["versions"] = _first(group, "versions")
+    row["spec"] = first_value(group, "spec")
+    row["versions"] = first_value(group, "versions")
     return row
 
 
@@ -300,7 +300,7 @@ def compare(
     a = left[keys + list(cols)].rename(columns={k: f"{v}_a" for k, v in cols.items()})
     b = right[keys + list(cols)].rename(columns={k: f"{v}_b" for k, v in cols.items()})
     both = a.merge(b, on=keys, how="outer", sort=True)
-    mode = _first(left, "mode") or default_mode(metric)
+    mode = first_value(left, "mode") or default_mode(metric)
     both["diff"] = both["mean_b"] - both["mean_a"]
 
     def better(d: float) -> str:

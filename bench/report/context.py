@@ -1,0 +1,79 @@
+"""Everything a report section reads, loaded and aggregated once."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bench import leaderboard as lb
+
+
+@dataclass(frozen=True)
+class ReportContext:
+    """One sweep's results as the report sections see them.
+
+    Attributes:
+        results_dir: the results folder (pictures' paths are relative to it).
+        sweep: the sweep's name.
+        trials: its trials, one row per trial (schema of ``trials.parquet``).
+        history: its history, one row per trial x epoch, with the trial's ``model`` and
+            ``loss_fn`` (the loss function; history's ``loss`` is the training loss value).
+        board: its leaderboard (:func:`bench.leaderboard.aggregate`), best first.
+        metric, mode: what the sweep ranks by.
+        created: when the report was made (UTC).
+    """
+
+    results_dir: Path
+    sweep: str
+    trials: pd.DataFrame
+    history: pd.DataFrame
+    board: pd.DataFrame
+    metric: str
+    mode: str
+    created: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+
+    @classmethod
+    def build(cls, results_dir: Path, sweep: str, trials: pd.DataFrame,
+              history: pd.DataFrame) -> ReportContext:
+        """Aggregate ``trials`` and attach each history row's model and loss function."""
+        board = lb.aggregate(trials)
+        if len(history) and "trial_id" in history:
+            keys = trials[["trial_id", "model", "loss"]].rename(columns={"loss": "loss_fn"})
+            history = history.drop(columns=[c for c in ("model", "loss_fn") if c in history])
+            history = history.merge(keys, on="trial_id", how="inner")
+        return cls(results_dir=Path(results_dir), sweep=sweep, trials=trials,
+                   history=history, board=board, metric=str(board["metric"].iloc[0]),
+                   mode=str(board["mode"].iloc[0]))
+
+    @property
+    def finished(self) -> pd.DataFrame:
+        """The trials that ran to their end (status ``TERMINATED``)."""
+        return self.trials[self.trials["status"].astype(str).isin(lb.FINISHED)]
+
+    @property
+    def datasets(self) -> list[str]:
+        return sorted(self.trials["dataset"].astype(str).unique())
+
+    @property
+    def versions(self) -> dict[str, Any]:
+        """Library versions the trials ran with (``versions`` column, JSON), or {}."""
+        raw = lb.first_value(self.trials, "versions")
+        try:
+            return dict(json.loads(raw)) if raw else {}
+        except (TypeError, ValueError):
+            return {}
+
+    @property
+    def spec(self) -> str | None:
+        """The sweep spec (YAML) the trials were run from, when recorded."""
+        spec = lb.first_value(self.trials, "spec")
+        return str(spec) if spec else None
+
+    def metric_label(self) -> str:
+        arrow = "higher" if self.mode == "max" else "lower"
+        return f"{self.metric} ({arrow} is better)"

@@ -1,0 +1,94 @@
+"""Accuracy against cost (parameters, training time), with the Pareto front marked."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, NullFormatter
+
+from bench.report.context import ReportContext
+from bench.report.html import esc, figure, figure_img, note, table
+from bench.report.registry import register_section
+
+COSTS = (("n_params", "parameters"), ("train_seconds_mean", "training time (s)"))  # column, label
+
+
+def pareto_front(cost: np.ndarray, value: np.ndarray, mode: str) -> np.ndarray:
+    """Mask (n,) of the points no other point beats: none is as cheap and better or
+    cheaper and as good. ``cost``, ``value``: shape (n,), finite."""
+    score = value if mode == "max" else -value
+    front = np.zeros(cost.shape, dtype=bool)
+    best = -np.inf
+    # Cheapest first (ties: best first); a point is on the front if it beats every cheaper one.
+    for i in np.lexsort((-score, cost)):
+        if score[i] > best:
+            front[i], best = True, score[i]
+    return front
+
+
+@register_section("cost", title="Accuracy vs cost")
+def render(ctx: ReportContext) -> str:
+    """Each configuration's mean metric (bars: ± std) against what it costs; the line joins
+    the Pareto front, the configurations nothing else beats on both at once."""
+    mean, std = f"{ctx.metric}_mean", f"{ctx.metric}_std"
+    board = ctx.board[np.isfinite(ctx.board[mean].astype(float))]
+    usable = [(c, label) for c, label in COSTS
+              if c in board and board[c].astype(float).notna().any()]
+    if board.empty or not usable:
+        return note("No finished trial with a recorded cost: nothing to plot.")
+    fig = Figure(figsize=(5.8 * len(usable), 4.6), layout="constrained")
+    on_front = pd.DataFrame(False, index=board.index, columns=[label for _, label in usable])
+    for k, (col, label) in enumerate(usable):
+        ax = fig.add_subplot(1, len(usable), k + 1)
+        b = board[board[col].astype(float).notna()]
+        x, y = b[col].to_numpy(dtype=float), b[mean].to_numpy(dtype=float)
+        err = b[std].fillna(0).to_numpy(dtype=float)
+        on = pareto_front(x, y, ctx.mode)
+        on_front.loc[b.index[on], label] = True
+        ax.errorbar(x[~on], y[~on], yerr=err[~on], fmt="o", color="#8c959f", ecolor="#d0d7de",
+                    capsize=2, label="configuration")
+        ax.errorbar(x[on], y[on], yerr=err[on], fmt="o", color="#cf222e", ecolor="#ff8182",
+                    capsize=2, label="Pareto front")
+        order = np.argsort(x[on])
+        ax.step(x[on][order], y[on][order], where="post", color="#cf222e", lw=1.2)
+        if x.min() > 0 and x.max() / x.min() > 20:
+            ax.set_xscale("log")
+        # Labels stay inside the axes: those of points in the right part point left.
+        ax.margins(x=0.08, y=0.12)
+        ax.autoscale_view()
+        f = np.log10 if ax.get_xscale() == "log" else (lambda v: v)
+        lo_x, hi_x = (f(v) for v in ax.get_xlim())
+        for xi, yi, m, lo in zip(x, y, b["model"], b["loss"], strict=True):
+            left = (f(xi) - lo_x) / (hi_x - lo_x) > 0.55
+            ann = ax.annotate(f"{m} / {lo}", (xi, yi), textcoords="offset points",
+                              xytext=(-6 if left else 6, 3), ha="right" if left else "left",
+                              fontsize=7, color="#424a53")
+            ann.set_in_layout(False)
+        ax.xaxis.set_major_formatter(FuncFormatter(_short))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel(label)
+        ax.set_ylabel(f"mean {ctx.metric}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="best")
+    front = board[on_front.any(axis=1)]
+    rows = pd.DataFrame({
+        "model": front["model"], "loss": front["loss"],
+        ctx.metric: front[mean].map(lambda v: f"{v:.4f}"),
+        "params": front["n_params"].map(lambda v: "" if pd.isna(v) else f"{int(v):,}"),
+        "train s": front["train_seconds_mean"].map(lambda v: "" if pd.isna(v) else f"{v:.1f}"),
+        **{f"front of {label}": on_front.loc[front.index, label].map({True: "yes", False: ""})
+           for _, label in usable},
+    })
+    return (figure(figure_img(fig, f"{ctx.metric} against parameters and training time"),
+                   f"Left: model size; right: mean training time per trial. "
+                   f"{esc(ctx.metric_label())}.")
+            + "<p>The configurations on a front:</p>" + table(rows))
+
+
+def _short(value: float, _pos: int) -> str:
+    """Axis numbers as 950, 1.2k, 45k, 3.4M."""
+    for scale, suffix in ((1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g}{suffix}"
+    return f"{value:.3g}"

@@ -1,0 +1,47 @@
+"""Architecture x loss heat map of the sweep's metric."""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from bench.report.context import ReportContext
+from bench.report.html import figure, figure_img
+from bench.report.registry import register_section
+
+
+@register_section("heatmap", title="Architecture x loss")
+def render(ctx: ReportContext) -> str:
+    """Mean of the metric per architecture (rows) and loss (columns); grey: no finished trial."""
+    out = []
+    col = f"{ctx.metric}_mean"
+    for dataset in ctx.datasets:
+        board = ctx.board[ctx.board["dataset"].astype(str) == dataset]
+        grid = board.pivot_table(index="model", columns="loss", values=col, aggfunc="first",
+                                 dropna=False)
+        # Rows best first (by their best loss), so the eye finds the winners at the top.
+        order = grid.max(axis=1).sort_values(ascending=(ctx.mode == "min")).index
+        grid = grid.loc[order]
+        values = grid.to_numpy(dtype=float)
+        h, w = values.shape
+        fig = Figure(figsize=(max(4.5, 1.5 * w + 2.8), max(2.2, 0.5 * h + 1.4)))
+        ax = fig.add_subplot()
+        cmap = "viridis" if ctx.mode == "max" else "viridis_r"
+        im = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, aspect="auto")
+        im.cmap.set_bad("#dddddd")
+        ax.set_xticks(range(w), [str(c) for c in grid.columns], rotation=20, ha="right")
+        ax.set_yticks(range(h), [str(i) for i in grid.index])
+        finite = values[np.isfinite(values)]
+        mid = (finite.min() + finite.max()) / 2 if finite.size else 0
+        for i in range(h):
+            for j in range(w):
+                v = values[i, j]
+                text = "n/a" if not np.isfinite(v) else f"{v:.3f}"
+                light = np.isfinite(v) and ((v < mid) == (ctx.mode == "max"))
+                ax.text(j, i, text, ha="center", va="center", fontsize=9,
+                        color="white" if light else "black")
+        fig.colorbar(im, ax=ax, label=f"mean {ctx.metric}")
+        ax.set_title(dataset, fontsize=10)
+        out.append(figure(figure_img(fig, f"heat map of {ctx.metric} on {dataset}"),
+                          f"Mean {ctx.metric_label()} on <b>{dataset}</b>."))
+    return "".join(out)

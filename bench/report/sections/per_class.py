@@ -1,0 +1,62 @@
+"""Per-class IoU of the top configurations."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from bench.report.context import ReportContext
+from bench.report.html import figure, figure_img, note, table
+from bench.report.registry import register_section
+
+TOP = 5
+_CLASS = re.compile(r"^val_iou_class_(\d+)$")
+
+
+def class_columns(columns: list[str]) -> list[str]:
+    """The ``val_iou_class_k`` columns, ordered by k."""
+    found = [(int(m.group(1)), c) for c in columns if (m := _CLASS.match(c))]
+    return [c for _, c in sorted(found)]
+
+
+@register_section("per_class", title="Per-class IoU")
+def render(ctx: ReportContext) -> str:
+    """IoU of each class (mean over finished trials) for the top configurations: where the
+    mean hides a class the model never finds."""
+    cols = class_columns(list(ctx.trials.columns))
+    top = ctx.board[ctx.board["count"] > 0].head(TOP)
+    if not cols:
+        return note("The trials have no val_iou_class_k columns (no per-class IoU recorded).")
+    if top.empty:
+        return note("No finished trial: no per-class IoU to show.")
+    done = ctx.finished
+    rows = []
+    for _, r in top.iterrows():
+        g = done[(done["model"] == r["model"]) & (done["loss"] == r["loss"])
+                 & (done["dataset"] == r["dataset"])]
+        rows.append({"configuration": f"#{r['rank']} {r['model']} / {r['loss']}",
+                     **{c: float(g[c].astype(float).mean()) for c in cols}})
+    frame = pd.DataFrame(rows)
+    labels = [f"class {_CLASS.match(c).group(1)}" for c in cols]
+    values = frame[cols].to_numpy(dtype=float)
+    n, k = values.shape
+    fig = Figure(figsize=(max(6.0, 0.9 * k * n / 2 + 3), 3.6))
+    ax = fig.add_subplot()
+    width = 0.8 / n
+    for i in range(n):
+        ax.bar(np.arange(k) + (i - (n - 1) / 2) * width, np.nan_to_num(values[i]), width,
+               label=frame["configuration"][i], color=f"C{i}")
+    ax.set_xticks(range(k), labels)
+    ax.set_ylabel("IoU")
+    ax.set_ylim(0, 1)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
+    shown = frame.rename(columns=dict(zip(cols, labels, strict=True)))
+    for c in labels:
+        shown[c] = shown[c].map(lambda v: "" if pd.isna(v) else f"{v:.3f}")
+    return figure(figure_img(fig, "per-class IoU of the top configurations"),
+                  f"Top {n} configurations by {ctx.metric}; class 0 is the background.") \
+        + table(shown)

@@ -1,0 +1,40 @@
+"""Sample predictions of each architecture's best run: input, ground truth, prediction."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.report.context import ReportContext
+from bench.report.html import esc, figure, file_img, note
+from bench.report.registry import register_section
+
+
+@register_section("predictions", title="Sample predictions")
+def render(ctx: ReportContext) -> str:
+    """For each architecture, its best trial's validation samples as the sweep saved them
+    (input, ground truth, prediction)."""
+    done = ctx.finished
+    cells, missing = [], []
+    for model in dict.fromkeys(ctx.board["model"].astype(str)):  # best first
+        rows = ctx.board[(ctx.board["model"] == model) & (ctx.board["count"] > 0)]
+        if rows.empty:
+            missing.append(f"<b>{esc(model)}</b>: no finished trial")
+            continue
+        best = rows.iloc[0]  # the board is sorted by rank: this is the model's best loss
+        trial = done[done["trial_id"].astype(str) == str(best["best_trial_id"])]
+        rel = trial["predictions_png"].iloc[0] if "predictions_png" in trial and len(trial) \
+            else None
+        what = (f"{esc(model)} / {esc(best['loss'])}, trial <code>{esc(best['best_trial_id'])}"
+                f"</code>, {esc(ctx.metric)} = {best[f'{ctx.metric}_best']:.4f}")
+        if not rel or not isinstance(rel, str):
+            missing.append(f"{what}: the trial saved no picture (predictions_png empty)")
+            continue
+        path = ctx.results_dir / Path(rel)
+        if not path.is_file():
+            missing.append(f"{what}: picture file missing: <code>{esc(path)}</code>")
+            continue
+        cells.append(figure(file_img(path, f"predictions of {model}"), what))
+    out = f'<div class="gallery">{"".join(cells)}</div>' if cells else ""
+    if missing:
+        out += note("Missing pictures:<br>" + "<br>".join(missing))
+    return out
