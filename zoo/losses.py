@@ -24,11 +24,15 @@ any of them, combined or not, saves to ``.keras`` and loads with ``safe_mode=Tru
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras
 from keras import ops
+
+# The weighting and reduction that keras.losses.Loss.__call__ applies (see ZooLoss.__call__).
+from keras.src.losses.loss import reduce_weighted_values
 
 from zoo.registry import Registry
 
@@ -38,6 +42,9 @@ LOSSES: Registry[LossFactory] = Registry("loss")
 # Probabilities are clipped to [EPSILON, 1 - EPSILON] before a log: a saturated
 # softmax/sigmoid (exact 0 or 1 in float32) would otherwise give -inf and NaN grads.
 EPSILON = 1e-7
+
+# Characters TensorFlow name scopes accept; "+" and "*" of "dice+0.5*focal" are not.
+_NOT_IN_SCOPE_NAMES = re.compile(r"[^A-Za-z0-9_.\\/>-]")
 
 
 def _spatial_axes(x: Any) -> list[int]:
@@ -74,6 +81,24 @@ class ZooLoss(keras.losses.Loss):
 
     ``a + b`` and ``w * a`` (or ``a * w``) return a :class:`CombinedLoss`.
     """
+
+    def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> Any:
+        """The weighted, reduced loss, as ``keras.losses.Loss.__call__`` computes it.
+
+        The base class opens a name scope called after the loss, which TensorFlow
+        refuses for readable names such as ``dice+0.5*focal``; here the scope name
+        has such characters replaced by ``_``. Keras masks are not applied: the
+        zoo's dense-prediction outputs carry none.
+        """
+        with keras.name_scope(_NOT_IN_SCOPE_NAMES.sub("_", self.name)):
+            y_true = ops.convert_to_tensor(y_true, dtype=self.dtype)
+            y_pred = ops.convert_to_tensor(y_pred, dtype=self.dtype)
+            return reduce_weighted_values(
+                self.call(y_true, y_pred),
+                sample_weight=sample_weight,
+                reduction=self.reduction,
+                dtype=self.dtype,
+            )
 
     def __add__(self, other: Any) -> CombinedLoss:
         if not isinstance(other, keras.losses.Loss):
