@@ -286,3 +286,14 @@ def test_cli_errors_name_what_is_available(results, tmp_path):
         run_cli("leaderboard", ["--results", str(results), "--metric", "val_f1"])
     with pytest.raises(UsageError, match="several sweeps"):
         run_cli("leaderboard", ["--results", str(results), "--compare", str(results)])
+
+
+def test_zoobench_main_exit_status_and_one_line_errors(results, capsys):
+    from bench.cli import main
+
+    assert main(["leaderboard", "--results", str(results), "--sweep", "syn"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("\n") == 2 + 6 and "unet_shallow" in out
+    assert main(["leaderboard", "--results", str(results), "--metric", "val_f1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("zoobench: error: --metric: unknown metric")

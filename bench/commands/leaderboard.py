@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from bench.commands.base import command
 from bench.errors import UsageError
 
 FORMATS = ("table", "csv", "markdown", "json")
+_NUMBER = re.compile(r"^[+-]?(\d[\d,]*)?\.?\d+")
 
 
 def load_trials(results: str | Path, sweep: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -66,11 +68,15 @@ def render(frame: pd.DataFrame, fmt: str) -> str:
         lines += ["| " + " | ".join(_md(c) for c in row) + " |" for row in cells]
         return "\n".join(lines) + "\n"
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(header)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip()]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-              for row in cells]
-    return "\n".join(lines) + "\n"
+    # Columns of numbers are right-aligned, so digits line up.
+    right = [all(_NUMBER.match(r[i]) or not r[i] for r in cells) for i in range(len(header))]
+
+    def line(row: list[str]) -> str:
+        return "  ".join(c.rjust(w) if r else c.ljust(w)
+                         for c, w, r in zip(row, widths, right, strict=True)).rstrip()
+
+    return "\n".join([line(header), "  ".join("-" * w for w in widths),
+                      *(line(row) for row in cells)]) + "\n"
 
 
 def _cell(value: object) -> str:

@@ -47,8 +47,8 @@ figure img { max-width: 100%; height: auto; border: 1px solid var(--line); borde
 figcaption { color: var(--muted); font-size: 13px; margin-top: 4px; }
 .gallery { display: grid; grid-template-columns: repeat(auto-fill, minmax(340px, 1fr));
            gap: 16px; }
-/* Sample pictures are small (the sweep's image size): scale them up without blurring. */
-.gallery img { width: 100%; image-rendering: pixelated; }
+/* Sample pictures fill their cell, whatever size the sweep saved them at. */
+.gallery img { width: 100%; }
 pre { background: var(--band); border: 1px solid var(--line); border-radius: 6px;
       padding: 10px 12px; font-size: 12px; overflow-x: auto; }
 .bad { color: #cf222e; font-weight: 600; }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from bench.report.context import ReportContext
@@ -26,9 +27,9 @@ def render(ctx: ReportContext) -> str:
         h, w = values.shape
         fig = Figure(figsize=(max(4.5, 1.5 * w + 2.8), max(2.2, 0.5 * h + 1.4)))
         ax = fig.add_subplot()
-        cmap = "viridis" if ctx.mode == "max" else "viridis_r"
+        cmap = colormaps["viridis" if ctx.mode == "max" else "viridis_r"].with_extremes(
+            bad="#dddddd")
         im = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, aspect="auto")
-        im.cmap.set_bad("#dddddd")
         ax.set_xticks(range(w), [str(c) for c in grid.columns], rotation=20, ha="right")
         ax.set_yticks(range(h), [str(i) for i in grid.index])
         finite = values[np.isfinite(values)]
