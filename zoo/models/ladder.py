@@ -184,22 +184,24 @@ class LadderNetwork(keras.layers.Layer):
             for l in range(1, N_LEVELS)
         ]
         # Decoder maps V(l+1): z^(l+1) -> u(l), mirroring encoder layer l+1, and one
-        # combinator per level. Built only when some level has a denoising cost.
+        # combinator per level, from the top down to the lowest level with a cost (the
+        # levels below would get no gradient): decoder[i] is V(lowest + i + 1) and
+        # combinators[i] is g at level lowest + i.
+        costly = [l for l, c in enumerate(self.denoising_costs) if c > 0]
+        self.lowest_level = costly[0] if costly else N_LEVELS
         self.decoder: list[keras.layers.Layer] = []
-        self.combinators: list[LadderCombinator] = []
-        if self.uses_decoder:
-            for l in range(N_LEVELS - 1):
-                kind, _, dilation = _ENCODER[l] if l < len(_ENCODER) else ("conv1x1", 1, 1)
-                mirror = {"down": "up", "up": "down"}.get(kind, "conv")
-                self.decoder.append(_conv(mirror, None, dilation, f"decoder_{l}"))
-            self.combinators = [
-                LadderCombinator(name=f"combinator_{l}") for l in range(N_LEVELS)
-            ]
+        for l in range(self.lowest_level, N_LEVELS - 1):
+            kind, _, dilation = _ENCODER[l] if l < len(_ENCODER) else ("top", 1, 1)
+            mirror = {"down": "up", "up": "down"}.get(kind, "conv")
+            self.decoder.append(_conv(mirror, None, dilation, f"decoder_{l}"))
+        self.combinators = [
+            LadderCombinator(name=f"combinator_{l}") for l in range(self.lowest_level, N_LEVELS)
+        ]
 
     @property
     def uses_decoder(self) -> bool:
         """Whether any level has a denoising cost (else this is a plain BN conv net)."""
-        return any(c > 0 for c in self.denoising_costs)
+        return self.lowest_level < N_LEVELS
 
     def _channels(self, input_channels: int) -> list[int]:
         """Channels of z(l) for l = 0..6."""
@@ -220,11 +222,11 @@ class LadderNetwork(keras.layers.Layer):
             self.add_weight(name=f"beta_{l}", shape=(channels[l],), initializer="zeros")
             for l in range(1, N_LEVELS)
         ]
-        for l, layer in enumerate(self.decoder):
+        for l, layer in enumerate(self.decoder, start=self.lowest_level):
             # V(l+1) outputs channels[l]; set here because only now C is known.
             layer.filters = channels[l]
             layer.build(shapes[l + 1])
-        for l, combinator in enumerate(self.combinators):
+        for l, combinator in enumerate(self.combinators, start=self.lowest_level):
             combinator.build([shapes[l], shapes[l]])
 
     def _activate(self, l: int, z: Any) -> Any:
@@ -275,15 +277,16 @@ class LadderNetwork(keras.layers.Layer):
     ) -> None:
         """Run the decoder top-down and add each level's weighted reconstruction cost."""
         u, _, _ = _normalise(self._top_activation(top), self.epsilon)
-        for l in range(N_LEVELS - 1, -1, -1):
-            z_hat = self.combinators[l]([noisy_zs[l], u])
+        lowest = self.lowest_level
+        for l in range(N_LEVELS - 1, lowest - 1, -1):
+            z_hat = self.combinators[l - lowest]([noisy_zs[l], u])
             if self.denoising_costs[l] > 0:
                 target = clean_zs[l]
                 z_hat_bn = z_hat if l == 0 else (z_hat - means[l]) / stds[l]
                 error = ops.mean(ops.square(ops.cast(z_hat_bn - target, "float32")))
                 self.add_loss(self.denoising_costs[l] * error)
-            if l > 0:
-                u, _, _ = _normalise(self.decoder[l - 1](z_hat), self.epsilon)
+            if l > lowest:
+                u, _, _ = _normalise(self.decoder[l - 1 - lowest](z_hat), self.epsilon)
 
     def call(self, inputs: Any, training: bool | None = None) -> Any:
         training = bool(training)
