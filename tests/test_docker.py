@@ -176,3 +176,14 @@ def test_ray_launcher_config_has_head_and_gpu_workers_in_the_images() -> None:
     assert "ray start --address=$RAY_HEAD_IP:" in worker_start
     # The token is shipped to every node, where Ray looks for it.
     assert config["file_mounts"]["~/.ray/auth_token"] == "~/.ray/auth_token"
+
+
+def test_gpu_sharing_spec_is_a_valid_gpu_sweep() -> None:
+    """The spec docs/cluster.md measures GPU sharing with passes zoobench's own validation."""
+    from bench.spec import load_spec
+
+    spec = load_spec(DOCKER / "gpu-sharing.yaml")
+    assert spec.gpu == 1.0  # the docs' loop rewrites it to 0.5 and 0.25
+    assert spec.samples * spec.cells == 8
+    assert spec.mixed_precision == "bfloat16"
+    assert spec.xla is True
