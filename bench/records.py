@@ -71,18 +71,14 @@ class TrialOutcome:
 
 
 def error_line(error: BaseException) -> str:
-    """The root cause of a trial's error in one line, e.g. ``ValueError: bad filters``."""
+    """The root cause of a trial's error in one line, e.g. ``ValueError: dice: weights ...``."""
     cause = error
-    while getattr(cause, "cause", None) is not None and cause.cause is not cause:
-        cause = cause.cause  # RayTaskError wraps the trial's own exception
-    lines = [line for line in str(cause).strip().splitlines() if line.strip()]
-    # A RayTaskError's text is a traceback; its last line names the exception.
-    text = lines[-1].strip() if lines and "Traceback" in str(cause) else (
-        lines[0].strip() if lines else "")
+    while isinstance(getattr(cause, "cause", None), BaseException) and cause.cause is not cause:
+        cause = cause.cause  # Ray's task errors wrap the trial's own exception
+    lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
+    text = lines[0] if lines else ""
     name = type(cause).__name__
-    if not text.startswith(name) and ":" not in text.split(" ")[0]:
-        text = f"{name}: {text}" if text else name
-    return text[:500]
+    return (text if text.startswith(name) else f"{name}: {text}".rstrip(": "))[:500]
 
 
 def outcome_from_result(result: Any, scratch: Path) -> TrialOutcome:
@@ -155,7 +151,9 @@ def trial_rows(
         config, metrics = outcome.config, outcome.metrics
         status, reason, error = _status(outcome, spec.epochs, spec.scheduler.name)
         best = _best_row(outcome.history, spec.metric, spec.mode)
-        per_epoch_speed = [r["samples_per_second"] for r in outcome.history
+        # The first epoch pays for tracing: leave it out when there are others.
+        per_epoch_speed = [r["samples_per_second"] for r in outcome.history[1:]
+                           or outcome.history
                            if math.isfinite(r.get("samples_per_second", math.nan))]
         keys = {"trial_id": outcome.trial_id, "model": config.get("model"),
                 "loss": config.get("loss"), "dataset": spec.dataset,
@@ -179,7 +177,6 @@ def trial_rows(
                if k not in ("epoch", "lr", "epoch_seconds", "samples_per_second")},
             "best_epoch": best.get("epoch"),
             "train_seconds": metrics.get("train_seconds"),
-            # The median skips the first epoch's one-off tracing cost.
             "samples_per_second": statistics.median(per_epoch_speed) if per_epoch_speed
             else None,
             "n_params": metrics.get("n_params"),

@@ -232,9 +232,8 @@ def _space(c: _Checker, key: str, value: Any, check: Callable[[Any], Any]) -> An
     if not isinstance(value, dict):
         return c.check(key, value, check)
     if len(value) != 1 or next(iter(value)) not in SPACE_KINDS:
-        raise c.fail(
-            key, f"a search space is one of {{{', '.join(SPACE_KINDS)}: ...}}, got {value!r}"
-        )
+        raise c.fail(key, f"unknown search space {value!r}; allowed: {{KIND: [...]}} with KIND "
+                          f"one of {', '.join(SPACE_KINDS)}")
     kind, args = next(iter(value.items()))
     if not isinstance(args, list) or not args:
         raise c.fail(f"{key}.{kind}", f"must be a non-empty list, got {args!r}")
@@ -324,11 +323,11 @@ def _check_model_fits(model: str, options: dict, info: Any) -> None:
 
 
 def reported_metrics(n_classes: int, task: str) -> list[str]:
-    """Names a trial reports each epoch, ``loss`` and ``val_loss`` first."""
+    """Names a trial reports each epoch (Keras' ``loss`` is ``train_loss``), losses first."""
     from zoo.metrics import default_metrics
 
     names = [m.name for m in default_metrics(n_classes, task)]
-    return ["loss", "val_loss", *names, *(f"val_{n}" for n in names)]
+    return ["train_loss", "val_loss", *names, *(f"val_{n}" for n in names)]
 
 
 def parse_spec(text: str, where: str = "spec", name: str | None = None) -> SweepSpec:

@@ -133,6 +133,9 @@ def _tuner(spec: SweepSpec, options: SweepOptions, context: SweepContext) -> Any
         print(f"zoobench: resuming sweep {spec.name!r} from {experiment}", flush=True)
         return tune.Tuner.restore(experiment, trainable, resume_unfinished=True,
                                   resume_errored=True)
+    # Keeping one checkpoint per trial makes Tune snapshot its state at every checkpoint,
+    # which is what lets a killed sweep resume close to where it stopped; no warning.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     plan = make_plan(spec)
     run_config = tune.RunConfig(
         name=spec.name,

@@ -145,6 +145,13 @@ class TrialRun:
     def log_artifact(self, path: str | Path, folder: str | None = None) -> None:
         mlflow.log_artifact(str(path), artifact_path=folder)
 
+    def log_param(self, key: str, value: Any) -> None:
+        mlflow.log_param(key, _param_text(value))
+
+    def set_error(self, message: str) -> None:
+        """Record why the trial failed (tag ``zoobench.error``, first 5000 characters)."""
+        mlflow.set_tag("zoobench.error", message[:5000])
+
     def end(self, status: str) -> None:
         """``FINISHED``, ``FAILED`` or ``KILLED``."""
         mlflow.end_run(status=status)

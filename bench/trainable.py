@@ -150,15 +150,15 @@ def make_reporter(trial: TrialState) -> Any:
 class TrialState:
     """A trial's progress (history, best epoch, time, MLflow run): what its checkpoint holds."""
 
-    def __init__(self, context: SweepContext, config: dict[str, Any], info: Any,
-                 val_sample: tuple[Any, Any] | None, n_params: int) -> None:
+    def __init__(self, context: SweepContext, config: dict[str, Any]) -> None:
         from ray import tune
 
         self.context = context
         self.config = config
-        self.info = info
-        self.val_sample = val_sample
-        self.n_params = n_params
+        # Set once the data and model are built.
+        self.info: Any = None
+        self.val_sample: tuple[Any, Any] | None = None
+        self.n_params = 0
         self.history: list[dict[str, Any]] = []
         self.train_seconds = 0.0
         self.run_id: str | None = None
@@ -173,15 +173,19 @@ class TrialState:
         self.run: TrialRun | None = None
 
     # ---- checkpoints
-    def restore(self, checkpoint_dir: Path, model: Any) -> int:
-        """Load weights, optimizer state and progress from a checkpoint; the epochs done."""
+    def restore_progress(self, checkpoint_dir: Path) -> int:
+        """History, elapsed time and MLflow run id from a checkpoint; the epochs done."""
         state = json.loads((checkpoint_dir / CHECKPOINT_STATE).read_text())
-        model.optimizer.build(model.trainable_variables)
-        model.load_weights(checkpoint_dir / CHECKPOINT_WEIGHTS)
         self.history = state["history"]
         self.train_seconds = state["train_seconds"]
         self.run_id = state["mlflow_run_id"]
         return int(state["epoch"])
+
+    @staticmethod
+    def restore_weights(checkpoint_dir: Path, model: Any) -> None:
+        """Weights and optimizer state (the optimizer must exist to receive its variables)."""
+        model.optimizer.build(model.trainable_variables)
+        model.load_weights(checkpoint_dir / CHECKPOINT_WEIGHTS)
 
     def _write_checkpoint(self, model: Any, epoch: int, png: Path | None) -> Path:
         folder = Path(tempfile.mkdtemp(prefix="zoobench-ckpt-"))
@@ -198,8 +202,9 @@ class TrialState:
                   train_seconds: float) -> dict[str, Any]:
         """History row of one epoch: Keras' logs plus timing and the learning rate."""
         row: dict[str, Any] = {"epoch": epoch}
-        row.update({key: float(value) for key, value in logs.items()
-                    if key != "learning_rate"})
+        # Keras' ``loss`` is named ``train_loss``: in the records ``loss`` is the loss's name.
+        row.update({("train_loss" if key == "loss" else key): float(value)
+                    for key, value in logs.items() if key != "learning_rate"})
         row["epoch_seconds"] = epoch_seconds
         row["samples_per_second"] = self.info.train_size / max(train_seconds, 1e-9)
         row["lr"] = float(self.config["lr"])
@@ -219,7 +224,7 @@ class TrialState:
     def end_reason(self, row: dict[str, Any]) -> str | None:
         """Why the trial stops after this epoch, or None to go on."""
         context = self.context
-        if not (_finite(row.get("loss")) and _finite(row.get("val_loss", 0.0))):
+        if not (_finite(row.get("train_loss")) and _finite(row.get("val_loss", 0.0))):
             return END_NAN
         if row["epoch"] >= context.epochs:
             return END_COMPLETED
@@ -301,45 +306,54 @@ def train_trial(config: dict[str, Any], context: SweepContext) -> None:
     keras.mixed_precision.set_global_policy(
         "float32" if context.mixed_precision == "none" else f"mixed_{context.mixed_precision}"
     )
-    train_ds, val_ds, info = zoo.datasets.load(
-        context.dataset, batch_size=int(config["batch_size"]), seed=int(config["seed"]),
-        augment=bool(config["augment"]), **context.dataset_options,
-    )
     model_name, model_options = context.models[config["model"]]
-    height, width, channels = info.input_shape[-3:]
-    model, out_h, out_w = zoo.get_model(model_name, height, width, channels, info.n_classes,
-                                        **model_options)
-    train_ds = _crop_targets(train_ds, out_h, out_w, height, width)
-    val_ds = _crop_targets(val_ds, out_h, out_w, height, width)
     loss_name, loss_params = context.losses[config["loss"]]
-    model.compile(
-        optimizer=_optimizer(config["optimizer"], float(config["lr"]),
-                             float(config["weight_decay"])),
-        loss=zoo.get_loss(loss_name, **loss_params),
-        metrics=zoo.metrics.default_metrics(info.n_classes, info.task),
-        jit_compile=context.xla,
-    )
 
-    trial = TrialState(context, config, info, _val_sample(val_ds), model.count_params())
-    initial_epoch = 0
+    # The MLflow run opens first, so a trial failing while it builds is visible there too.
+    trial = TrialState(context, config)
     checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as folder:
-            initial_epoch = trial.restore(Path(folder), model)
+    checkpoint_dir = Path(checkpoint.to_directory()) if checkpoint is not None else None
+    initial_epoch = trial.restore_progress(checkpoint_dir) if checkpoint_dir else 0
     params = {**config, "dataset": context.dataset, "epochs": context.epochs,
               "model_name": model_name, "loss_name": loss_name,
               "dataset_options": context.dataset_options, "model_options": model_options,
               "loss_params": loss_params, "mixed_precision": context.mixed_precision,
-              "xla": context.xla, "n_params": trial.n_params}
+              "xla": context.xla}
     trial.run = TrialRun(context.tracking, trial.trial_name, trial.trial_id, context.sweep,
                          params, trial.run_id)
     trial.run_id = trial.run.run_id
     status = "FAILED"
     try:
+        train_ds, val_ds, info = zoo.datasets.load(
+            context.dataset, batch_size=int(config["batch_size"]), seed=int(config["seed"]),
+            augment=bool(config["augment"]), **context.dataset_options,
+        )
+        height, width, channels = info.input_shape[-3:]
+        model, out_h, out_w = zoo.get_model(model_name, height, width, channels,
+                                            info.n_classes, **model_options)
+        train_ds = _crop_targets(train_ds, out_h, out_w, height, width)
+        val_ds = _crop_targets(val_ds, out_h, out_w, height, width)
+        model.compile(
+            optimizer=_optimizer(config["optimizer"], float(config["lr"]),
+                                 float(config["weight_decay"])),
+            loss=zoo.get_loss(loss_name, **loss_params),
+            metrics=zoo.metrics.default_metrics(info.n_classes, info.task),
+            jit_compile=context.xla,
+        )
+        trial.info, trial.val_sample = info, _val_sample(val_ds)
+        trial.n_params = model.count_params()
+        trial.run.log_param("n_params", trial.n_params)
+        if checkpoint_dir is not None:
+            trial.restore_weights(checkpoint_dir, model)
+            shutil.rmtree(checkpoint_dir, ignore_errors=True)
         if initial_epoch < context.epochs:
             model.fit(train_ds, validation_data=val_ds, epochs=context.epochs,
-                      initial_epoch=initial_epoch, callbacks=[make_reporter(trial)], verbose=0)
+                      initial_epoch=initial_epoch, callbacks=[make_reporter(trial)], verbose=0,
+                      shuffle=False)  # the dataset shuffles itself, seeded
         last = trial.history[-1] if trial.history else {}
         status = "FAILED" if trial.end_reason(last) == END_NAN else "FINISHED"
+    except Exception as error:
+        trial.run.set_error(f"{type(error).__name__}: {error}")
+        raise
     finally:
         trial.run.end(status)

@@ -1,0 +1,82 @@
+"""Shared fixtures: one small real sweep (local Ray, MLflow sqlite, Parquet) per test session.
+
+``small_sweep`` runs ``zoobench sweep`` in this process, so later sweeps of the session
+reuse its Ray instance; other test files (leaderboard, report) read its results.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+SMALL_SPEC = """\
+name: small
+dataset: {name: shapes, height: 16, width: 16, channels: 3, classes: 3, train: 16, val: 8}
+models: [testnet]
+losses: [categorical_crossentropy, dice]
+seeds: [0]
+epochs: 2
+params:
+  batch_size: 8
+  lr: 1.0e-3
+metric: val_mean_iou
+mode: max
+resources: {cpu: 1, gpu: 0}
+"""
+
+
+@dataclass(frozen=True)
+class SmallSweep:
+    """A finished sweep: ``testnet x {categorical_crossentropy, dice}``, seed 0, 2 epochs.
+
+    Attributes:
+        results: the results folder (``trials.parquet``, ``history.parquet``, ...).
+        tracking_uri: its MLflow store (``sqlite:///<results>/mlflow.db``).
+        name: the sweep's name (``small``).
+        spec_path: the spec file it ran.
+        exit_code: what ``zoobench sweep`` returned (0).
+    """
+
+    results: Path
+    tracking_uri: str
+    name: str
+    spec_path: Path
+    exit_code: int
+
+
+def run_cli(*argv: str) -> int:
+    """``zoobench *argv`` in this process; its exit status."""
+    from bench.cli import main
+
+    return main(list(argv))
+
+
+@pytest.fixture(scope="session")
+def small_sweep(tmp_path_factory: pytest.TempPathFactory) -> SmallSweep:
+    """Run the small sweep once per session and hand its folders to the tests."""
+    root = tmp_path_factory.mktemp("small_sweep")
+    spec_path = root / "small.yaml"
+    spec_path.write_text(SMALL_SPEC)
+    results = root / "results"
+    code = run_cli("sweep", str(spec_path), "--results", str(results))
+    assert code == 0, "the small sweep failed; see the captured output"
+    return SmallSweep(results, f"sqlite:///{results.resolve() / 'mlflow.db'}", "small",
+                      spec_path, code)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_ray_at_end():
+    """Shut down the Ray instance a sweep started in this process, once the session ends."""
+    yield
+    import sys
+
+    if "ray" in sys.modules:
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
