@@ -318,13 +318,24 @@ def test_composition_names_and_values():
     # Nested combinations flatten, weights multiply.
     nested = 2 * (combined + get_loss("categorical_crossentropy"))
     assert nested.name == "2*dice+focal+2*categorical_crossentropy"
-    assert nested.weights == [2.0, 1.0, 2.0]
+    assert nested.coefficients == [2.0, 1.0, 2.0]
     total = sum([dice, focal])
     assert total.name == "dice+focal"
+    assert (np.float32(0.5) * dice).name == "0.5*dice"
     with pytest.raises(TypeError):
         _ = dice + 1.0
     with pytest.raises(TypeError):
         _ = dice * "2"
+
+
+def test_keras_losses_compose_with_zoo_losses():
+    """Keras' crossentropy keeps the pixel axes; the combination averages them per sample."""
+    y, p = make_batch((3, 6, 6, 3), seed=12)
+    combined = get_loss("dice") + keras.losses.CategoricalCrossentropy()
+    assert combined.name == "dice+categorical_crossentropy"
+    np.testing.assert_allclose(
+        as_numpy(combined.call(y, p)), np_dice(y, p) + np_categorical_crossentropy(y, p), rtol=1e-5
+    )
 
 
 @pytest.mark.parametrize(
@@ -336,7 +347,7 @@ def test_pair_losses_are_compositions(name, parts):
     assert isinstance(loss, CombinedLoss)
     assert loss.name == name
     assert [type(term) for term in loss.losses] == parts
-    assert loss.weights == [1.0, 1.0]
+    assert loss.coefficients == [1.0, 1.0]
     assert loss.losses[1].weights == pytest.approx([0.2, 0.6, 0.2])
     assert loss.losses[1].smooth == 0.5
 

@@ -24,6 +24,7 @@ any of them, combined or not, saves to ``.keras`` and loads with ``safe_mode=Tru
 
 from __future__ import annotations
 
+import numbers
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -114,9 +115,9 @@ class ZooLoss(keras.losses.Loss):
         return CombinedLoss(_terms(other) + _terms(self))
 
     def __mul__(self, factor: Any) -> CombinedLoss:
-        if isinstance(factor, bool) or not isinstance(factor, (int, float)):
+        if isinstance(factor, bool) or not isinstance(factor, numbers.Real):
             return NotImplemented
-        return CombinedLoss([(float(factor) * w, loss) for w, loss in _terms(self)])
+        return CombinedLoss([(float(factor) * c, loss) for c, loss in _terms(self)])
 
     __rmul__ = __mul__
 
@@ -124,19 +125,21 @@ class ZooLoss(keras.losses.Loss):
 def _terms(loss: keras.losses.Loss) -> list[tuple[float, keras.losses.Loss]]:
     """The weighted terms of ``loss``: itself with weight 1, or a combination's terms."""
     if isinstance(loss, CombinedLoss):
-        return list(zip(loss.weights, loss.losses, strict=True))
+        return list(zip(loss.coefficients, loss.losses, strict=True))
     return [(1.0, loss)]
 
 
 @keras.saving.register_keras_serializable(package="zoo")
 class CombinedLoss(ZooLoss):
-    """A weighted sum of losses, ``sum_i weights[i] * losses[i]``, per sample.
+    """A weighted sum of losses, ``sum_i coefficients[i] * losses[i]``, per sample.
 
     Usually made with ``+`` and ``*`` rather than directly. Nested combinations
-    are flattened, so ``(a + b) + 0.5 * c`` has three terms.
+    are flattened, so ``(a + b) + 0.5 * c`` has three terms. A term whose ``call``
+    returns more than one value per sample (Keras' built-in losses reduce only the
+    last axis) is averaged to ``(B,)`` first, as Keras' own reduction would.
 
     Args:
-        terms: ``(weight, loss)`` pairs; each loss's ``call`` must return ``(B,)``.
+        terms: ``(coefficient, loss)`` pairs.
         name: defaults to the terms joined by ``+``, e.g. ``"dice+0.5*focal"``.
         reduction: Keras reduction of the per-sample values.
     """
@@ -149,35 +152,37 @@ class CombinedLoss(ZooLoss):
         dtype: Any = None,
     ) -> None:
         flat: list[tuple[float, keras.losses.Loss]] = []
-        for weight, loss in terms:
+        for coefficient, loss in terms:
             if not isinstance(loss, keras.losses.Loss):
                 raise ValueError(
                     f"CombinedLoss terms must be keras.losses.Loss instances, got {loss!r}"
                 )
-            flat.extend((float(weight) * w, inner) for w, inner in _terms(loss))
+            flat.extend((float(coefficient) * c, inner) for c, inner in _terms(loss))
         if not flat:
             raise ValueError("CombinedLoss needs at least one term")
-        self.weights = [w for w, _ in flat]
+        self.coefficients = [c for c, _ in flat]
         self.losses = [loss for _, loss in flat]
         if name is None:
             name = "+".join(
-                loss.name if w == 1.0 else f"{_format_weight(w)}*{loss.name}" for w, loss in flat
+                loss.name if c == 1.0 else f"{_format_weight(c)}*{loss.name}" for c, loss in flat
             )
         super().__init__(name=name, reduction=reduction, dtype=dtype)
 
     def call(self, y_true: Any, y_pred: Any) -> Any:
         total = None
-        for weight, loss in zip(self.weights, self.losses, strict=True):
+        for coefficient, loss in zip(self.coefficients, self.losses, strict=True):
             value = loss.call(y_true, y_pred)
-            value = value if weight == 1.0 else weight * value
+            if len(value.shape) > 1:
+                value = _per_sample_mean(value)
+            value = value if coefficient == 1.0 else coefficient * value
             total = value if total is None else total + value
         return total
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config["terms"] = [
-            {"weight": w, "loss": keras.saving.serialize_keras_object(loss)}
-            for w, loss in zip(self.weights, self.losses, strict=True)
+            {"coefficient": c, "loss": keras.saving.serialize_keras_object(loss)}
+            for c, loss in zip(self.coefficients, self.losses, strict=True)
         ]
         return config
 
@@ -185,7 +190,7 @@ class CombinedLoss(ZooLoss):
     def from_config(cls, config: dict[str, Any]) -> CombinedLoss:
         config = dict(config)
         terms = [
-            (t["weight"], keras.saving.deserialize_keras_object(t["loss"]))
+            (t["coefficient"], keras.saving.deserialize_keras_object(t["loss"]))
             for t in config.pop("terms")
         ]
         return cls(terms, **config)
