@@ -320,14 +320,17 @@ class GeneralizedDice(ZooLoss):
 
     ``GDL = 1 - 2 sum_l w_l sum_n r_ln p_ln / sum_l w_l sum_n (r_ln + p_ln)`` with
     ``w_l = 1 / (sum_n r_ln)^2``: the sums over ``n`` run over the pixels (and
-    timesteps) of one sample, so each class weighs the inverse square of its area.
-    For ``K == 1`` the two classes are background and foreground, as in the paper's
-    binary experiments.
+    timesteps) of one sample, so each class weighs the inverse square of its area
+    in that sample (one value per sample, so sample weights apply; NiftyNet sums
+    over the whole batch instead). For ``K == 1`` the two classes are background
+    and foreground, as in the paper's binary experiments.
 
     A class absent from a sample has ``sum_n r_ln = 0`` and an infinite weight.
-    As NiftyNet (the paper's implementation) does, such a class gets the largest
-    weight among the classes present in that sample: predicting an absent class is
-    penalised like the rarest present one, and the loss stays finite. A sample with
+    As NiftyNet's ``generalised_dice_loss`` (NifTK/NiftyNet,
+    ``niftynet/layer/loss_segmentation.py``, the library of the paper's authors)
+    does, such a class gets the largest weight among the classes present in that
+    sample: predicting an absent class is penalised like predicting the rarest
+    present one, and the loss stays finite. A sample with
     no labelled pixel at all (an all-zero mask, e.g. an unlabelled Ladder sample)
     falls back to equal weights and so has loss 1.
     """
