@@ -42,6 +42,8 @@ def test_the_expected_files_exist() -> None:
         "ray-cluster.yaml",
         "kuberay-raycluster.yaml",
         "mlflow-compose.yaml",
+        "mlflow-k8s.yaml",
+        "gpu-sharing.yaml",
     }
     assert expected <= names, f"missing from docker/: {sorted(expected - names)}"
 
@@ -187,3 +189,31 @@ def test_gpu_sharing_spec_is_a_valid_gpu_sweep() -> None:
     assert spec.samples * spec.cells == 8
     assert spec.mixed_precision == "bfloat16"
     assert spec.xla is True
+
+
+def test_mlflow_on_kubernetes_is_the_server_kuberay_logs_to() -> None:
+    docs = {d["kind"]: d for d in yaml.safe_load_all((DOCKER / "mlflow-k8s.yaml").read_text())}
+    assert set(docs) == {"ServiceAccount", "Deployment", "Service"}
+    pod = docs["Deployment"]["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    container = pod["containers"][0]
+    assert container["args"][:2] == ["mlflow", "server"]
+    assert "--serve-artifacts" in container["args"]
+    env = {e["name"]: e for e in container["env"]}
+    # The database URI (with its password) comes from a Secret, not the manifest.
+    assert env["MLFLOW_BACKEND_STORE_URI"]["valueFrom"]["secretKeyRef"]["key"] == "uri"
+    assert env["MLFLOW_ARTIFACTS_DESTINATION"]["value"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/health"
+
+    service = docs["Service"]
+    port = service["spec"]["ports"][0]["port"]
+    address = (f"http://{service['metadata']['name']}.{service['metadata']['namespace']}"
+               f".svc.cluster.local:{port}")
+    cluster = _load("kuberay-raycluster.yaml")["spec"]
+    pods = [cluster["headGroupSpec"]] + cluster["workerGroupSpecs"]
+    for group in pods:
+        for ray_container in group["template"]["spec"]["containers"]:
+            uris = [e["value"] for e in ray_container["env"] if e["name"] == "MLFLOW_TRACKING_URI"]
+            assert uris == [address], ray_container["name"]
+    hosts = env["MLFLOW_SERVER_ALLOWED_HOSTS"]["value"].split(",")
+    assert f"{address.split('//')[1].split(':')[0]}:*" in hosts
