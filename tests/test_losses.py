@@ -456,3 +456,5 @@ def test_per_class_parameters_of_the_wrong_length_are_value_errors():
     y1, p1 = make_batch((2, 4, 4, 1), seed=10)
     with pytest.raises(ValueError, match=r"focal: for a sigmoid output alpha is one number or 2"):
         get_loss("focal", alpha=[0.2, 0.3, 0.5]).call(y1, p1)
+    with pytest.raises(ValueError, match=r"focal: for a sigmoid output alpha must be in \[0, 1\]"):
+        get_loss("focal", alpha=2.0).call(y1, p1)

@@ -383,7 +383,9 @@ def _alphas(alpha: float | Sequence[float] | None) -> float | list[float] | None
 class Focal(ZooLoss):
     """Focal loss of Lin et al. 2017, FL(p_t) = -alpha_t (1 - p_t)^gamma log(p_t).
 
-    Averaged over the pixels (and timesteps) of each sample.
+    Averaged over the pixels (and timesteps) of each sample: every pixel plays the
+    part of one of the paper's anchors, and a mean (where the paper divides the sum
+    by the number of positive anchors) keeps the scale independent of image size.
 
     ``K == 1`` (the paper's binary case): ``p_t = p`` where ``y = 1`` and ``1 - p``
     where ``y = 0``; ``alpha_t = alpha`` for the foreground and ``1 - alpha`` for the
@@ -436,6 +438,11 @@ class Focal(ZooLoss):
             alpha_background, alpha_foreground = self.alpha
         elif self.alpha is None:
             alpha_background = alpha_foreground = 1.0
+        elif self.alpha > 1.0:
+            raise ValueError(
+                f"focal: for a sigmoid output alpha must be in [0, 1] (the background "
+                f"gets 1 - alpha), got {self.alpha}"
+            )
         else:
             alpha_background, alpha_foreground = 1.0 - self.alpha, self.alpha
         return -(alpha_foreground * positive + alpha_background * negative)
