@@ -180,7 +180,7 @@ def test_ladder_beats_supervised_only_with_few_labels():
     import ladder_semi_supervised as perf
 
     args = perf.parse_args(["--seeds", "0"])
-    train, val = perf.load_data(args.train, args.val, args.size, args.fraction, seed=0)
-    supervised, _ = perf.train(perf.variants(args)["supervised"], train, val, args, seed=0)
-    ladder, _ = perf.train(perf.variants(args)["ladder"], train, val, args, seed=0)
+    data = perf.load_data(args, seed=0)
+    supervised, _ = perf.train(perf.variants(args)["supervised"], data, args, seed=0)
+    ladder, _ = perf.train(perf.variants(args)["ladder"], data, args, seed=0)
     assert ladder > supervised + 0.02, (ladder, supervised)
