@@ -378,3 +378,19 @@ def test_registered_parameter_defaults_match_the_constructors(name):
     signature = inspect.signature(entry.obj)
     for param, default in entry.meta["params"].items():
         assert signature.parameters[param].default == default
+
+
+@pytest.mark.parametrize("name", ["mean_iou", "psnr", "ssim"])
+def test_metrics_trace_with_unknown_frame_sizes(name):
+    """Models built on ``keras.Input((None, None, C))`` give tensors of unknown size."""
+    import tensorflow as tf
+
+    y, p = make_frames((2, 2, 12, 12, 1), seed=11)
+    if name == "mean_iou":
+        y = (y > 0.5).astype("float32")
+    traced_metric, eager_metric = get_metric(name, 1), get_metric(name, 1)
+    spec = tf.TensorSpec((None, None, None, None, 1), tf.float32)
+    traced = tf.function(traced_metric.update_state, input_signature=[spec, spec])
+    traced(y, p)
+    eager_metric.update_state(y, p)
+    assert result(traced_metric) == pytest.approx(result(eager_metric), rel=1e-6)

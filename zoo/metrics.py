@@ -182,7 +182,7 @@ class IoUClass(_ConfusionMatrixMetric):
         name: str | None = None,
         dtype: Any = None,
     ) -> None:
-        labels = 2 if n_classes == 1 else n_classes
+        labels = 2 if _check_n_classes(n_classes, "iou_class") == 1 else n_classes
         valid = isinstance(class_id, int) and not isinstance(class_id, bool)
         if not valid or not 0 <= class_id < labels:
             raise ValueError(
@@ -226,8 +226,9 @@ class _FrameMeanMetric(keras.metrics.Metric):
                 f"{self.name}: expected (B, H, W, C) or (B, T, H, W, C) frames, "
                 f"got shape {tuple(y_pred.shape)}"
             )
-        frame_shape = tuple(y_pred.shape[-3:])
-        frames_axes = ops.shape(y_pred)[: len(y_pred.shape) - 3]  # (B,) or (B, T)
+        shape = ops.shape(y_pred)  # dynamic where the static size is unknown
+        frame_shape = tuple(shape[-3:])
+        frames_axes = shape[:-3]  # (B,) or (B, T)
         scores = self._frame_scores(
             ops.reshape(y_true, (-1, *frame_shape)), ops.reshape(y_pred, (-1, *frame_shape))
         )
@@ -300,7 +301,8 @@ class SSIM(_FrameMeanMetric):
         self.k2 = float(k2)
 
     def _frame_scores(self, y_true: Any, y_pred: Any) -> Any:
-        size = min(self.filter_size, int(y_pred.shape[1]), int(y_pred.shape[2]))
+        known = [int(d) for d in y_pred.shape[1:3] if d is not None]
+        size = min([self.filter_size, *known])
         return tf.image.ssim(
             y_true,
             y_pred,
