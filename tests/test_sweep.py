@@ -1,0 +1,112 @@
+"""A real sweep (local Ray, MLflow sqlite, Parquet): the contract's files, rows and columns,
+and the same numbers in trials, history and MLflow."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+import zoo  # noqa: F401  (registers the custom layers, losses and metrics for loading)
+
+TRIAL_COLUMNS = [
+    "sweep", "trial_id", "model", "loss", "dataset", "seed", "lr", "batch_size", "epochs_done",
+    "status", "params", "val_loss", "val_mean_iou", "val_dice_coef", "best_epoch",
+    "train_seconds", "samples_per_second", "node", "node_id", "mlflow_run_id",
+    "val_pixel_accuracy", "val_iou_class_0", "val_iou_class_2", "n_params", "error", "spec",
+    "versions", "metric", "mode", "predictions_png", "epochs", "started_at", "ended_at",
+]
+HISTORY_COLUMNS = [
+    "sweep", "trial_id", "model", "loss", "dataset", "seed", "epoch", "train_loss", "val_loss",
+    "mean_iou", "val_mean_iou", "dice_coef", "val_dice_coef", "pixel_accuracy",
+    "val_pixel_accuracy", "val_iou_class_1", "epoch_seconds", "samples_per_second", "lr",
+]
+
+
+@pytest.fixture(scope="module")
+def tables(small_sweep):
+    read = {name: pd.read_parquet(small_sweep.results / f"{name}.parquet")
+            for name in ("trials", "history", "leaderboard")}
+    for frame in read.values():
+        frame["sweep"] = frame["sweep"].astype(str)
+    return read
+
+
+def test_trials_one_row_per_trial_fully_trained(tables):
+    trials = tables["trials"]
+    assert [c for c in TRIAL_COLUMNS if c not in trials.columns] == []
+    assert len(trials) == 2 and trials["trial_id"].is_unique
+    assert sorted(trials["loss"]) == ["categorical_crossentropy", "dice"]
+    assert set(trials["model"]) == {"testnet"} and set(trials["dataset"]) == {"shapes"}
+    assert set(trials["status"]) == {"TERMINATED"} and trials["error"].isna().all()
+    assert list(trials["epochs_done"]) == [2, 2] and list(trials["sweep"]) == ["small"] * 2
+    assert (trials["lr"] == 1e-3).all() and (trials["batch_size"] == 8).all()
+    assert (trials["train_seconds"] > 0).all() and (trials["samples_per_second"] > 0).all()
+    assert trials["node"].str.len().gt(0).all() and trials["node_id"].str.len().gt(20).all()
+    assert (trials["n_params"] > 1000).all()
+    params = json.loads(trials["params"].iloc[0])
+    assert params["optimizer"] == "adam" and params["seed"] == 0
+    assert json.loads(trials["versions"].iloc[0])["keras"] == keras.__version__
+    assert (trials["ended_at"] > trials["started_at"]).all()
+
+
+def test_history_matches_trials_best_epoch(tables):
+    trials, history = tables["trials"], tables["history"]
+    assert [c for c in HISTORY_COLUMNS if c not in history.columns] == []
+    assert len(history) == 4
+    for trial in trials.itertuples():
+        rows = history[history["trial_id"] == trial.trial_id].sort_values("epoch")
+        assert list(rows["epoch"]) == [1, 2]
+        assert (rows["epoch_seconds"] > 0).all()
+        best = rows.loc[rows["val_mean_iou"].idxmax()]
+        assert trial.best_epoch == best["epoch"]
+        assert trial.val_mean_iou == pytest.approx(best["val_mean_iou"])
+        assert trial.val_loss == pytest.approx(best["val_loss"])
+        assert 0.0 <= trial.val_mean_iou <= 1.0
+
+
+def test_leaderboard_ranks_each_model_loss(tables, small_sweep):
+    board, trials = tables["leaderboard"], tables["trials"]
+    assert len(board) == 2 and sorted(board["rank"]) == [1, 2]
+    top = board.sort_values("rank").iloc[0]
+    assert top["val_mean_iou_mean"] == pytest.approx(trials["val_mean_iou"].max())
+    assert top["count"] == 1
+
+
+def test_prediction_pngs_are_written(tables, small_sweep):
+    for relative in tables["trials"]["predictions_png"]:
+        png = small_sweep.results / relative
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_mlflow_runs_hold_params_metrics_and_model(tables, small_sweep, tmp_path):
+    client = MlflowClient(small_sweep.tracking_uri)
+    trials, history = tables["trials"], tables["history"]
+    parents = {client.get_run(run_id).data.tags["mlflow.parentRunId"]
+               for run_id in trials["mlflow_run_id"]}
+    assert len(parents) == 1
+    parent = client.get_run(parents.pop())
+    assert parent.info.run_name == "small" and parent.info.status == "FINISHED"
+    for trial in trials.itertuples():
+        run = client.get_run(trial.mlflow_run_id)
+        assert run.info.status == "FINISHED"
+        assert run.data.params["loss"] == trial.loss and float(run.data.params["lr"]) == 1e-3
+        assert int(run.data.params["n_params"]) == trial.n_params
+        steps = client.get_metric_history(trial.mlflow_run_id, "val_mean_iou")
+        logged = {m.step: m.value for m in steps}
+        rows = history[history["trial_id"] == trial.trial_id]
+        assert logged == pytest.approx(dict(zip(rows["epoch"], rows["val_mean_iou"],
+                                                strict=True)))
+        artifacts = {a.path for a in client.list_artifacts(trial.mlflow_run_id)}
+        assert {"model", "predictions.png"} <= artifacts
+    path = client.download_artifacts(trials["mlflow_run_id"].iloc[0], "model/model.keras",
+                                     str(tmp_path))
+    model = keras.saving.load_model(path, safe_mode=True)
+    out = model.predict(np.zeros((1, 16, 16, 3), np.float32), verbose=0)
+    assert out.shape == (1, 16, 16, 3)
+    assert np.allclose(out.sum(-1), 1.0, atol=1e-4) and not math.isnan(out.sum())
