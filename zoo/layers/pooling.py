@@ -45,17 +45,17 @@ def _check_4d(layer: str, shape: tuple, what: str = "input") -> None:
         raise ValueError(f"{layer} {what} must be 4-D (B, H, W, C), got shape {shape}")
 
 
+def _positions(ph: int, pw: int) -> Any:
+    """int32 ``(1, 1, ph, 1, pw, 1)``: the position ``dy * pw + dx`` of each window element."""
+    return ops.reshape(ops.arange(ph * pw, dtype="int32"), (1, 1, ph, 1, pw, 1))
+
+
 class _Windowed(keras.layers.Layer):
     """Shared config of the two layers: a non-overlapping ``pool_size`` window."""
 
     def __init__(self, pool_size: int | tuple[int, int] = (2, 2), **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.pool_size = _pool_size(type(self).__name__, pool_size)
-
-    @property
-    def window(self) -> int:
-        """Number of elements in one window."""
-        return self.pool_size[0] * self.pool_size[1]
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "pool_size": self.pool_size}
@@ -93,17 +93,21 @@ class MaxPoolingWithArgmax2D(_Windowed):
     def call(self, inputs: Any) -> list[Any]:
         ph, pw = self.pool_size
         _, h, w, c = ops.shape(inputs)
-        # (B, H, W, C) -> (B, Ho, Wo, C, ph * pw): one row per window, row-major inside.
-        windows = ops.reshape(inputs, (-1, h // ph, ph, w // pw, pw, c))
-        windows = ops.transpose(windows, (0, 1, 3, 5, 2, 4))
-        windows = ops.reshape(windows, (-1, h // ph, w // pw, c, ph * pw))
-        peak = ops.max(windows, axis=-1, keepdims=True)
-        hits = ops.cast(ops.equal(windows, peak), "int32")
-        # Keep the first maximum only, so tied windows do not unpool twice.
-        first = ops.logical_and(ops.equal(hits, 1), ops.equal(ops.cumsum(hits, axis=-1), 1))
-        indices = ops.cast(ops.argmax(ops.cast(first, "int32"), axis=-1), "int32")
-        # Sum of the one selected element: routes the gradient to it alone.
-        pooled = ops.sum(ops.where(first, windows, ops.zeros_like(windows)), axis=-1)
+        ho, wo = h // ph, w // pw
+        # Max pooling gives the values, and its gradient goes to the first maximum
+        # of each window, as with MaxPooling2D.
+        pooled = ops.max_pool(inputs, self.pool_size, strides=self.pool_size, padding="valid")
+        # Window axes 2 and 4 of (B, Ho, ph, Wo, pw, C) line up with the pooled map.
+        windows = ops.reshape(inputs, (-1, ho, ph, wo, pw, c))
+        is_peak = ops.equal(windows, ops.reshape(pooled, (-1, ho, 1, wo, 1, c)))
+        # The first maximum in row-major order is the smallest position holding the
+        # peak (so tied windows unpool one element): a min-pool of those positions.
+        # Reductions over axes 2 and 4 are slow in TensorFlow; pooling is not.
+        position = ops.cast(_positions(ph, pw), "float32")
+        candidates = ops.where(is_peak, position, float(ph * pw))
+        candidates = ops.reshape(candidates, (-1, h, w, c))
+        first = -ops.max_pool(-candidates, self.pool_size, strides=self.pool_size, padding="valid")
+        indices = ops.cast(first, "int32")
         return [pooled, indices]
 
     def compute_output_spec(self, inputs: Any) -> list[keras.KerasTensor]:
@@ -151,10 +155,13 @@ class MaxUnpooling2D(_Windowed):
         values, indices = inputs
         ph, pw = self.pool_size
         _, ho, wo, c = ops.shape(values)
-        # One-hot over the window, scaled by the value: (B, Ho, Wo, C, ph * pw).
-        spread = ops.one_hot(indices, self.window, dtype=values.dtype) * values[..., None]
-        spread = ops.reshape(spread, (-1, ho, wo, c, ph, pw))
-        spread = ops.transpose(spread, (0, 1, 4, 2, 5, 3))
+        # Broadcast each value over its window, (B, Ho, ph, Wo, pw, C), keeping it
+        # only at its recorded position; then merge the window axes back into H, W.
+        values = ops.reshape(values, (-1, ho, 1, wo, 1, c))
+        indices = ops.reshape(indices, (-1, ho, 1, wo, 1, c))
+        spread = ops.where(
+            ops.equal(indices, _positions(ph, pw)), values, ops.zeros((), values.dtype)
+        )
         return ops.reshape(spread, (-1, ho * ph, wo * pw, c))
 
     def compute_output_shape(self, input_shape: Any) -> tuple:
