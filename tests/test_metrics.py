@@ -394,3 +394,26 @@ def test_metrics_trace_with_unknown_frame_sizes(name):
     traced(y, p)
     eager_metric.update_state(y, p)
     assert result(traced_metric) == pytest.approx(result(eager_metric), rel=1e-6)
+
+
+def test_weighted_metrics_ignore_unlabelled_samples_in_evaluate():
+    """Keras hands sample weights to ``weighted_metrics`` only (not to ``metrics``).
+
+    Compiled as ``weighted_metrics``, the metrics keep their names and skip the
+    samples of weight 0: the Ladder's unlabelled samples with all-zero masks.
+    """
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.Input((8, 8, 2)), keras.layers.Conv2D(3, 3, padding="same", activation="softmax")]
+    )
+    model.compile(loss=get_loss("dice"), weighted_metrics=default_metrics(3), run_eagerly=True)
+    y, _ = make_batch((4, 8, 8, 3), seed=12)
+    y[[1, 3]] = 0.0
+    weights = np.array([1.0, 0.0, 1.0, 0.0], "float32")
+    x = np.random.default_rng(12).random((4, 8, 8, 2)).astype("float32")
+    weighted = model.evaluate(x, y, sample_weight=weights, verbose=0, return_dict=True)
+    labelled = model.evaluate(x[[0, 2]], y[[0, 2]], verbose=0, return_dict=True)
+    assert set(weighted) == {"loss", *(m.name for m in default_metrics(3))}
+    for name in weighted:
+        if name != "loss":  # the loss is averaged over all 4 samples, by Keras' reduction
+            assert weighted[name] == pytest.approx(labelled[name], rel=1e-6)
