@@ -12,6 +12,7 @@ import pytest  # noqa: E402
 
 import zoo  # noqa: E402
 from zoo.layers import MaxPoolingWithArgmax2D, MaxUnpooling2D  # noqa: E402
+from zoo.models.blocks import conv_bn_relu, segmentation_head  # noqa: E402
 
 # Small enough to train on a CPU in a fraction of a second; segnet's divisor is 32.
 SIZE = 32
@@ -191,3 +192,18 @@ def test_listed_and_described():
         assert info.summary and f"multiples of {divisor}" in info.constraint
     assert "1505.04597" in zoo.describe_model("unet").paper
     assert "1511.00561" in zoo.describe_model("segnet").paper
+
+
+def test_blocks_on_sequences_share_weights_over_time():
+    inputs = keras.Input((4, 8, 8, 2))
+    x = conv_bn_relu(inputs, 5, time_distributed=True, name="td")
+    model = keras.Model(inputs, segmentation_head(x, 1, time_distributed=True))
+    assert model.output_shape == (None, 4, 8, 8, 1)
+    assert isinstance(model.get_layer("td"), keras.layers.TimeDistributed)
+    head = model.get_layer("output")
+    assert isinstance(head, keras.layers.TimeDistributed) and head.dtype_policy.name == "float32"
+    # 3x3x2x5 kernel (no bias before batch norm) + 4x5 batch norm + 5x1 + 1 head.
+    assert model.count_params() == 90 + 20 + 6
+    frame = np.random.default_rng(0).random((1, 1, 8, 8, 2), dtype="float32")
+    y = np.asarray(model(np.repeat(frame, 4, axis=1), training=False))
+    np.testing.assert_array_equal(y, np.repeat(y[:, :1], 4, axis=1))
