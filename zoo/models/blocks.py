@@ -1,7 +1,7 @@
 """Building blocks shared by the model families: conv blocks, the output head, option checks.
 
 Every block works on image tensors ``(B, H, W, C)``; with ``time_distributed=True``
-each layer is wrapped in ``TimeDistributed`` so the same block works on
+its convolution is wrapped in ``TimeDistributed`` so the same block works on
 sequences ``(B, T, H, W, C)`` with weights shared over time.
 """
 
@@ -22,13 +22,6 @@ __all__ = [
 ]
 
 
-def _wrap(layer: layers.Layer, time_distributed: bool, **kwargs: Any) -> layers.Layer:
-    """``layer`` itself, or ``TimeDistributed(layer)`` taking the name and ``kwargs``."""
-    if not time_distributed:
-        return layer
-    return layers.TimeDistributed(layer, **kwargs)
-
-
 def conv_bn_relu(
     x: Any,
     filters: int,
@@ -46,7 +39,8 @@ def conv_bn_relu(
         kernel_size: square kernel size.
         batch_norm: add the batch normalisation; without it the convolution
             keeps its bias (with it the bias is redundant, BN's offset replaces it).
-        time_distributed: wrap each layer in ``TimeDistributed``.
+        time_distributed: wrap the convolution in ``TimeDistributed`` (batch
+            normalisation and ReLU act on the last axis of any rank as they are).
         name: prefix of the layer names (``name``, ``name_bn``, ``name_relu``);
             ``None`` lets Keras choose.
 
@@ -57,14 +51,15 @@ def conv_bn_relu(
     def named(suffix: str) -> str | None:
         return None if name is None else f"{name}{suffix}"
 
-    # With TimeDistributed the wrapper carries the name the user sees.
-    inner = {} if time_distributed else {"name": named("")}
-    conv = layers.Conv2D(
-        filters, kernel_size, padding="same", use_bias=not batch_norm, **inner
-    )
-    x = _wrap(conv, time_distributed, name=named(""))(x)
+    if time_distributed:
+        # The wrapper carries the name the user sees.
+        conv = layers.Conv2D(filters, kernel_size, padding="same", use_bias=not batch_norm)
+        x = layers.TimeDistributed(conv, name=named(""))(x)
+    else:
+        x = layers.Conv2D(
+            filters, kernel_size, padding="same", use_bias=not batch_norm, name=named("")
+        )(x)
     if batch_norm:
-        # BatchNormalization normalises the last axis of any rank: no wrapper needed.
         x = layers.BatchNormalization(name=named("_bn"))(x)
     return layers.Activation("relu", name=named("_relu"))(x)
 
