@@ -159,6 +159,7 @@ def trial_rows(
                 "loss": config.get("loss"), "dataset": spec.dataset,
                 "seed": config.get("seed")}
         ended = metrics.get("timestamp")
+        # Tune's time_total_s adds up every attempt of a resumed trial.
         started = ended - metrics.get("time_total_s", 0.0) if ended else None
         trials.append({
             **keys,
@@ -174,7 +175,8 @@ def trial_rows(
             "error": error,
             "params": json.dumps(config, sort_keys=True, default=str),
             **{k: v for k, v in best.items()
-               if k not in ("epoch", "lr", "epoch_seconds", "samples_per_second")},
+               if k not in ("epoch", "lr", "epoch_seconds", "samples_per_second",
+                            "epoch_started_at")},
             "best_epoch": best.get("epoch"),
             "train_seconds": metrics.get("train_seconds"),
             "samples_per_second": statistics.median(per_epoch_speed) if per_epoch_speed
@@ -190,6 +192,8 @@ def trial_rows(
             "versions": json.dumps(dict(versions), sort_keys=True),
             "started_at": pd.Timestamp(started, unit="s", tz="UTC") if started else None,
             "ended_at": pd.Timestamp(ended, unit="s", tz="UTC") if ended else None,
+            "first_step_at": (pd.Timestamp(metrics["first_step_at"], unit="s", tz="UTC")
+                              if metrics.get("first_step_at") else None),
             "metric": spec.metric,
             "mode": spec.mode,
             "predictions_png": png_paths.get(outcome.trial_id),
@@ -202,7 +206,7 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
     for column in frame.columns:
         if column in _STRING_COLUMNS:
             frame[column] = frame[column].astype("string")
-    for column in ("started_at", "ended_at"):
+    for column in ("started_at", "ended_at", "first_step_at"):
         if column in frame.columns:
             frame[column] = pd.to_datetime(frame[column], utc=True)
     for column in ("seed", "batch_size", "epochs", "epochs_done", "best_epoch", "n_params",

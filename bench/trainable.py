@@ -123,7 +123,12 @@ def make_reporter(trial: TrialState) -> Any:
     class _Reporter(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
             self._start = time.perf_counter()
+            self._started_at = time.time()
             self._train_end: float | None = None
+
+        def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+            if trial.first_step_at is None:
+                trial.first_step_at = time.time()
 
         def on_test_begin(self, logs: dict | None = None) -> None:
             if self._train_end is None:  # validation starts: training of the epoch is over
@@ -133,6 +138,8 @@ def make_reporter(trial: TrialState) -> Any:
             end = time.perf_counter()
             train_seconds = (self._train_end or end) - self._start
             row = trial.epoch_row(epoch + 1, logs or {}, end - self._start, train_seconds)
+            # Successive starts also time what the bookkeeping below costs (perf checks).
+            row["epoch_started_at"] = self._started_at
             reason = trial.end_reason(row)
             if reason is not None:
                 self.model.stop_training = True
@@ -171,6 +178,8 @@ class TrialState:
         self.node_ip = ray.util.get_node_ip_address()
         self.node_id = ray.get_runtime_context().get_node_id()
         self.run: TrialRun | None = None
+        self.started_at = time.time()  # this attempt's start (a resumed trial starts again)
+        self.first_step_at: float | None = None
 
     # ---- checkpoints
     def restore_progress(self, checkpoint_dir: Path) -> int:
@@ -254,6 +263,8 @@ class TrialState:
             "train_seconds": self.train_seconds,
             "n_params": self.n_params,
             "trial_name": self.trial_name,
+            "attempt_started_at": self.started_at,
+            "first_step_at": self.first_step_at,
             "node": self.node,
             "node_ip": self.node_ip,
             "node_id": self.node_id,

@@ -1,0 +1,117 @@
+"""Resuming a killed sweep, and trials that fail (ERROR) or diverge (NAN) while others finish."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import run_cli
+
+SPEC = """\
+name: {name}
+dataset: {{name: shapes, height: 16, width: 16, channels: 3, classes: 3, train: 32, val: 8}}
+models: [testnet]
+losses: {losses}
+epochs: {epochs}
+params: {params}
+"""
+
+
+def _write_spec(folder: Path, name: str, *, losses: str, epochs: int, params: str) -> Path:
+    path = folder / f"{name}.yaml"
+    path.write_text(SPEC.format(name=name, losses=losses, epochs=epochs, params=params))
+    return path
+
+
+def _read(results: Path, table: str, sweep: str) -> pd.DataFrame:
+    frame = pd.read_parquet(results / f"{table}.parquet")
+    frame["sweep"] = frame["sweep"].astype(str)
+    return frame[frame["sweep"] == sweep].reset_index(drop=True)
+
+
+def _tracking(results: Path) -> MlflowClient:
+    return MlflowClient(f"sqlite:///{results.resolve() / 'mlflow.db'}")
+
+
+def test_killed_sweep_resumes_and_every_trial_trains_once(tmp_path):
+    epochs = 4
+    spec = _write_spec(tmp_path, "resumed", losses="[categorical_crossentropy, dice]",
+                       epochs=epochs, params="{batch_size: 8, lr: 1.0e-3}")
+    results = tmp_path / "results"
+    argv = ["sweep", str(spec), "--results", str(results)]
+    # The driver, its local Ray and the trials share one process group: SIGKILL them all at
+    # once, as a crash of the machine would.
+    process = subprocess.Popen([sys.executable, "-m", "bench", *argv], start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 400
+        while not list((results / "ray" / "resumed").glob("*/checkpoint_*")):
+            assert process.poll() is None, "the sweep ended before its first checkpoint"
+            assert time.monotonic() < deadline, "no checkpoint within 400 s"
+            time.sleep(0.5)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    assert not (results / "trials.parquet").exists()  # killed before the end
+
+    assert run_cli(*argv) == 0
+    trials = _read(results, "trials", "resumed")
+    history = _read(results, "history", "resumed")
+    assert len(trials) == 2 and trials["trial_id"].is_unique
+    assert set(trials["status"]) == {"TERMINATED"}
+    assert list(trials["epochs_done"]) == [epochs, epochs]
+    for trial_id, rows in history.groupby("trial_id"):
+        assert sorted(rows["epoch"]) == list(range(1, epochs + 1)), trial_id
+    client = _tracking(results)
+    experiment = client.get_experiment_by_name("zoobench").experiment_id
+    for trial in trials.itertuples():
+        runs = client.search_runs([experiment],
+                                  f"tags.`zoobench.trial_id` = '{trial.trial_id}'")
+        assert [r.info.run_id for r in runs] == [trial.mlflow_run_id]  # continued, not new
+        assert runs[0].info.status == "FINISHED"
+        steps = {m.step for m in client.get_metric_history(trial.mlflow_run_id, "val_loss")}
+        assert steps == set(range(1, epochs + 1))
+
+    # Once more: nothing left to run, the same rows.
+    assert run_cli(*argv) == 0
+    again = _read(results, "trials", "resumed")
+    assert sorted(again["trial_id"]) == sorted(trials["trial_id"])
+    assert list(again["epochs_done"]) == [epochs, epochs]
+
+
+def test_failing_and_diverging_trials_are_recorded_and_others_finish(tmp_path, capsys):
+    results = tmp_path / "results"
+    # dice with 2 class weights on 3 classes fails when the trial first computes its loss.
+    failing = _write_spec(tmp_path, "failing",
+                          losses="[categorical_crossentropy, {dice: {weights: [1, 1]}}]",
+                          epochs=1, params="{batch_size: 8, lr: 1.0e-3}")
+    assert run_cli("sweep", str(failing), "--results", str(results)) == 1
+    assert "1 of 2 trials failed" in capsys.readouterr().err
+    trials = _read(results, "trials", "failing").set_index("loss")
+    ok, bad = trials.loc["categorical_crossentropy"], trials.loc["dice(weights=[1, 1])"]
+    assert (ok["status"], ok["epochs_done"]) == ("TERMINATED", 1)
+    assert bad["status"] == "ERROR" and bad["epochs_done"] == 0
+    assert bad["error"].startswith("ValueError: dice: weights has 2 entries but y_pred needs 3")
+    client = _tracking(results)
+    run = client.get_run(bad["mlflow_run_id"])
+    assert run.info.status == "FAILED"
+    assert "weights has 2 entries" in run.data.tags["zoobench.error"]
+
+    # An absurd learning rate: the loss turns non-finite in the first epoch; the trial stops.
+    diverging = _write_spec(tmp_path, "diverging", losses="[categorical_crossentropy]",
+                            epochs=3, params="{batch_size: 8, lr: 1.0e+30, optimizer: sgd}")
+    assert run_cli("sweep", str(diverging), "--results", str(results)) == 1
+    nan = _read(results, "trials", "diverging").iloc[0]
+    assert (nan["status"], nan["epochs_done"], nan["end_reason"]) == ("NAN", 1, "nan")
+    assert nan["error"] == "loss became non-finite at epoch 1"
+    assert client.get_run(nan["mlflow_run_id"]).info.status == "FAILED"
+    # The second sweep was added beside the first, not over it.
+    every = pd.read_parquet(results / "trials.parquet")
+    assert sorted(every["sweep"].astype(str).unique()) == ["diverging", "failing"]
