@@ -14,10 +14,9 @@ def render(ctx: ReportContext) -> str:
     shown = lb.summary(ctx.board).drop(columns=["sweep"])
     if len(ctx.datasets) == 1:
         shown = shown.drop(columns=["dataset"])
-    n_seeds = ctx.trials["seed"].nunique() if "seed" in ctx.trials else 0
     return (
         f"<p>Ranked by <b>{esc(ctx.metric_label())}</b>. Each row pools the finished trials "
-        f"of one architecture x loss ({n_seeds} seed(s) x samples): <i>mean ± std</i> "
+        "of one architecture x loss over its seeds and samples: <i>mean ± std</i> "
         "(sample std, ddof=1), its 95% confidence interval (Student t over those trials; "
         "blank with a single trial), <i>n</i> the number of finished trials, "
         "<i>failed</i> those that raised or diverged (not counted), <i>best</i> the best "

@@ -1,0 +1,174 @@
+"""The HTML report: every section and picture present, numbers right, renders in Chromium."""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench import leaderboard as lb
+from bench.errors import UsageError
+from bench.report import SECTIONS, build_report
+from bench.report.sections.cost import pareto_front
+from tests.test_leaderboard import LOSSES, MODELS, make_results, run_cli
+
+IMG = re.compile(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("results")
+    make_results("syn", root=root)
+    make_results("older", root=root, shift=-0.1, seed=7)
+    return root
+
+
+@pytest.fixture(scope="module")
+def report(results) -> str:
+    path = build_report(results, sweep="syn", progress=None)
+    assert path == results / "report-syn.html"
+    return path.read_text(encoding="utf-8")
+
+
+def _pngs(html: str) -> list[bytes]:
+    return [base64.b64decode(m) for m in IMG.findall(html)]
+
+
+def test_every_section_is_present_and_drawn(report):
+    for entry in SECTIONS:
+        assert f'<section id="{entry.name}"><h2>{entry.meta["title"]}</h2>' in report
+    assert "could not be drawn" not in report
+    # heat map 1 + cost 1 + curves (metric, val_loss) 2 + per-class 1 + one picture per model.
+    pngs = _pngs(report)
+    assert len(pngs) == 5 + len(MODELS)
+    from PIL import Image
+
+    for data in pngs:
+        image = Image.open(io.BytesIO(data))
+        assert image.format == "PNG" and min(image.size) >= 20
+
+
+def test_report_is_self_contained(report):
+    assert report.startswith("<!DOCTYPE html>")
+    assert not re.search(r'(src|href)="(https?:)?//', report)
+    assert "<script" not in report and "<link" not in report and "@import" not in report
+
+
+def test_leaderboard_section_holds_the_statistics(results, report):
+    trials, _ = lb.load_results(results, sweep="syn")
+    leaderboard_html = report.split('<section id="leaderboard">')[1].split("</section>")[0]
+    rows = re.findall(r"<tr>(.*?)</tr>", leaderboard_html)[1:]
+    assert len(rows) == len(MODELS) * len(LOSSES)
+    done = trials[trials["status"] == "TERMINATED"]
+    means = done.groupby(["model", "loss"])["val_mean_iou"].agg(["mean", "std", "count"])
+    means = means.sort_values("mean", ascending=False)
+    for rank, ((model, loss), r) in enumerate(means.iterrows(), start=1):
+        cells = re.findall(r"<td[^>]*>(.*?)</td>", rows[rank - 1])
+        assert cells[:3] == [str(rank), model, loss]
+        assert cells[3] == f"{r['mean']:.4f} ± {r['std']:.4f}"
+        assert cells[5] == str(int(r["count"]))
+
+
+def test_failures_and_reproduction_are_reported(results, report):
+    trials, _ = lb.load_results(results, sweep="syn")
+    failures = report.split('<section id="failures">')[1].split("</section>")[0]
+    for _, bad in trials[trials["status"] != "TERMINATED"].iterrows():
+        assert bad["trial_id"] in failures and bad["error"] in failures
+        assert bad["status"] in failures
+    assert "1 NAN" in failures and "1 ERROR" in failures
+    reproduce = report.split('<section id="reproduce">')[1].split("</section>")[0]
+    for run in trials.loc[trials["status"] == "TERMINATED", "mlflow_run_id"]:
+        assert run in reproduce
+    assert "name: syn" in reproduce and "zoobench 0.1.0" in reproduce
+
+
+def test_missing_pictures_are_named(results, tmp_path):
+    root = tmp_path / "copy"
+    shutil.copytree(results, root)
+    board = lb.aggregate(lb.load_results(root, sweep="syn")[0])
+    best = board[board["model"] == MODELS[0]].iloc[0]
+    (root / best["best_predictions_png"]).unlink()
+    html = build_report(root, sweep="syn", progress=None).read_text()
+    predictions = html.split('<section id="predictions">')[1].split("</section>")[0]
+    assert "picture file missing" in predictions and best["best_trial_id"] in predictions
+    assert len(IMG.findall(predictions)) == len(MODELS) - 1
+
+
+def test_report_cli_defaults_and_errors(results, tmp_path):
+    status, out = run_cli("report", ["--results", str(results), "--sweep", "older",
+                                     "--out", str(tmp_path / "r.html")])
+    assert status == 0 and out.strip() == str(tmp_path / "r.html")
+    assert "zoobench report: older" in (tmp_path / "r.html").read_text()
+    with pytest.raises(UsageError, match=r"no sweep 'nope'.*older, syn"):
+        run_cli("report", ["--results", str(results), "--sweep", "nope"])
+    with pytest.raises(UsageError, match="must end in .html"):
+        run_cli("report", ["--results", str(results), "--out", str(tmp_path / "r.txt")])
+    with pytest.raises(UsageError, match="no results folder"):
+        run_cli("report", ["--results", str(tmp_path / "absent")])
+
+
+def test_pareto_front():
+    cost = np.array([1.0, 2.0, 3.0, 4.0, 4.0])
+    value = np.array([0.5, 0.4, 0.7, 0.7, 0.9])
+    assert list(pareto_front(cost, value, "max")) == [True, False, True, False, True]
+    # For a loss, lower is better.
+    assert list(pareto_front(cost, 1 - value, "min")) == [True, False, True, False, True]
+    # The cheapest is also the best: nothing else is on the front.
+    assert list(pareto_front(cost, value[::-1].copy(), "max")) == [True] + [False] * 4
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None,
+                    reason="chromium is not installed: cannot check the page renders")
+def test_report_renders_in_headless_chromium(results, report, tmp_path):
+    from PIL import Image
+
+    shot = tmp_path / "shot.png"
+    cmd = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+           "--no-first-run", "--disable-background-networking", "--disable-component-update",
+           "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
+           f"--screenshot={shot}", "--window-size=1280,2000",
+           (results / "report-syn.html").as_uri()]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=120)
+    assert shot.stat().st_size > 20_000
+    pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
+    assert pixels.shape == (2000, 1280)
+    assert pixels.std() > 20  # text, tables and plots, not a blank page
+    # The heat map's colours reached the screen (a blank or broken image would be grey).
+    rgb = np.asarray(Image.open(shot).convert("RGB"), dtype=int)
+    saturation = rgb.max(axis=-1) - rgb.min(axis=-1)
+    assert (saturation > 80).mean() > 0.01
+
+
+def test_small_real_sweep(small_sweep, tmp_path):
+    """The report of a real sweep: the engine's session fixture (testnet x 2 losses, 1 seed)."""
+    trials, history = lb.load_results(small_sweep.results, sweep=small_sweep.name)
+    board = lb.aggregate(trials)
+    done = trials[trials["status"] == "TERMINATED"]
+    assert len(board) == trials.groupby(["model", "loss"]).ngroups == 2
+    assert int(board["count"].sum()) == len(done)
+    for _, row in board[board["count"] > 0].iterrows():
+        g = done[(done["model"] == row["model"]) & (done["loss"] == row["loss"])]
+        assert row["val_mean_iou_mean"] == pytest.approx(float(g["val_mean_iou"].mean()))
+        assert row["val_mean_iou_best"] == pytest.approx(float(g["val_mean_iou"].max()))
+        assert row["best_mlflow_run_id"] in set(g["mlflow_run_id"])
+        assert np.isnan(row["val_mean_iou_std"])  # one seed: no spread to report
+    # What the engine wrote is what aggregate gives.
+    written = pd.read_parquet(small_sweep.results / "leaderboard.parquet")
+    assert list(written["model"] + written["loss"]) == list(board["model"] + board["loss"])
+    html = build_report(small_sweep.results, sweep=small_sweep.name, out=tmp_path / "r.html",
+                        progress=None).read_text()
+    assert "could not be drawn" not in html
+    for entry in SECTIONS:
+        assert f'<section id="{entry.name}">' in html
+    for run in done["mlflow_run_id"]:
+        assert run in html
+    # heat map, cost, 2 curves, per-class IoU, and testnet's predictions when it saved them.
+    has_png = done["predictions_png"].notna().any()
+    assert len(IMG.findall(html)) == 5 + int(has_png)
