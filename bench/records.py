@@ -39,6 +39,7 @@ from bench.trainable import (
 
 TERMINATED, ERROR, NAN, STOPPED = "TERMINATED", "ERROR", "NAN", "STOPPED"
 FAILED_STATUSES = (ERROR, NAN)
+UNFINISHED_REASONS = ("interrupted", "not_started")  # a rerun of the sweep continues them
 TABLES = ("trials", "history", "leaderboard")
 
 # Always strings, even when every value of a sweep is null (keeps sweeps' schemas equal).

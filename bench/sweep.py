@@ -53,6 +53,7 @@ class SweepOutcome:
     history: pd.DataFrame
     leaderboard: pd.DataFrame
     failed: int
+    unfinished: int
     tracking: tracking.Tracking
 
 
@@ -113,6 +114,16 @@ def _init_ray(address: str | None) -> None:
         raise UsageError(f"--address: cannot reach Ray at {address!r} ({error})") from None
 
 
+def _check_same_spec(spec: SweepSpec, options: SweepOptions) -> None:
+    """UsageError when this sweep name already ran (on local storage) with another spec."""
+    copy = Path(_storage_path(options)) / spec.name / SPEC_COPY
+    if "://" not in str(copy) and copy.exists() and copy.read_text() != spec.source:
+        raise UsageError(
+            f"--name: sweep {spec.name!r} already ran with another spec ({copy}); "
+            f"resume it with the same spec or pick another --name"
+        )
+
+
 def _tuner(spec: SweepSpec, options: SweepOptions, context: SweepContext) -> Any:
     """A new Tuner, or the restored one when this sweep name has run before."""
     from ray import tune
@@ -124,12 +135,6 @@ def _tuner(spec: SweepSpec, options: SweepOptions, context: SweepContext) -> Any
         {"cpu": spec.cpu, "gpu": spec.gpu},
     )
     if tune.Tuner.can_restore(experiment):
-        copy = Path(experiment) / SPEC_COPY
-        if "://" not in experiment and copy.exists() and copy.read_text() != spec.source:
-            raise UsageError(
-                f"--name: sweep {spec.name!r} already ran with another spec "
-                f"({copy}); resume it with the same spec or pick another --name"
-            )
         print(f"zoobench: resuming sweep {spec.name!r} from {experiment}", flush=True)
         return tune.Tuner.restore(experiment, trainable, resume_unfinished=True,
                                   resume_errored=True)
@@ -155,10 +160,12 @@ def run_sweep(spec: SweepSpec, options: SweepOptions) -> SweepOutcome:
     """Run (or resume) ``spec``; write Parquet, PNGs and the leaderboard under the results.
 
     Returns the sweep's tables. Failed trials (ERROR, NAN) are counted in ``failed``;
-    they do not stop the others.
+    they do not stop the others. Trials an interruption (Ctrl-C) left unfinished are
+    counted in ``unfinished``; running the same sweep again continues them.
     """
     from bench.leaderboard import aggregate
 
+    _check_same_spec(spec, options)
     results = options.results.resolve()
     results.mkdir(parents=True, exist_ok=True)
     uri = options.tracking_uri or tracking.default_tracking_uri(results)
@@ -197,13 +204,14 @@ def run_sweep(spec: SweepSpec, options: SweepOptions) -> SweepOutcome:
     records.write_table(results, "history", spec.name, history)
     records.write_table(results, "leaderboard", spec.name, board)
     failed = int(trials["status"].isin(records.FAILED_STATUSES).sum())
+    unfinished = int(trials["end_reason"].isin(records.UNFINISHED_REASONS).sum())
     tracking.finish_sweep(
         track,
         {row.mlflow_run_id: row.status for row in trials.itertuples()
          if isinstance(row.mlflow_run_id, str)},
         failed=failed > 0,
     )
-    return SweepOutcome(trials, history, board, failed, track)
+    return SweepOutcome(trials, history, board, failed, unfinished, track)
 
 
 def _copy(source: Path, target: Path) -> None:

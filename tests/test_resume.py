@@ -40,7 +40,7 @@ def _tracking(results: Path) -> MlflowClient:
     return MlflowClient(f"sqlite:///{results.resolve() / 'mlflow.db'}")
 
 
-def test_killed_sweep_resumes_and_every_trial_trains_once(tmp_path):
+def test_killed_sweep_resumes_and_every_trial_trains_once(tmp_path, capsys):
     epochs = 4
     spec = _write_spec(tmp_path, "resumed", losses="[categorical_crossentropy, dice]",
                        epochs=epochs, params="{batch_size: 8, lr: 1.0e-3}")
@@ -79,7 +79,16 @@ def test_killed_sweep_resumes_and_every_trial_trains_once(tmp_path):
         steps = {m.step for m in client.get_metric_history(trial.mlflow_run_id, "val_loss")}
         assert steps == set(range(1, epochs + 1))
 
+    # The same name with another spec is refused before anything starts.
+    changed = _write_spec(tmp_path, "resumed", losses="[dice]", epochs=epochs,
+                          params="{batch_size: 8, lr: 1.0e-3}")
+    capsys.readouterr()
+    assert run_cli("sweep", str(changed), "--results", str(results)) == 2
+    assert "sweep 'resumed' already ran with another spec" in capsys.readouterr().err
+
     # Once more: nothing left to run, the same rows.
+    spec.write_text(SPEC.format(name="resumed", losses="[categorical_crossentropy, dice]",
+                                epochs=epochs, params="{batch_size: 8, lr: 1.0e-3}"))
     assert run_cli(*argv) == 0
     again = _read(results, "trials", "resumed")
     assert sorted(again["trial_id"]) == sorted(trials["trial_id"])

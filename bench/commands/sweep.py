@@ -52,6 +52,10 @@ class Sweep:
         print("\n".join(summary_lines(outcome)))
         print(f"results: {Path(args.results).resolve()} (trials.parquet, history.parquet, "
               f"leaderboard.parquet); MLflow: {outcome.tracking.uri}")
+        if outcome.unfinished:
+            print(f"zoobench: interrupted with {outcome.unfinished} trials unfinished; run the "
+                  f"same command again to resume", file=sys.stderr)
+            return 130
         if outcome.failed:
             raise TrialsFailed(f"{outcome.failed} of {len(outcome.trials)} trials failed "
                                f"(see status and error in trials.parquet)")
