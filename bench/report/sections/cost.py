@@ -59,11 +59,19 @@ def render(ctx: ReportContext) -> str:
         ax.autoscale_view()
         f = np.log10 if ax.get_xscale() == "log" else (lambda v: v)
         lo_x, hi_x = (f(v) for v in ax.get_xlim())
-        for xi, yi, m, lo in zip(x, y, b["model"], b["loss"], strict=True):
-            left = (f(xi) - lo_x) / (hi_x - lo_x) > 0.55
-            ann = ax.annotate(f"{m} / {lo}", (xi, yi), textcoords="offset points",
-                              xytext=(-6 if left else 6, 3), ha="right" if left else "left",
-                              fontsize=7, color="#424a53")
+        placed: list[tuple[float, float, bool]] = []  # labels so far: x, y (pixels), side
+        for i in np.argsort(-y):  # top down, so a crowded label moves below its neighbours
+            left = (f(x[i]) - lo_x) / (hi_x - lo_x) > 0.55
+            px, py = ax.transData.transform((x[i], y[i]))
+            dy = 3.0
+            # Same side, near in x and y: step down a line (fontsize 7 ≈ 10 px at 110 dpi).
+            while any(side == left and abs(qx - px) < 80 and abs(qy - (py + dy)) < 10
+                      for qx, qy, side in placed):
+                dy -= 9.0
+            placed.append((px, py + dy, left))
+            ann = ax.annotate(f"{b['model'].iloc[i]} / {b['loss'].iloc[i]}", (x[i], y[i]),
+                              textcoords="offset points", xytext=(-6 if left else 6, dy),
+                              ha="right" if left else "left", fontsize=7, color="#424a53")
             ann.set_in_layout(False)
         ax.xaxis.set_major_formatter(FuncFormatter(_short))
         ax.xaxis.set_minor_formatter(NullFormatter())
