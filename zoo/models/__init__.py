@@ -1,10 +1,12 @@
 """Model families. Importing this package registers every model.
 
 Each family lives in its own module and registers its builders with
-``@register_model``; add a family by adding a module and its import below.
+``@register_model``; add a family by adding a module and its name to
+``FAMILIES``, whose order is the order ``list_models()`` gives.
 """
 
-from zoo.models import ladder, recurrent, segnet, testnet, unet  # noqa: F401  (registration)
+import importlib
+
 from zoo.models.registry import (
     MODELS,
     ModelInfo,
@@ -15,7 +17,12 @@ from zoo.models.registry import (
     reset_states,
 )
 
+FAMILIES = ("testnet", "unet", "segnet", "recurrent", "ladder")
+for _family in FAMILIES:
+    importlib.import_module(f"zoo.models.{_family}")
+
 __all__ = [
+    "FAMILIES",
     "MODELS",
     "ModelInfo",
     "describe_model",

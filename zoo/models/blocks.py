@@ -14,6 +14,7 @@ from keras import layers
 __all__ = [
     "check_bool",
     "check_divisible",
+    "depth_divisor",
     "check_fraction",
     "check_int",
     "conv_bn_relu",
@@ -152,3 +153,8 @@ def check_divisible(model: str, height: int, width: int, divisor: int, why: str)
                 f"multiples of {divisor} ({why})"
             )
 
+
+
+def depth_divisor(options: dict) -> int:
+    """Size divisor of a model whose ``depth`` option counts its 2x2 poolings: ``2 ** depth``."""
+    return 2 ** options["depth"]

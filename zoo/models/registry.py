@@ -13,8 +13,9 @@ the builder, so every model reports bad input the same way.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import keras
 
@@ -39,6 +40,8 @@ class ModelInfo:
         summary: one line saying what the model is.
         paper: reference, if the architecture follows one.
         task: ``segmentation`` or ``next_frame`` (what the targets are).
+        divisor_rule: for models whose depth is an option, the divisor as a
+            function of the options (``divisor`` is its value at the defaults).
     """
 
     name: str
@@ -49,14 +52,30 @@ class ModelInfo:
     summary: str = ""
     paper: str = ""
     task: str = "segmentation"
+    divisor_rule: Callable[[dict[str, Any]], int] | None = field(default=None, repr=False)
+
+    def divisor_for(self, options: dict[str, Any]) -> int:
+        """The divisor for these (complete) options; the default one if they are invalid.
+
+        Invalid options are left to the builder, which names them in its error.
+        """
+        if self.divisor_rule is None:
+            return self.divisor
+        try:
+            return int(self.divisor_rule(options))
+        except (TypeError, ValueError, KeyError, OverflowError):
+            return self.divisor
+
+    def constraint_for(self, options: dict[str, Any]) -> str:
+        """The size constraint for these options, as a sentence."""
+        divisor = self.divisor_for(options)
+        min_size = max(self.min_size, divisor) if self.divisor_rule is None else divisor
+        return f"height and width must be multiples of {divisor} and at least {min_size}"
 
     @property
     def constraint(self) -> str:
-        """The size constraint as a sentence."""
-        return (
-            f"height and width must be multiples of {self.divisor} "
-            f"and at least {self.min_size}"
-        )
+        """The size constraint at the default options, as a sentence."""
+        return self.constraint_for(self.options)
 
 
 Builder = Callable[..., keras.Model]
@@ -67,7 +86,7 @@ def register_model(
     name: str,
     *,
     kind: str,
-    divisor: int = 1,
+    divisor: int | Callable[[dict[str, Any]], int] = 1,
     min_size: int | None = None,
     options: dict[str, Any] | None = None,
     paper: str = "",
@@ -75,10 +94,12 @@ def register_model(
 ) -> Callable[[Builder], Builder]:
     """Decorator registering a model builder under ``name``.
 
-    The builder is called as ``builder(input_height, input_width, input_channels,
-    n_classes, **options)`` with every option filled in (defaults merged with the
-    user's) and must return a ``keras.Model``. Sequence models get the seed's
-    ``stateful``, ``timesteps`` and ``batchsize`` options automatically.
+    ``divisor`` is an int, or a function of the options when they set the number
+    of poolings (``lambda o: 2 ** o["depth"]``). The builder is called as
+    ``builder(input_height, input_width, input_channels, n_classes, **options)``
+    with every option filled in (defaults merged with the user's) and must return
+    a ``keras.Model``. Sequence models get the seed's ``stateful``, ``timesteps``
+    and ``batchsize`` options automatically.
     """
     if kind not in MODEL_KINDS:
         raise ValueError(f"model kind must be one of {MODEL_KINDS}, got {kind!r}")
@@ -88,15 +109,18 @@ def register_model(
 
     def decorator(builder: Builder) -> Builder:
         doc = (builder.__doc__ or "").strip()
+        rule = divisor if callable(divisor) else None
+        default_divisor = int(rule(opts)) if rule else int(divisor)
         info = ModelInfo(
             name=name,
             kind=kind,
-            divisor=divisor,
-            min_size=min_size if min_size is not None else divisor,
+            divisor=default_divisor,
+            min_size=min_size if min_size is not None else default_divisor,
             options=opts,
             summary=doc.splitlines()[0] if doc else "",
             paper=paper,
             task=task,
+            divisor_rule=rule,
         )
         MODELS.add(name, (info, builder), summary=info.summary)
         return builder
@@ -114,13 +138,16 @@ def describe_model(name: str) -> ModelInfo:
     return MODELS.get(name)[0]
 
 
-def _check_size(info: ModelInfo, height: int, width: int) -> None:
+def _check_size(info: ModelInfo, height: int, width: int, options: dict[str, Any]) -> None:
+    divisor = info.divisor_for(options)
+    min_size = divisor if info.divisor_rule else max(info.min_size, divisor)
     for label, value in (("input_height", height), ("input_width", width)):
         if not isinstance(value, int) or isinstance(value, bool):
             raise ValueError(f"{label} must be an int, got {value!r}")
-        if value < info.min_size or value % info.divisor:
+        if value < min_size or value % divisor:
             raise ValueError(
-                f"model {info.name!r} cannot take {label}={value}: {info.constraint}"
+                f"model {info.name!r} cannot take {label}={value}: "
+                f"{info.constraint_for(options)}"
             )
 
 
@@ -153,7 +180,6 @@ def get_model(
             ``timesteps`` and ``batchsize``.
     """
     info, builder = MODELS.get(name)
-    _check_size(info, input_height, input_width)
     for label, value in (("input_channels", input_channels), ("n_classes", n_classes)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{label} must be a positive int, got {value!r}")
@@ -165,6 +191,7 @@ def get_model(
             f"allowed options: {allowed}"
         )
     merged = {**info.options, **options}
+    _check_size(info, input_height, input_width, merged)
     if merged.get("stateful") and (not merged.get("timesteps") or not merged.get("batchsize")):
         raise ValueError(
             f"model {name!r} with stateful=True needs timesteps and batchsize "

@@ -21,7 +21,13 @@ from typing import Any
 import keras
 
 from zoo.layers.pooling import MaxPoolingWithArgmax2D, MaxUnpooling2D
-from zoo.models.blocks import check_divisible, check_int, conv_bn_relu, segmentation_head
+from zoo.models.blocks import (
+    check_divisible,
+    check_int,
+    conv_bn_relu,
+    depth_divisor,
+    segmentation_head,
+)
 from zoo.models.registry import register_model
 
 __all__ = ["build_segnet", "build_segnet_shallow", "segnet"]
@@ -95,7 +101,7 @@ def segnet(
 @register_model(
     "segnet",
     kind="image",
-    divisor=2**5,
+    divisor=depth_divisor,
     options={"base_filters": 64, "depth": 5, "kernel_size": 3},
     paper=_PAPER,
 )
@@ -112,7 +118,7 @@ def build_segnet(
 @register_model(
     "segnet_shallow",
     kind="image",
-    divisor=2**3,
+    divisor=depth_divisor,
     options={"base_filters": 32, "depth": 3, "kernel_size": 3},
     paper=_PAPER,
 )

@@ -26,6 +26,7 @@ from zoo.models.blocks import (
     check_fraction,
     check_int,
     conv_bn_relu,
+    depth_divisor,
     segmentation_head,
 )
 from zoo.models.registry import register_model
@@ -102,7 +103,7 @@ def unet(
 @register_model(
     "unet",
     kind="image",
-    divisor=2**4,
+    divisor=depth_divisor,
     options={"base_filters": 64, "depth": 4, "dropout": 0.5, "batch_norm": True},
     paper=_PAPER,
 )
@@ -119,7 +120,7 @@ def build_unet(
 @register_model(
     "unet_shallow",
     kind="image",
-    divisor=2**3,
+    divisor=depth_divisor,
     options={"base_filters": 16, "depth": 3, "dropout": 0.0, "batch_norm": True},
     paper=_PAPER,
 )
