@@ -284,6 +284,8 @@ def test_cli_errors_name_what_is_available(results, tmp_path):
         run_cli("leaderboard", ["--results", str(results), "--sweep", "x"])
     with pytest.raises(UsageError, match=r"unknown metric 'val_f1'.*val_mean_iou"):
         run_cli("leaderboard", ["--results", str(results), "--metric", "val_f1"])
+    with pytest.raises(UsageError, match=r"--compare: no sweep 'x'.*syn, syn2"):
+        run_cli("leaderboard", ["--results", str(results), "--sweep", "syn", "--compare", "x"])
     with pytest.raises(UsageError, match="several sweeps"):
         run_cli("leaderboard", ["--results", str(results), "--compare", str(results)])
 

@@ -19,9 +19,11 @@ FORMATS = ("table", "csv", "markdown", "json")
 _NUMBER = re.compile(r"^[+-]?(\d[\d,]*)?\.?\d+")
 
 
-def load_trials(results: str | Path, sweep: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def load_trials(
+    results: str | Path, sweep: str | None, *, flag: str = "--sweep"
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Trials and history of ``results`` (one sweep when named), or a UsageError naming
-    the folder or the sweep and the ones available."""
+    the folder or the sweep (as given by ``flag``) and the ones available."""
     root = Path(results)
     if not root.is_dir():
         raise UsageError(f"--results: no results folder {str(root)!r}")
@@ -35,7 +37,7 @@ def load_trials(results: str | Path, sweep: str | None) -> tuple[pd.DataFrame, p
     if sweep is not None:
         if sweep not in available:
             raise UsageError(
-                f"--sweep: no sweep {sweep!r} in {root}; choose one of: {', '.join(available)}"
+                f"{flag}: no sweep {sweep!r} in {root}; choose one of: {', '.join(available)}"
             )
         trials = trials[trials["sweep"].astype(str) == sweep].reset_index(drop=True)
         if len(history):
@@ -110,7 +112,7 @@ def _other_side(args: argparse.Namespace, trials: pd.DataFrame) -> tuple[str, pd
                 f"choose one with --sweep: {', '.join(names)}"
             )
         return f"{other}:{name}", other_trials[other_trials["sweep"].astype(str) == name]
-    other_trials, _ = load_trials(args.results, other)
+    other_trials, _ = load_trials(args.results, other, flag="--compare")
     return other, other_trials
 
 
