@@ -13,6 +13,7 @@ from keras import layers
 
 __all__ = [
     "check_bool",
+    "BN_MOMENTUM",
     "check_divisible",
     "depth_divisor",
     "check_fraction",
@@ -21,6 +22,13 @@ __all__ = [
     "output_activation",
     "segmentation_head",
 ]
+
+
+# Batch-norm running statistics follow the batches with this momentum. Keras's 0.99
+# needs several hundred steps to forget its initial statistics, so the short trials a
+# sweep runs would validate on unsettled ones (validation IoU falling back to
+# background-only while training IoU rises); 0.9 is PyTorch's default (its 0.1).
+BN_MOMENTUM = 0.9
 
 
 def conv_bn_relu(
@@ -61,7 +69,7 @@ def conv_bn_relu(
             filters, kernel_size, padding="same", use_bias=not batch_norm, name=named("")
         )(x)
     if batch_norm:
-        x = layers.BatchNormalization(name=named("_bn"))(x)
+        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=named("_bn"))(x)
     return layers.Activation("relu", name=named("_relu"))(x)
 
 
