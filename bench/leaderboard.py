@@ -90,7 +90,7 @@ def _json_list(values: pd.Series) -> str:
     """A JSON list of the non-null values, numbers as numbers."""
     out = []
     for v in values:
-        if v is None or (isinstance(v, float) and math.isnan(v)):
+        if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
             continue
         out.append(v.item() if isinstance(v, np.generic) else v)
     return json.dumps(out)
@@ -98,12 +98,13 @@ def _json_list(values: pd.Series) -> str:
 
 def _aggregate_group(group: pd.DataFrame, metric: str, mode: str) -> dict[str, Any]:
     """Statistics of one sweep x dataset x model x loss group of trials."""
-    status = group["status"].astype(str) if "status" in group else pd.Series("TERMINATED",
-                                                                             index=group.index)
+    # Without a status column (e.g. hand-made tables) every trial counts as finished.
+    status = (group["status"].astype(str) if "status" in group
+              else pd.Series(FINISHED[0], index=group.index))
     done = group[status.isin(FINISHED)]
-    values = done[metric].astype(float) if metric in done else pd.Series(dtype=float)
-    finite = done[np.isfinite(values)] if len(done) else done
-    v = values[np.isfinite(values)] if len(values) else values
+    values = done[metric].astype("float64")  # nullable NA -> NaN
+    finite = done[np.isfinite(values)]  # a finished trial may still lack the metric
+    v = values[np.isfinite(values)]
     n = int(v.size)
     row: dict[str, Any] = {
         "metric": metric,

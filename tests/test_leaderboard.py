@@ -299,3 +299,17 @@ def test_zoobench_main_exit_status_and_one_line_errors(results, capsys):
     assert main(["leaderboard", "--results", str(results), "--metric", "val_f1"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("zoobench: error: --metric: unknown metric")
+
+
+def test_nullable_dtypes_as_the_engine_writes_them(trials):
+    t = trials.astype({"seed": "Int64", "n_params": "Int64", "trial_id": "string",
+                       "mlflow_run_id": "string", "status": "string", "model": "string",
+                       "loss": "string"})
+    t.loc[t["trial_id"] == "syn_testnet_dice_0", "mlflow_run_id"] = pd.NA
+    board = lb.aggregate(t)
+    expected = lb.aggregate(trials)
+    np.testing.assert_allclose(board["val_mean_iou_mean"], expected["val_mean_iou_mean"])
+    row = board[(board["model"] == "testnet") & (board["loss"] == "dice")].iloc[0]
+    assert json.loads(row["seeds"]) == [0, 2]
+    assert json.loads(row["mlflow_run_ids"]) == [
+        trials.loc[trials["trial_id"] == "syn_testnet_dice_2", "mlflow_run_id"].item()]
