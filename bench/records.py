@@ -8,6 +8,8 @@ table with a ``sweep`` column)::
     leaderboard.parquet/sweep=NAME/part-0.parquet  one row per dataset x model x loss
     predictions/NAME/TRIAL_ID.png                  sample predictions of each trial
 
+Read them back with ``bench.leaderboard.load_results``, which unifies the schemas of
+sweeps whose columns differ (e.g. datasets with other class counts).
 A sweep's files are rewritten whole (a resumed sweep replaces its own rows, other
 sweeps are untouched); each goes to a hidden temporary file first and is moved into
 place with ``os.replace``, so a reader never sees half a file. Everything comes from
@@ -41,6 +43,7 @@ TERMINATED, ERROR, NAN, STOPPED = "TERMINATED", "ERROR", "NAN", "STOPPED"
 FAILED_STATUSES = (ERROR, NAN)
 UNFINISHED_REASONS = ("interrupted", "not_started")  # a rerun of the sweep continues them
 TABLES = ("trials", "history", "leaderboard")
+CONTRACT_METRICS = ("val_loss", "val_mean_iou", "val_dice_coef", "val_pixel_accuracy")
 
 # Always strings, even when every value of a sweep is null (keeps sweeps' schemas equal).
 _STRING_COLUMNS = (
@@ -200,7 +203,14 @@ def trial_rows(
             "predictions_png": png_paths.get(outcome.trial_id),
         })
         history.extend({**keys, **row} for row in outcome.history)
-    return _typed(pd.DataFrame(trials)), _typed(pd.DataFrame(history))
+    trials_frame = pd.DataFrame(trials)
+    # The contract's metric columns exist even when no trial reported an epoch.
+    for column in dict.fromkeys((spec.metric, *CONTRACT_METRICS)):
+        if column not in trials_frame.columns:
+            trials_frame[column] = math.nan
+    history_frame = pd.DataFrame(history, columns=None if history else [
+        "trial_id", "model", "loss", "dataset", "seed", "epoch"])
+    return _typed(trials_frame), _typed(history_frame)
 
 
 def _typed(frame: pd.DataFrame) -> pd.DataFrame:
@@ -236,12 +246,3 @@ def write_table(results: Path, table: str, sweep: str, frame: pd.DataFrame) -> P
     frame.drop(columns=["sweep"], errors="ignore").to_parquet(tmp, index=False)
     os.replace(tmp, path)
     return path
-
-
-def read_table(results: Path, table: str, sweep: str | None = None) -> pd.DataFrame:
-    """Read ``table`` back as one frame with a plain-string ``sweep`` column."""
-    frame = pd.read_parquet(Path(results) / f"{table}.parquet")
-    frame["sweep"] = frame["sweep"].astype(str)
-    if sweep is not None:
-        frame = frame[frame["sweep"] == sweep].reset_index(drop=True)
-    return frame

@@ -249,7 +249,8 @@ class TrialState:
                      model: Any) -> tuple[dict[str, Any], Path]:
         """Log the epoch to MLflow (and, on the last epoch, the model and PNG); the Tune result."""
         assert self.run is not None
-        numbers = {k: v for k, v in row.items() if k != "epoch" and _finite(v)}
+        numbers = {k: v for k, v in row.items()
+                   if k not in ("epoch", "epoch_started_at") and _finite(v)}
         self.run.log_epoch(numbers, row["epoch"])
         png = None
         if reason is not None and reason != END_NAN:
