@@ -172,3 +172,21 @@ def test_small_real_sweep(small_sweep, tmp_path):
     # heat map, cost, 2 curves, per-class IoU, and testnet's predictions when it saved them.
     has_png = done["predictions_png"].notna().any()
     assert len(IMG.findall(html)) == 5 + int(has_png)
+
+
+def test_stopped_trials_show_why_they_ended(results, tmp_path):
+    root = tmp_path / "stopped"
+    shutil.copytree(results, root)
+    part = root / "trials.parquet" / "sweep=syn" / "part-0.parquet"
+    trials = pd.read_parquet(part)
+    target = trials["trial_id"] == "syn_segnet_shallow_dice_0"
+    trials.loc[target, "status"] = "STOPPED"
+    trials["end_reason"] = None
+    trials.loc[target, "end_reason"] = "patience"
+    trials.to_parquet(part)
+    html = build_report(root, sweep="syn", progress=None).read_text()
+    failures = html.split('<section id="failures">')[1].split("</section>")[0]
+    assert "1 STOPPED" in failures and "ended: patience" in failures
+    board = lb.aggregate(lb.load_results(root, sweep="syn")[0]).set_index(["model", "loss"])
+    assert board.loc[("segnet_shallow", "dice"), "count"] == 2
+    assert board.loc[("segnet_shallow", "dice"), "unfinished"] == 1

@@ -29,12 +29,26 @@ def render(ctx: ReportContext) -> str:
         "seed": bad.get("seed", ""),
         "status": bad["status"].astype(str),
         "epochs": bad.get("epochs_done", ""),
-        "reason": bad.get("error", pd.Series("", index=bad.index))
-        .fillna("").astype(str).map(_shorten),
+        "reason": _reasons(bad),
         "MLflow run": bad.get("mlflow_run_id", ""),
     })
     return (f"<p>{summary} of {len(t)} trials.</p>"
             + table(rows, code_columns=("trial", "MLflow run", "reason")))
+
+
+def _reasons(bad: pd.DataFrame) -> pd.Series:
+    """The error of each trial, else why it ended (the engine's ``end_reason``: patience,
+    scheduler, interrupted, ...)."""
+    error, ended = _text(bad, "error"), _text(bad, "end_reason")
+    reason = [e or (f"ended: {r}" if r else "") for e, r in zip(error, ended, strict=True)]
+    return pd.Series([_shorten(r) for r in reason], index=bad.index)
+
+
+def _text(frame: pd.DataFrame, column: str) -> list[str]:
+    """``frame[column]`` as strings, "" for nulls or a missing column."""
+    if column not in frame:
+        return [""] * len(frame)
+    return ["" if pd.isna(v) else str(v) for v in frame[column]]
 
 
 def _shorten(text: str) -> str:
