@@ -65,7 +65,7 @@ def train(
         metrics=[zoo.get_metric("mean_iou", info.n_classes),
                  zoo.get_metric("pixel_accuracy", info.n_classes)],
     )
-    model.fit(train_ds, epochs=args.epochs, verbose=0)
+    model.fit(train_ds, epochs=args.epochs, shuffle=False, verbose=0)  # zoo.datasets shuffles
     scores = model.evaluate(val_ds, verbose=0, return_dict=True)
     return float(scores["mean_iou"]), float(scores["pixel_accuracy"])
 
