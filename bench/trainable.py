@@ -334,7 +334,7 @@ def train_trial(config: dict[str, Any], context: SweepContext) -> None:
     trial.run = TrialRun(context.tracking, trial.trial_name, trial.trial_id, context.sweep,
                          params, trial.run_id)
     trial.run_id = trial.run.run_id
-    status = "FAILED"
+    failed = False
     try:
         train_ds, val_ds, info = zoo.datasets.load(
             context.dataset, batch_size=int(config["batch_size"]), seed=int(config["seed"]),
@@ -362,10 +362,13 @@ def train_trial(config: dict[str, Any], context: SweepContext) -> None:
             model.fit(train_ds, validation_data=val_ds, epochs=context.epochs,
                       initial_epoch=initial_epoch, callbacks=[make_reporter(trial)], verbose=0,
                       shuffle=False)  # the dataset shuffles itself, seeded
-        last = trial.history[-1] if trial.history else {}
-        status = "FAILED" if trial.end_reason(last) == END_NAN else "FINISHED"
     except Exception as error:
+        failed = True
         trial.run.set_error(f"{type(error).__name__}: {error}")
         raise
     finally:
-        trial.run.end(status)
+        # Tune stops a trial (scheduler decision, or right after its last report) by raising
+        # a BaseException in it: that is an end, not a failure.
+        last = trial.history[-1] if trial.history else None
+        diverged = last is not None and trial.end_reason(last) == END_NAN
+        trial.run.end("FAILED" if failed or diverged else "FINISHED")
