@@ -6,3 +6,4 @@ safe_mode=True)`` finds them after ``import zoo`` with no ``custom_objects``.
 
 from zoo.layers.depth_to_space import *  # noqa: F401,F403
 from zoo.layers.pooling import *  # noqa: F401,F403
+from zoo.layers.time_distributed import *  # noqa: F401,F403

@@ -7,9 +7,12 @@ sequences ``(B, T, H, W, C)`` with weights shared over time.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from keras import layers
+
+from zoo.layers.time_distributed import Framewise
 
 __all__ = [
     "check_bool",
@@ -63,7 +66,7 @@ def conv_bn_relu(
     if time_distributed:
         # The wrapper carries the name the user sees.
         conv = layers.Conv2D(filters, kernel_size, padding="same", use_bias=not batch_norm)
-        x = layers.TimeDistributed(conv, name=named(""))(x)
+        x = Framewise(conv, name=named(""))(x)
     else:
         x = layers.Conv2D(
             filters, kernel_size, padding="same", use_bias=not batch_norm, name=named("")
@@ -105,7 +108,7 @@ def segmentation_head(
     activation = output_activation(n_classes)
     if time_distributed:
         conv = layers.Conv2D(n_classes, kernel_size, padding="same", activation=activation)
-        return layers.TimeDistributed(conv, name=name, dtype="float32")(x)
+        return Framewise(conv, name=name, dtype="float32")(x)
     conv = layers.Conv2D(
         n_classes, kernel_size, padding="same", activation=activation,
         dtype="float32", name=name,
@@ -163,6 +166,18 @@ def check_divisible(model: str, height: int, width: int, divisor: int, why: str)
 
 
 
-def depth_divisor(options: dict) -> int:
-    """Size divisor of a model whose ``depth`` option counts its 2x2 poolings: ``2 ** depth``."""
-    return 2 ** options["depth"]
+def depth_divisor(max_depth: int) -> Callable[[dict], int]:
+    """The size rule of a model whose ``depth`` option counts its 2x2 poolings.
+
+    Returns a function of the options giving ``2 ** depth``. It raises
+    ``ValueError`` for a depth outside ``[1, max_depth]`` so that ``get_model``
+    leaves that error to the builder, which names the allowed range.
+    """
+
+    def divisor(options: dict) -> int:
+        depth = options["depth"]
+        if not isinstance(depth, int) or isinstance(depth, bool) or not 1 <= depth <= max_depth:
+            raise ValueError(f"depth {depth!r} outside [1, {max_depth}]")
+        return 2**depth
+
+    return divisor

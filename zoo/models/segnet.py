@@ -101,7 +101,7 @@ def segnet(
 @register_model(
     "segnet",
     kind="image",
-    divisor=depth_divisor,
+    divisor=depth_divisor(len(_VGG16_CONVS)),
     options={"base_filters": 64, "depth": 5, "kernel_size": 3},
     paper=_PAPER,
 )
@@ -118,7 +118,7 @@ def build_segnet(
 @register_model(
     "segnet_shallow",
     kind="image",
-    divisor=depth_divisor,
+    divisor=depth_divisor(len(_VGG16_CONVS)),
     options={"base_filters": 32, "depth": 3, "kernel_size": 3},
     paper=_PAPER,
 )

@@ -103,7 +103,7 @@ def unet(
 @register_model(
     "unet",
     kind="image",
-    divisor=depth_divisor,
+    divisor=depth_divisor(_MAX_DEPTH),
     options={"base_filters": 64, "depth": 4, "dropout": 0.5, "batch_norm": True},
     paper=_PAPER,
 )
@@ -120,7 +120,7 @@ def build_unet(
 @register_model(
     "unet_shallow",
     kind="image",
-    divisor=depth_divisor,
+    divisor=depth_divisor(_MAX_DEPTH),
     options={"base_filters": 16, "depth": 3, "dropout": 0.0, "batch_norm": True},
     paper=_PAPER,
 )
