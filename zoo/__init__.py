@@ -9,14 +9,16 @@ Pure Keras 3 on TensorFlow; nothing here imports Ray or MLflow.
 """
 
 from zoo import datasets, layers  # noqa: F401  (layers: registers custom layers for safe loading)
-from zoo.losses import get_loss, list_losses
-from zoo.metrics import get_metric, list_metrics
+from zoo.losses import describe_loss, get_loss, list_losses
+from zoo.metrics import default_metrics, get_metric, list_metrics
 from zoo.models import describe_model, get_model, list_models, reset_states
 
 __version__ = "0.1.0"
 
 __all__ = [
     "datasets",
+    "default_metrics",
+    "describe_loss",
     "describe_model",
     "get_loss",
     "get_metric",
