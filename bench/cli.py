@@ -1,7 +1,7 @@
 """``zoobench``: the command line, built from the subcommand registry.
 
 Exit status: 0 done; 2 bad input (``UsageError``: one line on stderr, no traceback);
-1 when trials failed (``TrialsFailed``: the others are recorded).
+1 when trials failed (``TrialsFailedError``: the others are recorded).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from bench.errors import TrialsFailed, UsageError
+from bench.errors import TrialsFailedError, UsageError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -47,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as error:
         print(f"zoobench: error: {error}", file=sys.stderr)
         return 2
-    except TrialsFailed as error:
+    except TrialsFailedError as error:
         print(f"zoobench: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -11,5 +11,5 @@ class UsageError(Exception):
     """
 
 
-class TrialsFailed(Exception):
+class TrialsFailedError(Exception):
     """Some trials failed; the others are recorded. Exit status 1."""

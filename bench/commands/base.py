@@ -15,7 +15,8 @@ A command module registers each subcommand once::
 from __future__ import annotations
 
 import argparse
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 from zoo.registry import Registry
 

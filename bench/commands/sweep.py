@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from bench.commands.base import command
-from bench.errors import TrialsFailed
+from bench.errors import TrialsFailedError
 
 
 @command("sweep", help="run a sweep of models x losses x hyperparameters (resumes by name)")
@@ -57,6 +57,6 @@ class Sweep:
                   f"same command again to resume", file=sys.stderr)
             return 130
         if outcome.failed:
-            raise TrialsFailed(f"{outcome.failed} of {len(outcome.trials)} trials failed "
+            raise TrialsFailedError(f"{outcome.failed} of {len(outcome.trials)} trials failed "
                                f"(see status and error in trials.parquet)")
         return 0
