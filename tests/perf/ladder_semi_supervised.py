@@ -45,6 +45,7 @@ def load_data(args: argparse.Namespace, seed: int) -> tuple[Any, Any, Any]:
     return zoo.datasets.load(
         "digits", batch_size=args.batch_size, seed=seed, labelled_fraction=args.fraction,
         height=args.size, width=args.size, train=args.train, val=args.val,
+        digits_per_image=args.digits_per_image, digit_size=args.digit_size,
     )
 
 
@@ -78,6 +79,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--train", type=int, default=1000, help="training samples")
     parser.add_argument("--val", type=int, default=300, help="validation samples")
     parser.add_argument("--size", type=int, default=32, help="image height and width")
+    parser.add_argument("--digits-per-image", type=int, default=2)
+    parser.add_argument("--digit-size", type=int, default=14, help="digit height in pixels")
     parser.add_argument("--filters", type=int, default=8)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=50)
