@@ -37,7 +37,7 @@ def fit_and_score(dataset: str, model_name: str, *, epochs: int, batch_size: int
     loss = "binary_crossentropy" if k == 1 else "categorical_crossentropy"
     model.compile(optimizer=keras.optimizers.Adam(lr), loss=zoo.get_loss(loss),
                   metrics=[zoo.get_metric("mean_iou", k)])
-    history = model.fit(train, validation_data=val, epochs=epochs, verbose=0)
+    history = model.fit(train, validation_data=val, epochs=epochs, shuffle=False, verbose=0)
     return history.history["val_mean_iou"][-1], background_iou(val, k)
 
 
