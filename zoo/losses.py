@@ -487,15 +487,7 @@ def get_loss(name: str, **params: Any) -> keras.losses.Loss:
     Raises:
         ValueError: unknown name or parameter.
     """
-    entry = LOSSES.entry(name)
-    allowed = entry.meta.get("params", {})
-    unknown = sorted(set(params) - set(allowed))
-    if unknown:
-        choices = ", ".join(allowed) if allowed else "none"
-        raise ValueError(
-            f"loss {name!r} has no parameter {', '.join(map(repr, unknown))}; "
-            f"its parameters: {choices}"
-        )
+    entry = LOSSES.entry_accepting(name, params)
     return entry.obj(**params)
 
 

@@ -338,15 +338,7 @@ def get_metric(name: str, n_classes: int, **params: Any) -> keras.metrics.Metric
     Raises:
         ValueError: unknown name or parameter, or a bad value.
     """
-    entry = METRICS.entry(name)
-    allowed = entry.meta.get("params", {})
-    unknown = sorted(set(params) - set(allowed))
-    if unknown:
-        choices = ", ".join(allowed) if allowed else "none"
-        raise ValueError(
-            f"metric {name!r} has no parameter {', '.join(map(repr, unknown))}; "
-            f"its parameters: {choices}"
-        )
+    entry = METRICS.entry_accepting(name, params)
     return entry.obj(n_classes=n_classes, **params)
 
 

@@ -68,6 +68,22 @@ class Registry(Generic[T]):
                 f"unknown {self.kind} {name!r}; choose one of: {', '.join(self.names())}"
             ) from None
 
+    def entry_accepting(self, name: str, params: dict[str, Any]) -> Entry[T]:
+        """The entry for ``name`` after checking ``params`` against its ``meta["params"]``.
+
+        Raises ``ValueError`` naming the unknown parameters and the allowed ones.
+        """
+        entry = self.entry(name)
+        allowed = entry.meta.get("params", {})
+        unknown = sorted(set(params) - set(allowed))
+        if unknown:
+            choices = ", ".join(allowed) if allowed else "none"
+            raise ValueError(
+                f"{self.kind} {name!r} has no parameter {', '.join(map(repr, unknown))}; "
+                f"its parameters: {choices}"
+            )
+        return entry
+
     def get(self, name: str) -> T:
         """The registered object for ``name``."""
         return self.entry(name).obj
