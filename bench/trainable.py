@@ -28,9 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.checkpoints import load_state, save_state
 from bench.tracking import Tracking, TrialRun
 
-CHECKPOINT_WEIGHTS = "state.weights.h5"  # model weights + optimizer state
+CHECKPOINT_WEIGHTS = "state.npz"  # model and optimizer variables (bench.checkpoints)
 CHECKPOINT_STATE = "state.json"  # epoch, MLflow run id, history, elapsed seconds
 PREDICTIONS_PNG = "predictions.png"
 PREDICTION_SAMPLES = 4
@@ -192,13 +193,12 @@ class TrialState:
 
     @staticmethod
     def restore_weights(checkpoint_dir: Path, model: Any) -> None:
-        """Weights and optimizer state (the optimizer must exist to receive its variables)."""
-        model.optimizer.build(model.trainable_variables)
-        model.load_weights(checkpoint_dir / CHECKPOINT_WEIGHTS)
+        """Weights and optimizer state, as the last epoch left them."""
+        load_state(model, checkpoint_dir / CHECKPOINT_WEIGHTS)
 
     def _write_checkpoint(self, model: Any, epoch: int, png: Path | None) -> Path:
         folder = Path(tempfile.mkdtemp(prefix="zoobench-ckpt-"))
-        model.save_weights(folder / CHECKPOINT_WEIGHTS)
+        save_state(model, folder / CHECKPOINT_WEIGHTS)
         state = {"epoch": epoch, "history": self.history, "train_seconds": self.train_seconds,
                  "mlflow_run_id": self.run_id}
         (folder / CHECKPOINT_STATE).write_text(json.dumps(state))
