@@ -210,6 +210,45 @@ def test_labelled_fraction_keeps_exactly_that_many_labels(name):
     assert wb.shape == (8,) and xb.shape[0] == yb.shape[0] == 8
 
 
+def test_labelled_per_batch_mixes_a_fixed_number_of_labels_into_every_batch():
+    options = {**SMALL["shapes"], "train": 20}
+    train, _, info = zoo.datasets.load("shapes", labelled_fraction=0.25, labelled_per_batch=3,
+                                       batch_size=8, seed=1, **options)
+    assert info.options["labelled_per_batch"] == 3
+    _, _, w_all = stacked(zoo.datasets.load("shapes", labelled_fraction=0.25, seed=1,
+                                            **options)[0])
+    x_all = stacked(zoo.datasets.load("shapes", seed=1, **options)[0])[0]
+    key = {x.tobytes(): i for i, x in enumerate(x_all)}
+    epochs = []
+    for _ in range(2):
+        seen = []
+        batches = as_numpy(train)
+        assert len(batches) == 3  # one pass over the 15 unlabelled samples, 5 per batch
+        for x, y, w in batches:
+            np.testing.assert_array_equal(w, [1, 1, 1, 0, 0, 0, 0, 0])
+            assert (y[3:] == 0).all() and (y[:3].sum(-1) == 1).all()
+            seen.append([key[sample.tobytes()] for sample in x])
+        ids = np.array(seen)
+        labelled, unlabelled = ids[:, :3].ravel(), ids[:, 3:].ravel()
+        assert (w_all[labelled] == 1).all() and (w_all[unlabelled] == 0).all()
+        assert sorted(unlabelled) == sorted(np.flatnonzero(w_all == 0))  # each once
+        assert set(labelled) == set(np.flatnonzero(w_all == 1))  # 9 draws cycle all 5
+        epochs.append(ids)
+    assert not np.array_equal(epochs[0], epochs[1])  # reshuffled every epoch
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [({"labelled_per_batch": 2, "batch_size": 8}, "needs labelled_fraction"),
+     ({"labelled_per_batch": 8, "batch_size": 8, "labelled_fraction": 0.5}, "batch_size=8"),
+     ({"labelled_per_batch": -1, "batch_size": 8, "labelled_fraction": 0.5}, "out of range")],
+)
+def test_labelled_per_batch_rejects_what_it_cannot_honour(options, message):
+    pattern = rf"dataset 'shapes': option labelled_per_batch.*{message}"
+    with pytest.raises(ValueError, match=pattern):
+        zoo.datasets.load("shapes", **SMALL["shapes"], **options)
+
+
 def test_labelled_fraction_given_as_one_still_yields_weights():
     train, _, _ = zoo.datasets.load("shapes", labelled_fraction=1.0, **SMALL["shapes"])
     _, _, w = stacked(train)

@@ -46,6 +46,7 @@ def load_data(args: argparse.Namespace, seed: int) -> tuple[Any, Any, Any]:
         "digits", batch_size=args.batch_size, seed=seed, labelled_fraction=args.fraction,
         height=args.size, width=args.size, train=args.train, val=args.val,
         digits_per_image=args.digits_per_image, digit_size=args.digit_size,
+        labelled_per_batch=args.labelled_per_batch,
     )
 
 
@@ -66,7 +67,13 @@ def train(
         metrics=[zoo.get_metric("mean_iou", info.n_classes),
                  zoo.get_metric("pixel_accuracy", info.n_classes)],
     )
-    model.fit(train_ds, epochs=args.epochs, shuffle=False, verbose=0)  # zoo.datasets shuffles
+    history = model.fit(train_ds, epochs=args.epochs, shuffle=False, verbose=0,
+                        validation_data=val_ds if args.curve_every else None,
+                        validation_freq=args.curve_every or 1)  # zoo.datasets shuffles
+    if args.curve_every:
+        curve = history.history["val_mean_iou"]
+        print(f"  val mean IoU every {args.curve_every} epochs: "
+              f"{' '.join(f'{v:.3f}' for v in curve)}", flush=True)
     scores = model.evaluate(val_ds, verbose=0, return_dict=True)
     return float(scores["mean_iou"]), float(scores["pixel_accuracy"])
 
@@ -84,7 +91,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--filters", type=int, default=8)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=50)
+    parser.add_argument("--labelled-per-batch", type=int, default=0,
+                        help="labelled samples in every batch (0: as they fall)")
     parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--variants", nargs="+", default=["supervised", "ladder"],
+                        choices=["supervised", "ladder", "noise_only"])
+    parser.add_argument("--curve-every", type=int, default=0,
+                        help="also print the validation mean IoU every N epochs (0: off)")
     parser.add_argument("--noise-std", type=float, default=0.3)
     parser.add_argument(
         "--costs", type=float, nargs=N_LEVELS, default=list(DEFAULT_DENOISING_COSTS),
@@ -94,11 +107,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def variants(args: argparse.Namespace) -> dict[str, dict]:
-    """The two models compared: options of ``get_model("ladder", ...)``."""
-    return {
+    """The models compared: options of ``get_model("ladder", ...)``."""
+    everything = {
         "supervised": {"noise_std": 0.0, "denoising_costs": [0.0] * N_LEVELS},
         "ladder": {"noise_std": args.noise_std, "denoising_costs": list(args.costs)},
+        # What the noise alone does: the noisy encoder, no decoder.
+        "noise_only": {"noise_std": args.noise_std, "denoising_costs": [0.0] * N_LEVELS},
     }
+    return {name: everything[name] for name in args.variants}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,14 +134,16 @@ def main(argv: list[str] | None = None) -> int:
             )
     print(f"\nlabelled fraction {args.fraction} of {args.train} training images "
           f"({round(args.fraction * args.train)} masks), {args.val} validation, "
-          f"{args.size}x{args.size}, {args.epochs} epochs, seeds {args.seeds}")
+          f"{args.size}x{args.size}, {args.epochs} epochs, seeds {args.seeds}, batch "
+          f"{args.batch_size} ({args.labelled_per_batch or 'any number'} labelled per batch)")
     print(f"ladder denoising_costs {args.costs}, noise_std {args.noise_std}")
     for name, values in results.items():
         iou, acc = np.array(values).T
         print(f"{name:>10}: val mean IoU {iou.mean():.3f} ± {iou.std():.3f}   "
               f"pixel accuracy {acc.mean():.3f} ± {acc.std():.3f}")
-    gain = np.array([v[0] for v in results["ladder"]]) - [v[0] for v in results["supervised"]]
-    print(f"ladder - supervised mean IoU per seed: {np.round(gain, 3).tolist()}")
+    if "ladder" in results and "supervised" in results:
+        gain = np.array([v[0] for v in results["ladder"]]) - [v[0] for v in results["supervised"]]
+        print(f"ladder - supervised mean IoU per seed: {np.round(gain, 3).tolist()}")
     print(f"command: python {shlex.join(sys.argv)}")
     print(f"seconds: {time.perf_counter() - start:.0f}")
     return 0

@@ -37,7 +37,10 @@ def load(
             training set, applied identically to x and y (and to every frame).
         drop_remainder: drop the last short batch (for stateful models).
         **options: dataset options, see ``describe_dataset(name).options``;
-            every dataset takes ``labelled_fraction`` (default 1.0).
+            every dataset takes ``labelled_fraction`` (default 1.0) and
+            ``labelled_per_batch`` (default 0: off; n > 0: every training batch holds
+            n labelled samples, repeated as needed, and ``batch_size - n`` unlabelled
+            ones, an epoch being one pass over the unlabelled samples).
 
     Returns:
         ``(train_ds, val_ds, info)``. Elements are ``(x, y)``: x float32 in [0, 1]
@@ -64,6 +67,13 @@ def load(
     fraction = check_fraction(name, "labelled_fraction", merged.pop("labelled_fraction"),
                               high_open=False)
     weighted = "labelled_fraction" in options
+    per_batch = check_int(name, "labelled_per_batch", merged.pop("labelled_per_batch"),
+                          minimum=0)
+    if per_batch and (batch_size is None or not weighted or per_batch >= batch_size):
+        raise ValueError(
+            f"dataset {name!r}: option labelled_per_batch={per_batch} needs labelled_fraction "
+            f"and a batch_size above it (batch_size={batch_size})"
+        )
 
     arrays = builder(seed=seed, **merged)
     n_train, n_val = len(arrays.x_train), len(arrays.x_val)
@@ -75,7 +85,8 @@ def load(
     train_ds = make_dataset(
         arrays.x_train, arrays.y_train,
         weights=labelled_weights(n_train, fraction, seed) if weighted else None,
-        shuffle=batch_size is not None, augment=augment, seed=seed, **common,
+        shuffle=batch_size is not None, augment=augment, seed=seed,
+        labelled_per_batch=per_batch, **common,
     )
     val_ds = make_dataset(
         arrays.x_val, arrays.y_val,
@@ -92,6 +103,6 @@ def load(
         train_size=n_train,
         val_size=n_val,
         labelled_fraction=fraction,
-        options={**merged, "labelled_fraction": fraction},
+        options={**merged, "labelled_fraction": fraction, "labelled_per_batch": per_batch},
     )
     return train_ds, val_ds, info

@@ -123,6 +123,7 @@ def make_dataset(
     seed: int = 0,
     drop_remainder: bool = False,
     cache_limit_bytes: int | None = None,
+    labelled_per_batch: int = 0,
 ) -> tf.data.Dataset:
     """A ``tf.data.Dataset`` of (x, y) or (x, y, sample_weight) elements.
 
@@ -141,22 +142,23 @@ def make_dataset(
         drop_remainder: drop the last short batch (stateful models need full batches).
         cache_limit_bytes: cache encoded elements when they take at most this
             much memory; defaults to a quarter of the machine's memory.
+        labelled_per_batch: with ``weights``, ``batch_size`` and ``shuffle``: every
+            batch holds this many labelled samples (weight > 0), cycling through
+            them reshuffled on each pass, then ``batch_size - labelled_per_batch``
+            unlabelled ones; an epoch is one pass over the unlabelled samples. The
+            batches of a semi-supervised model then all weigh the supervised cost
+            alike, however few the labels (the Ladder paper's batches). 0: off.
 
     Returns:
         The dataset; elements are float32 x (..., C), y (..., K) and scalar weight.
     """
-    arrays = (x, y) if weights is None else (x, y, weights.astype(np.float32))
-    ds = _slices(arrays)
-    encode = _encoder(n_classes, np.issubdtype(y.dtype, np.integer), weights is not None)
-    ds = ds.map(encode, num_parallel_calls=AUTOTUNE)
-    if cache_limit_bytes is None:
-        cache_limit_bytes = _memory_bytes() // 4
-    size = encoded_bytes(x, y, n_classes)
-    if size <= cache_limit_bytes:
-        ds = ds.cache()
-    else:
-        log.info("not caching %.1f MiB of encoded data (limit %.1f MiB)",
-                 size / 2**20, cache_limit_bytes / 2**20)
+    if labelled_per_batch:
+        return _mixed_batches(
+            x, y, n_classes=n_classes, weights=weights, batch_size=batch_size,
+            labelled_per_batch=labelled_per_batch, shuffle=shuffle, augment=augment, seed=seed,
+            drop_remainder=drop_remainder, cache_limit_bytes=cache_limit_bytes,
+        )
+    ds = _encoded(x, y, n_classes, weights, cache_limit_bytes)
     if batch_size is None:
         if augment:
             ds = _augment(ds, x, seed)
@@ -169,9 +171,72 @@ def make_dataset(
     return ds.prefetch(AUTOTUNE)
 
 
+def _encoded(x: np.ndarray, y: np.ndarray, n_classes: int, weights: np.ndarray | None,
+             cache_limit_bytes: int | None) -> tf.data.Dataset:
+    """Single model-ready elements, cached when they fit in ``cache_limit_bytes``."""
+    arrays = (x, y) if weights is None else (x, y, weights.astype(np.float32))
+    ds = _slices(arrays)
+    encode = _encoder(n_classes, np.issubdtype(y.dtype, np.integer), weights is not None)
+    ds = ds.map(encode, num_parallel_calls=AUTOTUNE)
+    if cache_limit_bytes is None:
+        cache_limit_bytes = _memory_bytes() // 4
+    size = encoded_bytes(x, y, n_classes)
+    if size <= cache_limit_bytes:
+        return ds.cache()
+    log.info("not caching %.1f MiB of encoded data (limit %.1f MiB)",
+             size / 2**20, cache_limit_bytes / 2**20)
+    return ds
+
+
 def _augment(ds: tf.data.Dataset, x: np.ndarray, seed: int) -> tf.data.Dataset:
     # One fresh stateless seed per element and epoch, reproducible from ``seed``.
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
     square = x.shape[-3] == x.shape[-2]
     augment = _augmenter(square, x.ndim - 1)
     return tf.data.Dataset.zip((ds, seeds)).map(augment, num_parallel_calls=AUTOTUNE)
+
+
+def _mixed_batches(
+    x: np.ndarray, y: np.ndarray, *, n_classes: int, weights: np.ndarray | None,
+    batch_size: int | None, labelled_per_batch: int, shuffle: bool, augment: bool, seed: int,
+    drop_remainder: bool, cache_limit_bytes: int | None,
+) -> tf.data.Dataset:
+    """Batches of ``labelled_per_batch`` labelled samples (repeated) + the rest unlabelled."""
+    if weights is None or batch_size is None or not shuffle:
+        raise ValueError("labelled_per_batch needs sample weights, a batch size and shuffling")
+    if not 0 < labelled_per_batch < batch_size:
+        raise ValueError(
+            f"labelled_per_batch={labelled_per_batch} must lie in 1..batch_size-1 "
+            f"(batch_size={batch_size})"
+        )
+    labelled = weights > 0
+    if labelled.all() or not labelled.any():
+        # Nothing to mix: plain batches (every sample labelled, or none is).
+        return make_dataset(x, y, n_classes=n_classes, weights=weights, batch_size=batch_size,
+                            shuffle=shuffle, augment=augment, seed=seed,
+                            drop_remainder=drop_remainder, cache_limit_bytes=cache_limit_bytes)
+    # Repeat before batching so that a labelled set smaller than labelled_per_batch
+    # still fills every batch; each pass over it is reshuffled.
+    n_labelled = int(labelled.sum())
+    labelled_ds = _encoded(x[labelled], y[labelled], n_classes, weights[labelled],
+                           cache_limit_bytes)
+    labelled_ds = labelled_ds.shuffle(n_labelled, seed=seed, reshuffle_each_iteration=True)
+    labelled_ds = labelled_ds.repeat()
+    if augment:
+        labelled_ds = _augment(labelled_ds, x, seed)
+    labelled_ds = labelled_ds.batch(labelled_per_batch, drop_remainder=True)
+    n_unlabelled = len(x) - n_labelled
+    rest = batch_size - labelled_per_batch
+    unlabelled_ds = make_dataset(
+        x[~labelled], y[~labelled], n_classes=n_classes, weights=weights[~labelled],
+        batch_size=rest, shuffle=True, augment=augment, seed=seed + 1,
+        drop_remainder=drop_remainder and n_unlabelled >= rest,
+        cache_limit_bytes=cache_limit_bytes,
+    )
+
+    def concat(first: tuple, second: tuple) -> tuple:
+        return tuple(tf.concat([a, b], axis=0) for a, b in zip(first, second, strict=True))
+
+    ds = tf.data.Dataset.zip((labelled_ds, unlabelled_ds)).map(concat,
+                                                               num_parallel_calls=AUTOTUNE)
+    return ds.prefetch(AUTOTUNE)

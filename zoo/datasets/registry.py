@@ -19,7 +19,7 @@ from zoo.datasets.arrays import SplitArrays
 from zoo.registry import Registry
 
 # Options every dataset takes, handled by ``load`` itself rather than by builders.
-COMMON_OPTIONS: dict[str, Any] = {"labelled_fraction": 1.0}
+COMMON_OPTIONS: dict[str, Any] = {"labelled_fraction": 1.0, "labelled_per_batch": 0}
 
 Builder = Callable[..., SplitArrays]
 
@@ -32,7 +32,8 @@ class DatasetSpec:
         name: registry name.
         kind: ``image`` or ``sequence`` (``sequence`` datasets may depend on options).
         summary: one line saying what the data is.
-        options: option name -> default, including the common ``labelled_fraction``.
+        options: option name -> default, including the common ``labelled_fraction``
+            and ``labelled_per_batch``.
     """
 
     name: str
