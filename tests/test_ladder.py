@@ -174,23 +174,18 @@ def test_odd_size_is_refused():
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="not reproduced yet: at 10% labels, 10 epochs, val mean IoU ladder 0.135 vs "
-    "supervised 0.142 (seed 0); 0.130 +/- 0.005 vs 0.128 +/- 0.014 over seeds 0-1 "
-    "(tests/perf/ladder_semi_supervised.py, README)",
-    strict=False,
-)
 def test_ladder_beats_supervised_only_with_few_labels():
-    """The semi-supervised advantage on the small digits task (minutes on 2 cores).
+    """The semi-supervised advantage on digits with 5% of the masks (~4 min on 2 cores).
 
-    Expected to fail until a setting where the Ladder helps is found; it asserts the
-    claim instead of a weaker one so that it turns into XPASS when it holds.
+    The README's setting (tests/perf/ladder_semi_supervised.py defaults: 100 labelled
+    of 2,000 canvases, 50 labelled + 50 unlabelled per batch), cut to 20 epochs and
+    one seed. Measured at 20 epochs, seed 0: supervised 0.326, ladder 0.554.
     """
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), "perf"))
     import ladder_semi_supervised as perf
 
-    args = perf.parse_args(["--seeds", "0"])
+    args = perf.parse_args(["--seeds", "0", "--epochs", "20"])
     data = perf.load_data(args, seed=0)
     supervised, _ = perf.train(perf.variants(args)["supervised"], data, args, seed=0)
     ladder, _ = perf.train(perf.variants(args)["ladder"], data, args, seed=0)
-    assert ladder > supervised + 0.02, (ladder, supervised)
+    assert ladder > supervised + 0.1, (ladder, supervised)
