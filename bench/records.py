@@ -179,8 +179,8 @@ def trial_rows(
             "error": error,
             "params": json.dumps(config, sort_keys=True, default=str),
             **{k: v for k, v in best.items()
-               if k not in ("epoch", "lr", "epoch_seconds", "samples_per_second",
-                            "epoch_started_at")},
+               if k not in ("epoch", "lr", "epoch_seconds", "cpu_seconds",
+                            "samples_per_second", "epoch_started_at")},
             "best_epoch": best.get("epoch"),
             "train_seconds": metrics.get("train_seconds"),
             "samples_per_second": statistics.median(per_epoch_speed) if per_epoch_speed

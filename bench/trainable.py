@@ -9,7 +9,7 @@ Kept thin on purpose (Tune owns scheduling, retries and checkpoints):
    state, epoch, history and the MLflow run id);
 4. ``model.fit`` with ``EpochReporter``, which after every epoch logs to MLflow in one
    batched call, writes a checkpoint and calls ``tune.report`` with
-   ``epoch_seconds`` and ``samples_per_second``.
+   ``epoch_seconds``, ``cpu_seconds`` and ``samples_per_second``.
 
 A trial whose loss turns non-finite stops itself with reason ``nan`` (ASHA never
 stops it: ``nan < cutoff`` is false); a trial that raises is marked ERROR by Tune.
@@ -125,6 +125,7 @@ def make_reporter(trial: TrialState) -> Any:
         def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
             self._start = time.perf_counter()
             self._started_at = time.time()
+            self._cpu_start = time.process_time()  # every thread of this trial's process
             self._train_end: float | None = None
 
         def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
@@ -139,6 +140,8 @@ def make_reporter(trial: TrialState) -> Any:
             end = time.perf_counter()
             train_seconds = (self._train_end or end) - self._start
             row = trial.epoch_row(epoch + 1, logs or {}, end - self._start, train_seconds)
+            # CPU time against epoch_seconds shows how much of the CPU share the trial got.
+            row["cpu_seconds"] = time.process_time() - self._cpu_start
             # Successive starts also time what the bookkeeping below costs (perf checks).
             row["epoch_started_at"] = self._started_at
             reason = trial.end_reason(row)

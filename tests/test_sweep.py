@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import keras
 import numpy as np
@@ -24,7 +25,8 @@ TRIAL_COLUMNS = [
 HISTORY_COLUMNS = [
     "sweep", "trial_id", "model", "loss", "dataset", "seed", "epoch", "train_loss", "val_loss",
     "mean_iou", "val_mean_iou", "dice_coef", "val_dice_coef", "pixel_accuracy",
-    "val_pixel_accuracy", "val_iou_class_1", "epoch_seconds", "samples_per_second", "lr",
+    "val_pixel_accuracy", "val_iou_class_1", "epoch_seconds", "cpu_seconds",
+    "samples_per_second", "lr",
 ]
 
 
@@ -63,6 +65,10 @@ def test_history_matches_trials_best_epoch(tables):
         rows = history[history["trial_id"] == trial.trial_id].sort_values("epoch")
         assert list(rows["epoch"]) == [1, 2]
         assert (rows["epoch_seconds"] > 0).all()
+        # CPU time of the trial's process over the same span: positive, and no more than
+        # every core of the machine busy for the whole epoch.
+        assert (rows["cpu_seconds"] > 0).all()
+        assert (rows["cpu_seconds"] <= rows["epoch_seconds"] * (os.cpu_count() or 1)).all()
         best = rows.loc[rows["val_mean_iou"].idxmax()]
         assert trial.best_epoch == best["epoch"]
         assert trial.val_mean_iou == pytest.approx(best["val_mean_iou"])
