@@ -23,6 +23,7 @@ import argparse  # noqa: E402  (the clock starts before any import)
 import os  # noqa: E402
 import statistics  # noqa: E402
 import tempfile  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -40,15 +41,24 @@ resources: {{cpu: {cpu}, gpu: {gpu}}}
 """
 
 
-# CPU seconds of the training process per epoch (first epochs left out), per side.
-CPU: dict[str, list[float]] = {"sweep": [], "bare": []}
+@dataclass
+class Run:
+    """One training's per-epoch figures, every epoch included (callers drop the first).
+
+    ``cycles``: seconds from each epoch's start to the next one's; ``cpu``: CPU seconds of
+    the training process (all threads) per epoch; sweep only: ``outside`` (seconds of each
+    cycle spent outside ``fit``'s epoch: MLflow log, checkpoint, Tune report) and
+    ``first_step`` (command start → the trial's first step).
+    """
+
+    cycles: list[float]
+    cpu: list[float]
+    outside: list[float] = field(default_factory=list)
+    first_step: float = 0.0
 
 
-def sweep_epochs(
-    args: argparse.Namespace, folder: Path
-) -> tuple[list[float], list[float], float]:
-    """Epoch-to-epoch seconds of the one-trial sweep, the seconds of each epoch spent outside
-    ``fit``'s epoch (MLflow log, checkpoint, Tune report), and command start → first step."""
+def sweep_epochs(args: argparse.Namespace, folder: Path) -> Run:
+    """The one-trial sweep's figures."""
     from bench.spec import parse_spec
     from bench.sweep import SweepOptions, run_sweep
 
@@ -59,9 +69,12 @@ def sweep_epochs(
     assert trial["status"] == "TERMINATED", trial["error"]
     history = outcome.history.sort_values("epoch")
     cycles = _cycles(history["epoch_started_at"].tolist())
-    outside = [c - e for c, e in zip(cycles, history["epoch_seconds"], strict=False)]
-    CPU["sweep"] += history["cpu_seconds"].tolist()[1:]
-    return cycles, outside, trial["first_step_at"].timestamp() - COMMAND_START
+    return Run(
+        cycles=cycles,
+        cpu=history["cpu_seconds"].tolist(),
+        outside=[c - e for c, e in zip(cycles, history["epoch_seconds"], strict=False)],
+        first_step=trial["first_step_at"].timestamp() - COMMAND_START,
+    )
 
 
 def _cycles(starts: list[float]) -> list[float]:
@@ -69,8 +82,8 @@ def _cycles(starts: list[float]) -> list[float]:
     return [b - a for a, b in zip(starts, starts[1:], strict=False)]
 
 
-def bare_epochs(args: argparse.Namespace) -> list[float]:
-    """Epoch-to-epoch seconds of the same training with ``model.fit`` alone."""
+def bare_epochs(args: argparse.Namespace) -> Run:
+    """The same training's figures with ``model.fit`` alone."""
     import keras
 
     import zoo
@@ -79,14 +92,14 @@ def bare_epochs(args: argparse.Namespace) -> list[float]:
         def __init__(self) -> None:
             super().__init__()
             self.starts: list[float] = []
+            self.cpu: list[float] = []
 
         def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
             self.starts.append(time.time())
-            self.cpu = time.process_time()
+            self._cpu_start = time.process_time()
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            if epoch > 0:  # as in the sweep, the first epoch (tracing) is left out
-                CPU["bare"].append(time.process_time() - self.cpu)
+            self.cpu.append(time.process_time() - self._cpu_start)
 
     keras.utils.set_random_seed(0)
     train, val, info = zoo.datasets.load(
@@ -99,7 +112,12 @@ def bare_epochs(args: argparse.Namespace) -> list[float]:
     clock = Clock()
     model.fit(train, validation_data=val, epochs=args.epochs, callbacks=[clock], verbose=0,
               shuffle=False)
-    return _cycles(clock.starts)
+    return Run(cycles=_cycles(clock.starts), cpu=clock.cpu)
+
+
+def _after_first(runs: list[Run], figure: str) -> list[float]:
+    """``figure`` of every run pooled, each run's first epoch (graph tracing) left out."""
+    return [value for run in runs for value in getattr(run, figure)[1:]]
 
 
 def main() -> None:
@@ -118,31 +136,25 @@ def main() -> None:
 
     import ray
 
-    swept: list[list[float]] = []
-    bare: list[list[float]] = []
-    outside: list[float] = []
-    to_first_step = 0.0
+    swept: list[Run] = []
+    bare: list[Run] = []
     # This machine's epoch times drift by up to 2x from minute to minute (shared host):
     # alternating sweep and bare fits spreads the drift over both sides, and the
     # bookkeeping share is measured within the trial, immune to it.
-    for round_ in range(args.rounds):
+    for _ in range(args.rounds):
         with tempfile.TemporaryDirectory(prefix="zoobench-overhead-") as folder:
-            cycles, outside_fit, first_step = sweep_epochs(args, Path(folder))
+            swept.append(sweep_epochs(args, Path(folder)))
         ray.shutdown()  # its idle workers would otherwise share the CPUs with the bare fit
-        swept.append(cycles)
-        outside += outside_fit
-        if round_ == 0:  # later rounds start after earlier ones, not at the command's start
-            to_first_step = first_step
         bare.append(bare_epochs(args))
-    sweep_median = statistics.median([s for run in swept for s in run[1:]])
-    bare_median = statistics.median([s for run in bare for s in run[1:]])
-    outside_median = statistics.median(outside)
+    sweep_median = statistics.median(_after_first(swept, "cycles"))
+    bare_median = statistics.median(_after_first(bare, "cycles"))
+    outside_median = statistics.median(s for run in swept for s in run.outside)
     print(f"model {args.model}, shapes {args.size}x{args.size}, {args.train} training "
           f"samples, batch {args.batch}, {args.epochs} epochs, {args.cpu} CPUs, "
           f"{args.gpu} GPU, {args.rounds} rounds")
     for i, (sweep_run, bare_run) in enumerate(zip(swept, bare, strict=True), start=1):
-        print(f"round {i} sweep epochs: {', '.join(f'{s:.2f}' for s in sweep_run)}")
-        print(f"round {i} bare  epochs: {', '.join(f'{s:.2f}' for s in bare_run)}")
+        print(f"round {i} sweep epochs: {', '.join(f'{s:.2f}' for s in sweep_run.cycles)}")
+        print(f"round {i} bare  epochs: {', '.join(f'{s:.2f}' for s in bare_run.cycles)}")
     print(f"bare model.fit  median epoch: {bare_median:.3f} s  (first epochs left out)")
     print(f"zoobench sweep  median epoch: {sweep_median:.3f} s")
     print(f"  of which outside fit's epoch (MLflow log, checkpoint, Tune report): median "
@@ -150,14 +162,16 @@ def main() -> None:
     print(f"ratio sweep / bare: {sweep_median / bare_median:.3f}  (goal <= 1.05)")
     # The fastest epoch of each side is the one least disturbed by other tenants (the
     # timeit advice); slow epochs here are ones where the process got one core, not two.
-    sweep_min = min(s for run in swept for s in run[1:])
-    bare_min = min(s for run in bare for s in run[1:])
+    sweep_min, bare_min = min(_after_first(swept, "cycles")), min(_after_first(bare, "cycles"))
     print(f"ratio of the fastest epochs: {sweep_min:.3f} / {bare_min:.3f} s = "
           f"{sweep_min / bare_min:.3f}")
     # CPU time per epoch does not depend on how many cores the host lent us meanwhile.
-    sweep_cpu, bare_cpu = statistics.median(CPU["sweep"]), statistics.median(CPU["bare"])
+    sweep_cpu = statistics.median(_after_first(swept, "cpu"))
+    bare_cpu = statistics.median(_after_first(bare, "cpu"))
     print(f"CPU seconds per epoch (the training process, all threads): sweep {sweep_cpu:.2f}, "
           f"bare {bare_cpu:.2f}, ratio {sweep_cpu / bare_cpu:.3f}")
+    # Later rounds start after earlier ones, not at the command's start.
+    to_first_step = swept[0].first_step
     print(f"command start -> first trial's first step: {to_first_step:.1f} s")
 
 
