@@ -31,7 +31,7 @@ from typing import Any
 from bench.checkpoints import load_state, save_state
 from bench.tracking import Tracking, TrialRun
 
-CHECKPOINT_WEIGHTS = "state.npz"  # model and optimizer variables (bench.checkpoints)
+CHECKPOINT_VARIABLES = "state.npz"  # model and optimizer variables (bench.checkpoints)
 CHECKPOINT_STATE = "state.json"  # epoch, MLflow run id, history, elapsed seconds
 PREDICTIONS_PNG = "predictions.png"
 PREDICTION_SAMPLES = 4
@@ -197,11 +197,11 @@ class TrialState:
     @staticmethod
     def restore_weights(checkpoint_dir: Path, model: Any) -> None:
         """Weights and optimizer state, as the last epoch left them."""
-        load_state(model, checkpoint_dir / CHECKPOINT_WEIGHTS)
+        load_state(model, checkpoint_dir / CHECKPOINT_VARIABLES)
 
     def _write_checkpoint(self, model: Any, epoch: int, png: Path | None) -> Path:
         folder = Path(tempfile.mkdtemp(prefix="zoobench-ckpt-"))
-        save_state(model, folder / CHECKPOINT_WEIGHTS)
+        save_state(model, folder / CHECKPOINT_VARIABLES)
         state = {"epoch": epoch, "history": self.history, "train_seconds": self.train_seconds,
                  "mlflow_run_id": self.run_id}
         (folder / CHECKPOINT_STATE).write_text(json.dumps(state))
