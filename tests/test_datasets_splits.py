@@ -162,3 +162,74 @@ def test_a_builder_without_test_arrays_gives_an_empty_test_split(monkeypatch):
 
     splits = zoo.datasets.load_splits("legacy_plugin")
     assert splits.info.test_size == 0 and as_numpy(splits.test) == []
+
+
+# --- epochs as a function of (seed, epoch) (resuming, issue 11 item 10) ----------------------
+
+
+def epoch_arrays(initial_epoch: int, count: int, **options) -> list[tuple[np.ndarray, ...]]:
+    """``count`` iterations of a batched, shuffled, augmented shapes train set, concatenated."""
+    train, _, _ = zoo.datasets.load("shapes", batch_size=4, augment=True, seed=3,
+                                    initial_epoch=initial_epoch, **options)
+    return [tuple(np.concatenate(parts) for parts in zip(*as_numpy(train), strict=True))
+            for _ in range(count)]
+
+
+@pytest.mark.parametrize("mixing", [{}, {"labelled_fraction": 0.4, "labelled_per_batch": 2}],
+                         ids=["plain", "labelled_per_batch"])
+def test_a_train_set_made_for_epoch_k_gives_the_uninterrupted_epochs_k_and_on(mixing):
+    options = {"height": 8, "width": 8, "train": 10, "val": 2, "test": 2, **mixing}
+    uninterrupted = epoch_arrays(0, 4, **options)
+    resumed = epoch_arrays(2, 2, **options)
+    for got, expected in zip(resumed, uninterrupted[2:], strict=True):
+        for a, b in zip(got, expected, strict=True):  # x, y (and weights)
+            np.testing.assert_array_equal(a, b)
+    # Each epoch is different (order and augmentation), so the match above means something.
+    for i in range(3):
+        assert not np.array_equal(uninterrupted[i][0], uninterrupted[i + 1][0])
+    assert not np.array_equal(resumed[0][0], uninterrupted[0][0])
+
+
+def test_fit_resumed_at_epoch_k_ends_with_the_uninterrupted_weights():
+    import keras
+
+    options = {"height": 8, "width": 8, "train": 12, "val": 2, "test": 2, "classes": 2}
+
+    def model_and_data(initial_epoch):
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(2, 3, padding="same",
+                                                                            activation="softmax")])
+        model.compile(optimizer=keras.optimizers.SGD(0.5), loss="categorical_crossentropy")
+        train, _, _ = zoo.datasets.load("shapes", batch_size=4, augment=True, seed=1,
+                                        initial_epoch=initial_epoch, **options)
+        return model, train
+
+    model, train = model_and_data(0)
+    model.fit(train, epochs=3, verbose=0)
+    first, train = model_and_data(0)
+    first.fit(train, epochs=1, verbose=0)
+    # Resume: a new model with the weights after epoch 1 and a train set made for epoch 1.
+    resumed, train = model_and_data(1)
+    resumed.set_weights(first.get_weights())
+    resumed.fit(train, epochs=3, initial_epoch=1, verbose=0)
+    for a, b in zip(resumed.get_weights(), model.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    # The old behaviour (the data of epoch 0 replayed) ends elsewhere.
+    replayed, train = model_and_data(0)
+    replayed.set_weights(first.get_weights())
+    replayed.fit(train, epochs=3, initial_epoch=1, verbose=0)
+    assert not all(np.allclose(a, b, rtol=1e-5, atol=1e-6)
+                   for a, b in zip(replayed.get_weights(), model.get_weights(), strict=True))
+
+
+def test_labelled_per_batch_without_a_batch_size_is_accepted_for_single_elements():
+    # Spec validation loads without batch_size: nothing to mix, no refusal.
+    options = {**SMALL["shapes"], "labelled_fraction": 0.5, "labelled_per_batch": 2}
+    train, _, info = zoo.datasets.load("shapes", **options)
+    assert info.options["labelled_per_batch"] == 2
+    weights = [w for _, _, w in as_numpy(train)]
+    assert len(weights) == 12 and sum(weights) == 6
+    with pytest.raises(ValueError, match=r"labelled_per_batch=2 needs labelled_fraction"):
+        zoo.datasets.load("shapes", **SMALL["shapes"], labelled_per_batch=2)
+    with pytest.raises(ValueError, match=r"labelled_per_batch=2 .*\(batch_size=2\)"):
+        zoo.datasets.load("shapes", batch_size=2, **options)
