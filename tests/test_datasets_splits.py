@@ -233,3 +233,13 @@ def test_labelled_per_batch_without_a_batch_size_is_accepted_for_single_elements
         zoo.datasets.load("shapes", **SMALL["shapes"], labelled_per_batch=2)
     with pytest.raises(ValueError, match=r"labelled_per_batch=2 .*\(batch_size=2\)"):
         zoo.datasets.load("shapes", batch_size=2, **options)
+
+
+def test_every_option_of_every_dataset_is_described():
+    for name in ("shapes", "digits", "moving_digits", "folder", "npz"):
+        spec = zoo.datasets.describe_dataset(name)
+        assert set(spec.option_help) == set(spec.options)
+        missing = [option for option, line in spec.option_help.items() if not line]
+        assert not missing, f"{name}: no help for {missing}"
+    assert "held-out" in zoo.datasets.describe_dataset("shapes").option_help["test"]
+    assert "test/ folder" in zoo.datasets.describe_dataset("folder").option_help["test_fraction"]

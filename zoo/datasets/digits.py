@@ -61,6 +61,9 @@ def check_digit_options(name: str, height: int, width: int, digit_size: int,
     options={"height": 32, "width": 32, "train": 512, "val": 128, "test": 128,
              "digits_per_image": 2, "digit_size": 14, "noise": 0.0, "val_digits": 0.25,
              "test_digits": 0.2},
+    help={"digits_per_image": "digits painted on each canvas",
+          "digit_size": "side in pixels of an upscaled digit",
+          "noise": "standard deviation of the Gaussian pixel noise"},
 )
 def build_digits(
     *, seed: int, height: int, width: int, train: int, val: int, test: int,

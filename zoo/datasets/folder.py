@@ -153,6 +153,15 @@ def read_pairs(
     "folder",
     options={"path": None, "height": None, "width": None, "channels": 3, "classes": None,
              "val_fraction": 0.2, "test_fraction": 0.2},
+    help={"path": "directory with images/ and masks/, or train/ (and val/, test/) laid out "
+                  "the same way",
+          "height": "resize to this height (default: the first image's)",
+          "width": "resize to this width (default: the first image's)",
+          "classes": "number of classes K (default: the largest mask index plus one)",
+          "val_fraction": "share of the training pool split off for validation when there "
+                          "is no val/ folder",
+          "test_fraction": "share of the training pool held out for testing (drawn first, "
+                           "with the seed) when there is no test/ folder"},
 )
 def build_folder(
     *, seed: int, path: str | os.PathLike | None, height: int | None, width: int | None,

@@ -71,6 +71,11 @@ def compose_sequences(
     options={"height": 32, "width": 32, "frames": 8, "train": 256, "val": 64, "test": 64,
              "digits_per_sequence": 2, "digit_size": 12, "speed": 2.0, "target": "mask",
              "val_digits": 0.25, "test_digits": 0.2},
+    help={"frames": "frames per sequence (T)",
+          "digits_per_sequence": "digits moving in each sequence",
+          "digit_size": "side in pixels of an upscaled digit",
+          "speed": "largest speed in pixels per frame",
+          "target": "y: mask (per-frame segmentation) or next_frame (the following frames)"},
 )
 def build_moving_digits(
     *, seed: int, height: int, width: int, frames: int, train: int, val: int, test: int,

@@ -88,8 +88,14 @@ def _fixed_split(file: Path, arrays: dict[str, np.ndarray], split: str, x: np.nd
     return x_split, y_split
 
 
-@register_dataset("npz", options={"path": None, "classes": None, "val_fraction": 0.2,
-                                  "test_fraction": 0.2})
+@register_dataset(
+    "npz", options={"path": None, "classes": None, "val_fraction": 0.2, "test_fraction": 0.2},
+    help={"path": "the .npz file: x, y and optionally x_val, y_val, x_test, y_test",
+          "classes": "number of classes K (default: from y)",
+          "val_fraction": "share of x, y split off for validation when there is no x_val",
+          "test_fraction": "share of x, y held out for testing (drawn first, with the seed) "
+                           "when there is no x_test"},
+)
 def build_npz(
     *, seed: int, path: str | os.PathLike | None, classes: int | None, val_fraction: float,
     test_fraction: float,

@@ -193,8 +193,8 @@ def make_dataset(
         indices = np.arange(len(x))
 
         def one_epoch(epoch: tf.Tensor) -> tf.data.Dataset:
-            ds = _samples(indices, fetch, seed, _ORDER, epoch, shuffle)
-            return _augment(ds, x, seed, _AUGMENT, epoch) if augment else ds
+            order = _order(indices, seed, _ORDER, epoch, shuffle)
+            return _elements(order, fetch, x, augment, seed, _AUGMENT, epoch)
 
         ds = _epochs(initial_epoch, one_epoch)
     else:
@@ -257,30 +257,32 @@ def _epochs(initial_epoch: int, one_epoch: Callable[[tf.Tensor], tf.data.Dataset
     epoch = tf.data.Dataset.from_tensors(tf.constant(0, tf.int64)).map(
         lambda _: counter.assign_add(1) - 1)
     ds = epoch.flat_map(one_epoch)
-    ds._zoo_epoch_counter = counter  # the dataset's functions hold the variable only weakly
+    ds._zoo_epoch_counter = counter  # the counter lives as long as the dataset
     return ds
 
 
-def _samples(indices: np.ndarray, fetch: Callable, seed: int, stream: int, epoch: tf.Tensor,
-             shuffle: bool, epoch_pass: tf.Tensor | int = 0) -> tf.data.Dataset:
-    """The samples ``indices``, encoded, in an order keyed by (seed, stream, epoch, pass)."""
+def _order(indices: np.ndarray, seed: int, stream: int, epoch: tf.Tensor, shuffle: bool,
+           epoch_pass: tf.Tensor | int = 0) -> tf.data.Dataset:
+    """The sample indices ``indices``, permuted by a key of (seed, stream, epoch, pass)."""
     order = tf.constant(indices, tf.int64)
     if shuffle:
         order = tf.random.experimental.stateless_shuffle(
             order, seed=_key(seed, stream, epoch, epoch_pass))
-    return tf.data.Dataset.from_tensor_slices(order).map(fetch, num_parallel_calls=AUTOTUNE)
+    return tf.data.Dataset.from_tensor_slices(order)
 
 
-def _augment(ds: tf.data.Dataset, x: np.ndarray, seed: int, stream: int,
-             epoch: tf.Tensor) -> tf.data.Dataset:
-    """``ds`` augmented, each element by a draw keyed by (seed, stream, epoch, position)."""
-    square = x.shape[-3] == x.shape[-2]
-    augment = _augmenter(square, x.ndim - 1)
+def _elements(order: tf.data.Dataset, fetch: Callable, x: np.ndarray, augment: bool, seed: int,
+              stream: int, epoch: tf.Tensor) -> tf.data.Dataset:
+    """The samples of ``order``, encoded, each augmented by a draw keyed by (seed, stream,
+    epoch, position in ``order``); one parallel map does it all."""
+    if not augment:
+        return order.map(fetch, num_parallel_calls=AUTOTUNE)
+    transform = _augmenter(x.shape[-3] == x.shape[-2], x.ndim - 1)
 
-    def apply(position, element):
-        return augment(element, _key(seed, stream, epoch, position))
+    def apply(position, index):
+        return transform(fetch(index), _key(seed, stream, epoch, position))
 
-    return ds.enumerate().map(apply, num_parallel_calls=AUTOTUNE)
+    return order.enumerate().map(apply, num_parallel_calls=AUTOTUNE)
 
 
 def _mixed_batches(
@@ -311,12 +313,12 @@ def _mixed_batches(
     def one_epoch(epoch: tf.Tensor) -> tf.data.Dataset:
         # Endless passes over the labelled samples, each reshuffled, so that a labelled
         # set smaller than labelled_per_batch still fills every batch.
-        labelled_ds = tf.data.Dataset.counter().flat_map(
-            lambda p: _samples(labelled_idx, fetch, seed, _LABELLED_ORDER, epoch, True, p))
-        unlabelled_ds = _samples(unlabelled_idx, fetch, seed, _UNLABELLED_ORDER, epoch, True)
-        if augment:
-            labelled_ds = _augment(labelled_ds, x, seed, _LABELLED_AUGMENT, epoch)
-            unlabelled_ds = _augment(unlabelled_ds, x, seed, _UNLABELLED_AUGMENT, epoch)
+        labelled_order = tf.data.Dataset.counter().flat_map(
+            lambda p: _order(labelled_idx, seed, _LABELLED_ORDER, epoch, True, p))
+        labelled_ds = _elements(labelled_order, fetch, x, augment, seed, _LABELLED_AUGMENT,
+                                epoch)
+        unlabelled_ds = _elements(_order(unlabelled_idx, seed, _UNLABELLED_ORDER, epoch, True),
+                                  fetch, x, augment, seed, _UNLABELLED_AUGMENT, epoch)
         labelled_ds = labelled_ds.batch(labelled_per_batch, drop_remainder=True)
         unlabelled_ds = unlabelled_ds.batch(
             rest, drop_remainder=drop_remainder and len(unlabelled_idx) >= rest)

@@ -97,6 +97,10 @@ def generate_shapes(
     "shapes",
     options={"height": 64, "width": 64, "channels": 3, "classes": 4, "train": 512, "val": 128,
              "test": 128, "objects": 3, "noise": 0.05, "min_radius": None, "max_radius": None},
+    help={"objects": "at most this many shapes per image (1..objects, drawn)",
+          "noise": "standard deviation of the Gaussian pixel noise",
+          "min_radius": "smallest shape radius in pixels (default: a tenth of the side)",
+          "max_radius": "largest shape radius in pixels (default: a quarter of the side)"},
 )
 def build_shapes(
     *, seed: int, height: int, width: int, channels: int, classes: int, train: int, val: int,
