@@ -172,9 +172,10 @@ def make_dataset(
             ``batch_size`` is None.
         initial_epoch: the epoch (from 0) the first iteration of a shuffled or
             augmented dataset gives; each further iteration gives the next epoch.
-            Keras' ``fit`` iterates once per epoch, and once more before the first
-            epoch when it builds the model from a batch, in a resumed run as in the
-            first one.
+            Keras' ``fit`` iterates once per epoch (Keras 3.15: building the model
+            from the first batch reuses the first epoch's iterator), so
+            ``fit(ds, epochs=E, initial_epoch=k)`` on a dataset made with
+            ``initial_epoch=k`` sees epochs k..E-1 as an uninterrupted run does.
 
     Returns:
         The dataset; elements are float32 x (..., C), y (..., K) and scalar weight.
