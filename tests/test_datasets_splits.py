@@ -243,3 +243,15 @@ def test_every_option_of_every_dataset_is_described():
         assert not missing, f"{name}: no help for {missing}"
     assert "held-out" in zoo.datasets.describe_dataset("shapes").option_help["test"]
     assert "test/ folder" in zoo.datasets.describe_dataset("folder").option_help["test_fraction"]
+
+
+def test_arrays_too_large_for_constants_give_the_same_epochs(monkeypatch):
+    from zoo.datasets import pipeline
+
+    options = {"height": 8, "width": 8, "train": 10, "val": 2, "test": 2}
+    constants = epoch_arrays(1, 2, **options)
+    monkeypatch.setattr(pipeline, "_SLICE_LIMIT_BYTES", 0)  # read samples from NumPy by index
+    by_index = epoch_arrays(1, 2, **options)
+    for got, expected in zip(by_index, constants, strict=True):
+        for a, b in zip(got, expected, strict=True):
+            np.testing.assert_array_equal(a, b)
