@@ -117,6 +117,8 @@ BAD = [
     # Issue 11 item 3: option values, and the size check following the options.
     ("models: [{testnet: {base_filters: -4}}]\n",
      "s.yaml: models[0]: model 'testnet' option base_filters must be an int >= 1, got -4"),
+    ("models: [{ladder: {momentum: fast}}]\n",
+     "s.yaml: models[0]: model 'ladder' option momentum must be a number, got 'fast'"),
     ("dataset: {name: shapes, height: 24, width: 24, classes: 3, train: 8, val: 4}\n"
      "models: [{unet_shallow: {depth: 4}}]\n",
      "s.yaml: models[0]: model 'unet_shallow' cannot take input_height=24: height and width "
