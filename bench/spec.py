@@ -529,11 +529,27 @@ def _dataset(
             raise c.fail("dataset.labelled_per_batch",
                          f"{per_batch} must be below params.batch_size, which can be "
                          f"{sizes[0]}; the rest of each batch is unlabelled samples")
+    _grow_gpu_memory()
     try:
         _, _, info = zoo.datasets.load(name, **load_options)
     except (ValueError, TypeError, OSError) as error:
         raise c.fail("dataset", _one_line(error)) from None
     return name, options, info
+
+
+def _grow_gpu_memory() -> None:
+    """Let this process's TensorFlow take GPU memory as it needs it, not all of it at once.
+
+    Validation loads the data and builds the models in the driver; by default TensorFlow
+    would reserve nearly every GPU's memory here, leaving none to the trials on this node.
+    """
+    import tensorflow as tf
+
+    try:
+        for gpu in tf.config.list_physical_devices("GPU"):
+            tf.config.experimental.set_memory_growth(gpu, True)
+    except RuntimeError:
+        pass  # TensorFlow already started in this process: its settings stay
 
 
 def _warn_unlikely(c: _Checker, models: tuple[Component, ...], dataset_options: dict,
