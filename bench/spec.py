@@ -445,14 +445,18 @@ def _check_loss_fits(loss: str, params: dict, info: Any) -> None:
     if info is None:
         return
     k = info.n_classes
-    shape = (1, 2, 2, k)
+    shape = (1, *info.input_shape[:-3], 2, 2, k)  # (1, 2, 2, K), or (1, T, 2, 2, K)
     if k == 1:
-        y_true = np.array([0.0, 1.0, 1.0, 0.0], "float32").reshape(shape)
+        y_true = (np.arange(np.prod(shape)) % 2).astype("float32").reshape(shape)
         y_pred = np.full(shape, 0.5, "float32")
     else:
-        y_true = np.eye(k, dtype="float32")[np.arange(4) % k].reshape(shape)
+        y_true = np.eye(k, dtype="float32")[np.arange(np.prod(shape[:-1])) % k].reshape(shape)
         y_pred = np.full(shape, 1.0 / k, "float32")
-    value = float(function(y_true, y_pred))
+    try:
+        value = float(function(y_true, y_pred))
+    except ValueError as error:
+        classes = f"{k} class" + ("es" if k > 1 else " (a sigmoid output)")
+        raise ValueError(f"{_one_line(error)}; dataset {info.name!r} has {classes}") from None
     if not math.isfinite(value):
         raise ValueError(f"loss {loss!r} with {params} gives {value} on a batch of {k} classes")
 

@@ -125,12 +125,14 @@ BAD = [
      "must be multiples of 16"),
     # ... and loss parameters that depend on the number of classes (3 in BASE).
     ("losses: [{focal: {alpha: [0.1, 0.2]}}]\n",
-     "s.yaml: losses[0]: focal: alpha has 2 entries but y_pred needs 3"),
+     "s.yaml: losses[0]: focal: alpha has 2 entries but y_pred needs 3 (one per class of the "
+     "last axis); dataset 'shapes' has 3 classes"),
     ("losses: [{dice: {weights: [1, 2]}}]\n",
      "s.yaml: losses[0]: dice: weights has 2 entries but y_pred needs 3"),
     ("dataset: {name: shapes, height: 16, width: 16, classes: 1, train: 8, val: 4}\n"
      "losses: [{focal: {alpha: 2.0}}]\n",
-     "s.yaml: losses[0]: focal: for a sigmoid output alpha must be in [0, 1]"),
+     "s.yaml: losses[0]: focal: for a sigmoid output alpha must be in [0, 1] (the background "
+     "gets 1 - alpha), got 2.0; dataset 'shapes' has 1 class (a sigmoid output)"),
     # Item 4: labelled_per_batch is checked against every batch size params allows.
     ("dataset: {name: shapes, height: 16, width: 16, train: 8, val: 4, labelled_fraction: 0.5, "
      "labelled_per_batch: 4}\nparams: {batch_size: {choice: [4, 8]}}\n",
