@@ -387,6 +387,7 @@ def _one_line(error: BaseException) -> str:
 
 
 # Models already built at validation in this process: (name, options, shape, classes).
+# Only a model given options is built (see _check_model_fits).
 # Building a 31M-parameter U-Net takes about 1.5 s on 2 cores; parse the same spec twice
 # (tests, notebooks) and it is built once.
 _MODELS_BUILT: set[str] = set()
@@ -396,10 +397,12 @@ def _check_model_fits(model: str, options: dict, info: Any) -> None:
     """ValueError when model ``model`` with ``options`` cannot take the dataset ``info``.
 
     ``info`` None (the dataset did not load): only the option names are checked.
-    Otherwise the model is built once, with the dataset's shapes: its builder checks the
-    option values and the size for these options (e.g. ``depth`` sets the divisor).
+    Otherwise the size is checked for these options (``depth`` sets the divisor), and a
+    model given options is built once with the dataset's shapes, so that its builder
+    checks their values (about 0.3 s for testnet, 1.5 s for the 31M-parameter U-Net).
     """
     import zoo
+    from zoo.models.registry import check_model
 
     desc = zoo.describe_model(model)
     unknown = sorted(set(options) - set(desc.options))
@@ -420,12 +423,12 @@ def _check_model_fits(model: str, options: dict, info: Any) -> None:
         raise ValueError(
             f"model {model!r} does {desc.task}; dataset {info.name!r} is for {info.task}"
         )
-    key = repr((model, sorted(options.items()), info.input_shape, info.n_classes))
-    if key in _MODELS_BUILT:
-        return
     height, width, channels = info.input_shape[-3:]
-    built = zoo.get_model(model, height, width, channels, info.n_classes, **options)
-    del built
+    check_model(model, height, width, channels, info.n_classes, **options)
+    key = repr((model, sorted(options.items()), info.input_shape, info.n_classes))
+    if not options or key in _MODELS_BUILT:
+        return  # at its defaults a model builds at every size check_model accepts
+    zoo.get_model(model, height, width, channels, info.n_classes, **options)
     _MODELS_BUILT.add(key)
 
 

@@ -177,6 +177,45 @@ def _check_size(info: ModelInfo, height: int, width: int, options: dict[str, Any
             )
 
 
+def check_model(
+    name: str,
+    input_height: int,
+    input_width: int,
+    input_channels: int,
+    n_classes: int,
+    **options: Any,
+) -> dict[str, Any]:
+    """Every check ``get_model`` makes before it builds; the options with defaults filled in.
+
+    The builder may still refuse an option's value (a range it alone knows). With the
+    default options every registered model builds at any size this accepts, which is
+    what lets spec validation skip building those.
+
+    Raises:
+        ValueError: as ``get_model``, for what can be checked without building.
+    """
+    info = MODELS.get(name)[0]
+    for label, value in (("input_channels", input_channels), ("n_classes", n_classes)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{label} must be a positive int, got {value!r}")
+    unknown = sorted(set(options) - set(info.options))
+    if unknown:
+        allowed = ", ".join(sorted(info.options)) or "none"
+        raise ValueError(
+            f"model {name!r} has no option {', '.join(map(repr, unknown))}; "
+            f"allowed options: {allowed}"
+        )
+    _check_option_types(info, options)
+    merged = {**info.options, **options}
+    _check_size(info, input_height, input_width, merged)
+    if merged.get("stateful") and (not merged.get("timesteps") or not merged.get("batchsize")):
+        raise ValueError(
+            f"model {name!r} with stateful=True needs timesteps and batchsize "
+            f"(got timesteps={merged.get('timesteps')!r}, batchsize={merged.get('batchsize')!r})"
+        )
+    return merged
+
+
 def get_model(
     name: str,
     input_height: int,
@@ -205,25 +244,8 @@ def get_model(
             range, a size the architecture cannot take, bad channel or class counts,
             or a stateful build without ``timesteps`` and ``batchsize``.
     """
-    info, builder = MODELS.get(name)
-    for label, value in (("input_channels", input_channels), ("n_classes", n_classes)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{label} must be a positive int, got {value!r}")
-    unknown = sorted(set(options) - set(info.options))
-    if unknown:
-        allowed = ", ".join(sorted(info.options)) or "none"
-        raise ValueError(
-            f"model {name!r} has no option {', '.join(map(repr, unknown))}; "
-            f"allowed options: {allowed}"
-        )
-    _check_option_types(info, options)
-    merged = {**info.options, **options}
-    _check_size(info, input_height, input_width, merged)
-    if merged.get("stateful") and (not merged.get("timesteps") or not merged.get("batchsize")):
-        raise ValueError(
-            f"model {name!r} with stateful=True needs timesteps and batchsize "
-            f"(got timesteps={merged.get('timesteps')!r}, batchsize={merged.get('batchsize')!r})"
-        )
+    merged = check_model(name, input_height, input_width, input_channels, n_classes, **options)
+    builder = MODELS.get(name)[1]
     model = builder(input_height, input_width, input_channels, n_classes, **merged)
     out_h, out_w = model.output_shape[-3], model.output_shape[-2]
     return model, int(out_h), int(out_w)
