@@ -138,6 +138,32 @@ def describe_model(name: str) -> ModelInfo:
     return MODELS.get(name)[0]
 
 
+def _option_kind(default: Any) -> tuple[str, Callable[[Any], bool]] | None:
+    """What an option's default says its values must be: (description, test), or None."""
+    if isinstance(default, bool):
+        return "True or False", lambda v: isinstance(v, bool)
+    if isinstance(default, int):
+        return "an int", lambda v: isinstance(v, int) and not isinstance(v, bool)
+    if isinstance(default, float):
+        return "a number", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
+    if isinstance(default, (list, tuple)):
+        return "a list", lambda v: isinstance(v, (list, tuple))
+    return None  # None (e.g. seed, timesteps) or another type: the builder checks it
+
+
+def _check_option_types(info: ModelInfo, options: dict[str, Any]) -> None:
+    """ValueError for an option whose value is not of its default's type.
+
+    Ranges (``base_filters >= 1``, ``dropout`` in [0, 1)) are the builders' to check;
+    this catches, for every model alike, a string or a float where an int is meant,
+    before it reaches Keras as an unreadable error.
+    """
+    for key, value in options.items():
+        kind = _option_kind(info.options[key])
+        if kind is not None and not kind[1](value):
+            raise ValueError(f"model {info.name!r} option {key} must be {kind[0]}, got {value!r}")
+
+
 def _check_size(info: ModelInfo, height: int, width: int, options: dict[str, Any]) -> None:
     divisor = info.divisor_for(options)
     min_size = divisor if info.divisor_rule else max(info.min_size, divisor)
@@ -149,6 +175,45 @@ def _check_size(info: ModelInfo, height: int, width: int, options: dict[str, Any
                 f"model {info.name!r} cannot take {label}={value}: "
                 f"{info.constraint_for(options)}"
             )
+
+
+def check_model(
+    name: str,
+    input_height: int,
+    input_width: int,
+    input_channels: int,
+    n_classes: int,
+    **options: Any,
+) -> dict[str, Any]:
+    """Every check ``get_model`` makes before it builds; the options with defaults filled in.
+
+    The builder may still refuse an option's value (a range it alone knows). With the
+    default options every registered model builds at any size this accepts, which is
+    what lets spec validation skip building those.
+
+    Raises:
+        ValueError: as ``get_model``, for what can be checked without building.
+    """
+    info = MODELS.get(name)[0]
+    for label, value in (("input_channels", input_channels), ("n_classes", n_classes)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{label} must be a positive int, got {value!r}")
+    unknown = sorted(set(options) - set(info.options))
+    if unknown:
+        allowed = ", ".join(sorted(info.options)) or "none"
+        raise ValueError(
+            f"model {name!r} has no option {', '.join(map(repr, unknown))}; "
+            f"allowed options: {allowed}"
+        )
+    _check_option_types(info, options)
+    merged = {**info.options, **options}
+    _check_size(info, input_height, input_width, merged)
+    if merged.get("stateful") and (not merged.get("timesteps") or not merged.get("batchsize")):
+        raise ValueError(
+            f"model {name!r} with stateful=True needs timesteps and batchsize "
+            f"(got timesteps={merged.get('timesteps')!r}, batchsize={merged.get('batchsize')!r})"
+        )
+    return merged
 
 
 def get_model(
@@ -175,28 +240,12 @@ def get_model(
         (B, T, out_h, out_w, n_classes).
 
     Raises:
-        ValueError: unknown name or option, a size the architecture cannot take,
-            bad channel or class counts, or a stateful build without
-            ``timesteps`` and ``batchsize``.
+        ValueError: unknown name or option, an option value of the wrong type or
+            range, a size the architecture cannot take, bad channel or class counts,
+            or a stateful build without ``timesteps`` and ``batchsize``.
     """
-    info, builder = MODELS.get(name)
-    for label, value in (("input_channels", input_channels), ("n_classes", n_classes)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{label} must be a positive int, got {value!r}")
-    unknown = sorted(set(options) - set(info.options))
-    if unknown:
-        allowed = ", ".join(sorted(info.options)) or "none"
-        raise ValueError(
-            f"model {name!r} has no option {', '.join(map(repr, unknown))}; "
-            f"allowed options: {allowed}"
-        )
-    merged = {**info.options, **options}
-    _check_size(info, input_height, input_width, merged)
-    if merged.get("stateful") and (not merged.get("timesteps") or not merged.get("batchsize")):
-        raise ValueError(
-            f"model {name!r} with stateful=True needs timesteps and batchsize "
-            f"(got timesteps={merged.get('timesteps')!r}, batchsize={merged.get('batchsize')!r})"
-        )
+    merged = check_model(name, input_height, input_width, input_channels, n_classes, **options)
+    builder = MODELS.get(name)[1]
     model = builder(input_height, input_width, input_channels, n_classes, **merged)
     out_h, out_w = model.output_shape[-3], model.output_shape[-2]
     return model, int(out_h), int(out_w)
