@@ -10,7 +10,8 @@ One row per sweep x dataset x model x loss. Which trials count:
 - Trials a **scheduler** stopped (ASHA, ``end_reason == "scheduler"``) were not selected and
   have no test numbers: counted in ``stopped_by_scheduler`` (and in ``unfinished``, with
   interrupted and not-started trials), never in the statistics.
-- Under a ``protocol`` (a ``stage`` column) only ``stage == "final"`` trials are ranked.
+- Under a ``protocol`` (a ``stage`` column) only ``stage == "final"`` trials are ranked;
+  the search (``tune``) stage is left out.
 
 What is ranked: the sweep's ``metric`` (``val_<x>``) is what selection used; when the trials
 have its test twin ``test_<x>`` with finite values, the leaderboard ranks and reports
@@ -152,12 +153,12 @@ def first_value(frame: pd.DataFrame, column: str) -> Any:
 
 
 def final_stage(trials: pd.DataFrame) -> pd.DataFrame:
-    """The trials that are ranked: ``stage == "final"`` where a ``stage`` column has such
-    rows (the search stage of a protocol is not ranked), else all of them."""
+    """The trials that are ranked: those of ``stage == "final"``, or without a stage (tables
+    from before protocols); the search stage of a protocol (``tune``) is not ranked."""
     if "stage" not in trials:
         return trials
-    final = _text(trials, "stage") == "final"
-    return trials[final] if final.any() else trials
+    stage = _text(trials, "stage")
+    return trials[stage.isin(["final", ""])]
 
 
 def ranked_metric(

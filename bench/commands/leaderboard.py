@@ -143,7 +143,9 @@ class Leaderboard:
         parser.add_argument("--sweep", metavar="NAME",
                             help="only this sweep (default: every sweep, each ranked apart)")
         parser.add_argument("--metric", metavar="M",
-                            help="rank by this val_* column (default: the sweep's metric)")
+                            help="rank by this val_* or test_* column (default: the "
+                                 "sweep's metric, on the test split when recorded); a val_* "
+                                 "metric other than the sweep's takes each trial's best epoch")
         parser.add_argument("--mode", choices=("max", "min"),
                             help="whether larger is better for --metric (default: the "
                                  "sweep's mode for its metric; min for losses, else max)")
@@ -151,8 +153,9 @@ class Leaderboard:
                             help="output format (default: table)")
         parser.add_argument("--compare", metavar="OTHER",
                             help="another sweep name, or another results folder: print both "
-                                 "means, their difference, and whether their 95%% confidence "
-                                 "intervals are apart")
+                                 "means, their difference, and a paired test over the seeds "
+                                 "both ran (else whether their 95%% confidence intervals are "
+                                 "apart)")
 
     @staticmethod
     def run(args: argparse.Namespace) -> int:
