@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -290,13 +291,14 @@ def _aggregate_group(
         row["best_seed"] = None
     # Cost: what a configuration takes to train, averaged over its finished trials.
     row["n_params"] = _int_or_none(done["n_params"].median()) if "n_params" in done and n else None
-    for col in COSTS:
-        if col in done or col in ("samples_per_second", "train_seconds", "epochs_done"):
-            row[f"{col}_mean"] = _mean(done, col)
-    # Every other metric's mean (val_*, test_*, test_case_*_mean), e.g. per-class IoU.
-    for col in metric_names(group):
-        if col != metric:
-            row[f"{col}_mean"] = _mean(done, col)
+    # Costs, and every other metric's mean (val_*, test_*, test_case_*_mean, per-class IoU).
+    always = ("samples_per_second", "train_seconds", "epochs_done")
+    columns = [c for c in COSTS if c in done or c in always]
+    columns += [c for c in metric_names(group) if c != metric]
+    present = [c for c in columns if c in done]
+    means = _means(done[present]) if len(done) else pd.Series(dtype="float64")
+    for col in columns:
+        row[f"{col}_mean"] = float(means.get(col, math.nan))
     # What reproduces the row: its runs, seeds, trial ids, the spec and the versions.
     row["mlflow_run_ids"] = _json_list(finite["mlflow_run_id"]) if "mlflow_run_id" in finite \
         else "[]"
@@ -307,13 +309,15 @@ def _aggregate_group(
     return row
 
 
-def _mean(frame: pd.DataFrame, column: str) -> float:
-    """Mean of the finite values of ``frame[column]``; NaN when absent or none."""
-    if column not in frame or not len(frame):
-        return math.nan
-    v = pd.to_numeric(frame[column], errors="coerce").astype("float64")
-    v = v[np.isfinite(v)]
-    return float(v.mean()) if len(v) else math.nan
+def _means(frame: pd.DataFrame) -> pd.Series:
+    """Per column, the mean of the finite values of ``frame`` (NaN where there are none)."""
+    values = np.column_stack([pd.to_numeric(frame[c], errors="coerce").to_numpy(
+        dtype="float64", na_value=np.nan) for c in frame.columns]) if frame.shape[1] \
+        else np.empty((len(frame), 0))
+    values = np.where(np.isfinite(values), values, np.nan)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: NaN is the answer
+        return pd.Series(np.nanmean(values, axis=0), index=frame.columns)
 
 
 def _str_or_none(value: Any) -> str | None:
