@@ -31,8 +31,11 @@ the statistics below see the same scores per seed.
 Per row (:mod:`bench.stats`): mean, sample std, and the 95% Student-t CI of the mean over
 its finished trials, clipped to the metric's range (``ci_few`` True when n < 5: the
 interval is wide); ``p_vs_best``: a paired test against the top row over the seeds they
-share (Wilcoxon signed-rank from 6 pairs, else a paired t-test; ``test_vs_best`` says
-which), Holm-corrected across the rows of a ranking; ``tied_with_best``: ``p_vs_best >=
+share (Wilcoxon signed-rank where n allows it, else a paired t-test; ``test_vs_best``
+says which), Holm-corrected across the rows of a ranking. "Allows": Wilcoxon's smallest
+p, 2 / 2**n, must be below Holm's first threshold 0.05 / (rows - 1), so n >= 6 for two
+rows, 7 for three, 11 for 35 (:func:`bench.stats.wilcoxon_min_n`); with fewer seeds it
+could never reject and the paired t-test is used; ``tied_with_best``: ``p_vs_best >=
 0.05`` (True for the top row, NA when there are fewer than 2 shared seeds); ``p_first``:
 the share of 2,000 bootstrap resamples of the seeds in which the row ranks first;
 ``rank_low``/``rank_high``: its 95% bootstrap rank interval.
@@ -356,8 +359,10 @@ def rank_rows(board: pd.DataFrame, mode: str) -> pd.DataFrame:
     raw = np.full(len(board), math.nan)
     tests, pairs = [""] * len(board), [0] * len(board)
     has_best = len(board) and np.isfinite(board["score"].iloc[0])
+    # Wilcoxon only from the n at which it can reject after Holm over these comparisons.
+    min_n = stats.wilcoxon_min_n(len(board) - 1, ALPHA)
     for i in range(1, len(board) if has_best else 0):
-        r = stats.paired_test(scores[0], scores[i])
+        r = stats.paired_test(scores[0], scores[i], min_wilcoxon=min_n)
         raw[i], tests[i], pairs[i] = r.pvalue, r.test, r.n
     adjusted = stats.holm(raw)
     tied = pd.array([None if not np.isfinite(p) else bool(p >= ALPHA) for p in adjusted],

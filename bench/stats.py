@@ -20,8 +20,8 @@ import numpy as np
 UNIT_INTERVAL = ("iou", "dice", "accuracy", "nsd", "precision", "recall", "f1")
 #: Metrics whose values are >= 0 but unbounded above (distances in pixels).
 NON_NEGATIVE = ("hd95", "hausdorff", "mse", "mae")
-#: Pairs from which a Wilcoxon signed-rank test is used: with n = 6 its exact two-sided p
-#: can reach 2 / 2**6 = 0.031 < 0.05; with n = 5 it cannot go below 0.0625.
+#: Pairs from which a Wilcoxon signed-rank test is used for one comparison: with n = 6 its
+#: exact two-sided p can reach 2 / 2**6 = 0.031 < 0.05; with n = 5 it cannot go below 0.0625.
 WILCOXON_MIN_N = 6
 #: Fewer values than this and the interval of the mean is called wide.
 FEW = 5
@@ -88,6 +88,17 @@ def mean_ci(
     return MeanCI(n, mean, std, low, high, n < FEW)
 
 
+def wilcoxon_min_n(comparisons: int = 1, alpha: float = 0.05) -> int:
+    """Fewest pairs with which a two-sided Wilcoxon signed-rank test can reject at the first
+    step of Holm's procedure over ``comparisons`` tests: its smallest exact p, ``2 / 2**n``,
+    must be below ``alpha / comparisons``. 6 for one comparison, 7 for two, 11 for 34.
+
+    Below that n the test can never reject, whatever the data, so :func:`paired_test` uses
+    the paired t-test there instead."""
+    m = max(int(comparisons), 1)
+    return int(math.floor(1 + math.log2(m / alpha))) + 1
+
+
 class PairedResult(NamedTuple):
     """Result of :func:`paired_test`."""
 
@@ -99,18 +110,21 @@ class PairedResult(NamedTuple):
     n: int
 
 
-def paired_test(a: np.ndarray, b: np.ndarray) -> PairedResult:
+def paired_test(a: np.ndarray, b: np.ndarray, *, min_wilcoxon: int = WILCOXON_MIN_N
+                ) -> PairedResult:
     """Two-sided paired test of H0 "a and b do not differ", over the pairs ``(a[i], b[i])``.
 
     Args:
         a, b: shape (n,), aligned (entry i of both is seed i); a pair with a NaN on either
             side is dropped.
+        min_wilcoxon: fewest pairs for the Wilcoxon test (6: where its p can fall below
+            0.05; :func:`wilcoxon_min_n` gives it for several comparisons).
 
-    With n >= 6 pairs: Wilcoxon signed-rank (``scipy.stats.wilcoxon``, zero differences
-    dropped, exact p where scipy can give it), which assumes only that the differences
-    are symmetric about their median. With 2..5 pairs: paired t-test
-    (``scipy.stats.ttest_rel``), which assumes normal differences; Wilcoxon's p cannot fall
-    below 0.05 there. Degenerate cases: every difference zero gives p = 1; a constant
+    With n >= ``min_wilcoxon`` pairs: Wilcoxon signed-rank (``scipy.stats.wilcoxon``, zero
+    differences dropped, exact p where scipy can give it), which assumes only that the
+    differences are symmetric about their median. With fewer (2 or more): paired t-test
+    (``scipy.stats.ttest_rel``), which assumes normal differences; Wilcoxon's p could not
+    fall below the threshold there. Degenerate cases: every difference zero gives p = 1; a constant
     non-zero difference (zero spread, t infinite) gives p = 0; fewer than 2 pairs give
     p = NaN and ``test == "none"``.
     """
@@ -127,7 +141,7 @@ def paired_test(a: np.ndarray, b: np.ndarray) -> PairedResult:
         return PairedResult(0.0, 1.0, "none", n)
     from scipy import stats
 
-    if n >= WILCOXON_MIN_N:
+    if n >= min_wilcoxon:
         r = stats.wilcoxon(d)
         return PairedResult(float(r.statistic), float(r.pvalue), "wilcoxon", n)
     if np.all(d == d[0]):  # zero spread, non-zero mean: t is infinite

@@ -364,6 +364,19 @@ def test_row_better_on_every_seed_is_significant_at_n6():
     assert (board.loc["b", "rank_low"], board.loc["b", "rank_high"]) == (2, 2)
 
 
+def test_three_rows_at_n6_use_the_paired_t_test():
+    # After Holm over 2 comparisons Wilcoxon at n = 6 could never reject (2/64 > 0.05/2).
+    a = [0.70, 0.74, 0.69, 0.72, 0.75, 0.71]
+    b = [x - d for x, d in zip(a, [0.05, 0.06, 0.04, 0.05, 0.07, 0.05], strict=True)]
+    c = [x - 0.2 for x in a]
+    board = lb.aggregate(paired_rows({"a": a, "b": b, "c": c})).set_index("model")
+    assert (board.loc[["b", "c"], "test_vs_best"] == "paired t").all()
+    # Holm: c's p (about 0: a constant difference) is doubled, b's (the larger) kept.
+    assert board.loc["b", "p_vs_best"] == pytest.approx(stats.ttest_rel(a, b).pvalue)
+    assert board.loc["c", "p_vs_best"] < 1e-10
+    assert not board.loc["b", "tied_with_best"] and not board.loc["c", "tied_with_best"]
+
+
 def test_rows_equal_up_to_noise_are_tied():
     rng = np.random.default_rng(0)
     base = rng.uniform(0.6, 0.8, 6)  # seed effects both rows share

@@ -124,3 +124,14 @@ def test_p_first_and_rank_interval():
     assert p.sum() == pytest.approx(1) and 0.2 < p[0] < 0.9
     low, high = stats.rank_interval(stats.bootstrap_ranks(close, "max"))
     assert low.tolist() == [1, 1] and high.tolist() == [2, 2]
+
+
+def test_wilcoxon_min_n_is_where_it_can_reject_after_holm():
+    assert stats.wilcoxon_min_n(1) == stats.WILCOXON_MIN_N == 6
+    assert stats.wilcoxon_min_n(2) == 7 and stats.wilcoxon_min_n(34) == 11
+    for m in (1, 2, 3, 10, 34, 100):
+        n = stats.wilcoxon_min_n(m)
+        assert 2 / 2**n < 0.05 / m <= 2 / 2 ** (n - 1)
+    # Below it, the paired t-test is used.
+    a = np.linspace(0.5, 0.8, 6)
+    assert stats.paired_test(a, a - 0.01 * np.arange(1, 7), min_wilcoxon=7).test == "paired t"
