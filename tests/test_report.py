@@ -271,3 +271,20 @@ def test_heatmap_rows_best_first_for_both_modes():
     assert list(row_order(flipped, "min")) == ["b", "a"]
     assert list(row_order(flipped, "max")) == ["b", "a"]
     assert list(row_order(1 - flipped, "max")) == ["b", "a"]
+
+
+def test_report_ranks_on_the_test_split_when_recorded(results):
+    from bench.report.context import ReportContext
+    from bench.report.sections import per_class
+
+    trials, history = lb.load_results(results, sweep="syn")
+    ok = trials["status"] == "TERMINATED"
+    trials["test_mean_iou"] = np.where(ok, 1 - trials["val_mean_iou"], np.nan)
+    for k in range(3):
+        trials[f"test_iou_class_{k}"] = np.where(ok, 0.1 * (k + 1), np.nan)
+    ctx = ReportContext.build(results, "syn", trials, history)
+    assert ctx.metric == "test_mean_iou" and ctx.board["model"].iloc[0] == "testnet"
+    html = per_class.render(ctx)
+    assert "on the test split" in html
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", html)
+    assert cells[1:4] == ["0.100", "0.200", "0.300"]
