@@ -288,3 +288,7 @@ def test_report_ranks_on_the_test_split_when_recorded(results):
     assert "on the test split" in html
     cells = re.findall(r"<td[^>]*>(.*?)</td>", html)
     assert cells[1:4] == ["0.100", "0.200", "0.300"]
+    from bench.report.sections import curves
+
+    html = curves.render(ctx)  # per epoch there is only validation: its twin is drawn
+    assert "Validation <b>val_mean_iou</b>" in html and len(IMG.findall(html)) == 2
