@@ -1,6 +1,7 @@
 """Trials → leaderboard: statistics over seeds, ranked by the sweep's metric on the test split.
 
-One row per sweep x dataset x model x loss. Which trials count:
+One row per sweep x dataset x model x loss, ranked within each sweep x dataset. Which
+trials count:
 
 - **Finished** trials enter the statistics: status ``TERMINATED``, and ``STOPPED`` trials that
   ended by their own rule (``end_reason`` ``patience`` or ``time_budget``): stopping early
@@ -16,7 +17,8 @@ One row per sweep x dataset x model x loss. Which trials count:
 What is ranked: the sweep's ``metric`` (``val_<x>``) is what selection used; when the trials
 have its test twin ``test_<x>`` with finite values, the leaderboard ranks and reports
 ``test_<x>``, else (tables from before the test split) ``val_<x>``. ``metric=M`` ranks by
-another column: for a ``val_*`` metric with a history table, each trial's own best value of
+another column: for a ``val_*`` metric other than the sweep's, with a history table that has
+it, each trial's own best value of
 M over its epochs (with M's mode), not M at the epoch another metric selected. A loss value
 (``val_loss``, ``test_loss``) differs in scale from one loss function to another, so with
 several loss functions the rows are ranked within each loss function.
