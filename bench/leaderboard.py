@@ -1,36 +1,82 @@
-"""Trials → leaderboard: statistics over seeds and samples, ranked by the sweep's metric.
+"""Trials → leaderboard: statistics over seeds, ranked by the sweep's metric on the test split.
 
-One row per sweep x dataset x model x loss. Only finished trials (status ``TERMINATED``)
-enter the statistics; failed ones (``ERROR``, ``NAN``) and unfinished ones (anything else,
-e.g. ``STOPPED``) are counted in their own columns so a row never hides its losses.
+One row per sweep x dataset x model x loss, ranked within each sweep x dataset. Which
+trials count:
 
-The 95% confidence interval of the mean is Student's t over the finished trials of a row:
-``mean ± t(0.975, n-1) * std / sqrt(n)`` with the sample standard deviation (ddof=1); it is
-NaN when a row has fewer than two finished trials, because one value says nothing about
-the spread.
+- **Finished** trials enter the statistics: status ``TERMINATED``, and ``STOPPED`` trials that
+  ended by their own rule (``end_reason`` ``patience`` or ``time_budget``): stopping early
+  is a normal end of training, and those trials were tested like the others.
+- **Failed** trials (``ERROR``, ``NAN``) are counted in ``failed`` and weigh in the ranking
+  (below); they never enter the mean, std or CI.
+- Trials a **scheduler** stopped (ASHA, ``end_reason == "scheduler"``) were not selected and
+  have no test numbers: counted in ``stopped_by_scheduler`` (and in ``unfinished``, with
+  interrupted and not-started trials), never in the statistics.
+- Under a ``protocol`` (a ``stage`` column) only ``stage == "final"`` trials are ranked;
+  the search (``tune``) stage is left out.
 
-Two leaderboards are compared row by row with :func:`compare`: a difference is called
-*distinct* when the two 95% confidence intervals do not overlap, a conservative test (it
-implies a Welch t-test at roughly p < 0.01) chosen because it is easy to read off a table.
+What is ranked: the sweep's ``metric`` (``val_<x>``) is what selection used; when the trials
+have its test twin ``test_<x>`` with finite values, the leaderboard ranks and reports
+``test_<x>``, else (tables from before the test split) ``val_<x>``. ``metric=M`` ranks by
+another column: for a ``val_*`` metric other than the sweep's, with a history table that has
+it, each trial's own best value of
+M over its epochs (with M's mode), not M at the epoch another metric selected. A loss value
+(``val_loss``, ``test_loss``) differs in scale from one loss function to another, so with
+several loss functions the rows are ranked within each loss function.
+
+**The ranking rule for failures.** Rows are ranked by ``score``: the mean over the row's
+finished *and failed* trials, each failed trial scored as the metric's worst value (0 for
+IoU, Dice, accuracy; for a metric without a bound, the worst value any finished trial of
+the same dataset reached). Without failures ``score`` equals the mean. So a row whose
+2 of 3 seeds diverged ranks below one that finished 3 of 3 at a slightly lower mean, and
+the statistics below see the same scores per seed.
+
+Per row (:mod:`bench.stats`): mean, sample std, and the 95% Student-t CI of the mean over
+its finished trials, clipped to the metric's range (``ci_few`` True when n < 5: the
+interval is wide); ``p_vs_best``: a paired test against the top row over the seeds they
+share (Wilcoxon signed-rank where n allows it, else a paired t-test; ``test_vs_best``
+says which), Holm-corrected across the rows of a ranking. "Allows": Wilcoxon's smallest
+p, 2 / 2**n, must be below Holm's first threshold 0.05 / (rows - 1), so n >= 6 for two
+rows, 7 for three, 11 for 35 (:func:`bench.stats.wilcoxon_min_n`); with fewer seeds it
+could never reject and the paired t-test is used; ``tied_with_best``: ``p_vs_best >=
+0.05`` (True for the top row, NA when there are fewer than 2 shared seeds); ``p_first``:
+the share of 2,000 bootstrap resamples of the seeds in which the row ranks first;
+``rank_low``/``rank_high``: its 95% bootstrap rank interval.
+
+Two leaderboards are compared row by row with :func:`compare`: with at least two shared
+seeds by the same paired test, else by whether the two 95% CIs overlap.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from bench import stats
+
 #: Columns that identify one leaderboard row.
 KEYS = ["sweep", "dataset", "model", "loss"]
-#: Statuses of trials that ran to their end; only these enter the statistics.
+#: Statuses of trials that ran to their end.
 FINISHED = ("TERMINATED",)
+#: ``end_reason`` of ``STOPPED`` trials that stopped by their own rule: finished too.
+SELF_STOPPED = ("patience", "time_budget")
+#: ``end_reason`` of trials a scheduler (ASHA) stopped: not selected, not counted.
+SCHEDULER_STOPPED = ("scheduler",)
 #: Statuses of trials that failed (an exception, or a loss that went NaN).
 FAILED = ("ERROR", "NAN")
 DEFAULT_METRIC = "val_mean_iou"
+#: Cost columns averaged per row when the trials have them.
+COSTS = ("samples_per_second", "train_seconds", "epochs_done", "flops", "latency_ms",
+         "throughput", "peak_memory_mb")
+#: Significance level of ``tied_with_best``.
+ALPHA = 0.05
+#: Bootstrap resamples of seeds for ``p_first`` and the rank interval; seed of their RNG.
+RESAMPLES, BOOTSTRAP_SEED = 2000, 0
 
 
 def t_quantile(p: float, dof: int) -> float:
@@ -45,30 +91,56 @@ def t_quantile(p: float, dof: int) -> float:
 def confidence_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
     """Student-t confidence interval ``(low, high)`` of the mean of ``values`` (shape (n,)).
 
-    NaN values are ignored; fewer than two values give ``(nan, nan)``.
+    NaN values are ignored; fewer than two values give ``(nan, nan)``. Not clipped: see
+    :func:`bench.stats.mean_ci` for the interval clipped to a metric's range.
     """
-    v = np.asarray(values, dtype=float)
-    v = v[np.isfinite(v)]
-    n = v.size
-    if n < 2:
-        return math.nan, math.nan
-    mean, std = float(v.mean()), float(v.std(ddof=1))
-    half = t_quantile(0.5 + level / 2, n - 1) * std / math.sqrt(n)
-    return mean - half, mean + half
+    r = stats.mean_ci(values, level=level)
+    return r.low, r.high
 
 
 def default_mode(metric: str) -> str:
-    """``"min"`` for losses and errors, ``"max"`` for everything else (IoU, dice, accuracy)."""
+    """``"min"`` for losses, errors and distances, ``"max"`` for the rest (IoU, dice, accuracy)."""
     lowered = metric.lower()
-    return "min" if ("loss" in lowered or "error" in lowered or "mse" in lowered) else "max"
+    return "min" if any(k in lowered for k in ("loss", "error", "mse", "hd95", "hausdorff")) \
+        else "max"
 
 
 def metric_names(trials: pd.DataFrame) -> list[str]:
-    """The metric columns a leaderboard can rank by: numeric ``val_*`` columns of ``trials``."""
+    """The metric columns a leaderboard can rank by: numeric ``val_*`` and ``test_*`` columns."""
     return [
         c for c in trials.columns
-        if c.startswith("val_") and pd.api.types.is_numeric_dtype(trials[c])
+        if c.startswith(("val_", "test_")) and pd.api.types.is_numeric_dtype(trials[c])
     ]
+
+
+def is_loss_value(metric: str) -> bool:
+    """Whether ``metric`` is the value of the trial's own loss function (``val_loss``,
+    ``test_loss``): not comparable between loss functions."""
+    return metric == "loss" or metric.endswith("_loss")
+
+
+def finished_mask(trials: pd.DataFrame) -> pd.Series:
+    """Boolean Series (len(trials),): the trials that enter the statistics (see the module
+    docstring). Without a ``status`` column (hand-made tables) every trial counts."""
+    if "status" not in trials:
+        return pd.Series(True, index=trials.index)
+    status = trials["status"].astype(str)
+    reason = _text(trials, "end_reason")
+    return status.isin(FINISHED) | ((status == "STOPPED") & reason.isin(SELF_STOPPED))
+
+
+def failed_mask(trials: pd.DataFrame) -> pd.Series:
+    """Boolean Series (len(trials),): the trials that raised or diverged."""
+    if "status" not in trials:
+        return pd.Series(False, index=trials.index)
+    return trials["status"].astype(str).isin(FAILED)
+
+
+def _text(frame: pd.DataFrame, column: str) -> pd.Series:
+    """``frame[column]`` as strings, "" for nulls or a missing column."""
+    if column not in frame:
+        return pd.Series("", index=frame.index)
+    return frame[column].astype(object).map(lambda v: "" if pd.isna(v) else str(v))
 
 
 def _sweep_metric(trials: pd.DataFrame) -> tuple[str, str]:
@@ -86,6 +158,80 @@ def first_value(frame: pd.DataFrame, column: str) -> Any:
     return values.iloc[0] if len(values) else None
 
 
+def final_stage(trials: pd.DataFrame) -> pd.DataFrame:
+    """The trials that are ranked: those of ``stage == "final"``, or without a stage (tables
+    from before protocols); the search stage of a protocol (``tune``) is not ranked."""
+    if "stage" not in trials:
+        return trials
+    stage = _text(trials, "stage")
+    return trials[stage.isin(["final", ""])]
+
+
+def ranked_metric(
+    trials: pd.DataFrame, metric: str | None, mode: str | None
+) -> tuple[str, str]:
+    """``(column, mode)`` one sweep's trials are ranked by.
+
+    The sweep's own metric (``metric`` None or equal to it) becomes its ``test_`` twin when
+    the finished trials have finite values of it. ``mode`` defaults to the sweep's mode for
+    its metric and its twin, else :func:`default_mode`.
+    """
+    sweep_metric, sweep_mode = _sweep_metric(trials)
+    m = metric or sweep_metric
+    if m not in trials.columns:
+        raise ValueError(
+            f"aggregate: sweep {first_value(trials, 'sweep')!r} has no metric column {m!r}; "
+            f"choose one of: {', '.join(metric_names(trials))}"
+        )
+    if m == sweep_metric and m.startswith("val_"):
+        twin = "test_" + m[len("val_"):]
+        if twin in trials.columns:
+            done = trials.loc[finished_mask(trials), twin]
+            if np.isfinite(pd.to_numeric(done, errors="coerce").astype(float)).any():
+                m = twin
+    own = m in (sweep_metric, "test_" + sweep_metric[len("val_"):])
+    return m, mode or (sweep_mode if own else default_mode(m))
+
+
+def trial_values(
+    trials: pd.DataFrame, metric: str, mode: str, history: pd.DataFrame | None = None
+) -> pd.Series:
+    """The value of ``metric`` each trial is ranked by, a float Series indexed like ``trials``.
+
+    For a ``val_*`` metric other than the sweep's own, with ``history`` holding it: each
+    trial's best epoch value (max or min by ``mode``), since ``trials`` holds the values at
+    the epoch the sweep's metric selected. Else the ``trials`` column. NaN where missing.
+    """
+    own = trials[metric].astype("float64") if metric in trials else \
+        pd.Series(math.nan, index=trials.index)
+    sweep_metric, _ = _sweep_metric(trials)
+    if (history is None or history.empty or metric == sweep_metric
+            or not metric.startswith("val_") or metric not in history
+            or "trial_id" not in history or "trial_id" not in trials):
+        return own
+    per_epoch = history[["trial_id", metric]].copy()
+    per_epoch[metric] = per_epoch[metric].astype("float64")
+    grouped = per_epoch.groupby(per_epoch["trial_id"].astype(str))[metric]
+    best = grouped.max() if mode == "max" else grouped.min()
+    from_history = trials["trial_id"].astype(str).map(best).astype("float64")
+    return from_history.where(from_history.notna(), own)
+
+
+def worst_value(metric: str, mode: str, observed: np.ndarray) -> float:
+    """The score of a failed trial: the metric's worst possible value by its range
+    (:func:`bench.stats.metric_range`), else the worst finite value in ``observed``
+    (shape (n,)), else NaN."""
+    low, high = stats.metric_range(metric)
+    bound = low if mode == "max" else high
+    if math.isfinite(bound):
+        return float(bound)
+    v = np.asarray(observed, dtype=float)
+    v = v[np.isfinite(v)]
+    if not v.size:
+        return math.nan
+    return float(v.min() if mode == "max" else v.max())
+
+
 def _json_list(values: pd.Series) -> str:
     """A JSON list of the non-null values, numbers as numbers."""
     out = []
@@ -96,27 +242,46 @@ def _json_list(values: pd.Series) -> str:
     return json.dumps(out)
 
 
-def _aggregate_group(group: pd.DataFrame, metric: str, mode: str) -> dict[str, Any]:
-    """Statistics of one sweep x dataset x model x loss group of trials."""
-    # Without a status column (e.g. hand-made tables) every trial counts as finished.
-    status = (group["status"].astype(str) if "status" in group
-              else pd.Series(FINISHED[0], index=group.index))
-    done = group[status.isin(FINISHED)]
-    values = done[metric].astype("float64")  # nullable NA -> NaN
-    finite = done[np.isfinite(values)]  # a finished trial may still lack the metric
-    v = values[np.isfinite(values)]
-    n = int(v.size)
+def _seed_key(value: Any) -> str:
+    return "" if value is None or value is pd.NA or (isinstance(value, float)
+                                                     and math.isnan(value)) else str(int(value))
+
+
+def _aggregate_group(
+    group: pd.DataFrame, values: pd.Series, metric: str, mode: str, worst: float,
+    finished: pd.Series, failed: pd.Series,
+) -> dict[str, Any]:
+    """Statistics of one sweep x dataset x model x loss group of trials.
+
+    ``values``, ``finished``, ``failed``: aligned with ``group``'s index.
+    """
+    reason = _text(group, "end_reason")
+    done = group[finished]
+    v_done = values[finished]
+    ok = np.isfinite(v_done)
+    finite, v = done[ok], v_done[ok]  # a finished trial may still lack the metric
+    r = stats.mean_ci(v.to_numpy(), bounds=stats.metric_range(metric))
+    n = r.n
+    # Failed trials at the worst value: the score ranked by, and the per-seed scores tested.
+    scored = pd.concat([v, pd.Series(worst, index=group.index[failed])]).dropna()
+    seeds = group["seed"] if "seed" in group else pd.Series(0, index=group.index)
+    per_seed = scored.groupby(seeds[scored.index].map(_seed_key)).mean()
     row: dict[str, Any] = {
         "metric": metric,
         "mode": mode,
-        f"{metric}_mean": float(v.mean()) if n else math.nan,
-        f"{metric}_std": float(v.std(ddof=1)) if n >= 2 else math.nan,
+        f"{metric}_mean": r.mean,
+        f"{metric}_std": r.std,
+        f"{metric}_ci_low": r.low,
+        f"{metric}_ci_high": r.high,
+        "ci_few": r.few,
         "count": n,
-        "failed": int(status.isin(FAILED).sum()),
-        "unfinished": int((~status.isin(FINISHED + FAILED)).sum()),
+        "failed": int(failed.sum()),
+        "unfinished": int((~finished & ~failed).sum()),
+        "stopped_by_scheduler": int((~finished & ~failed & reason.isin(SCHEDULER_STOPPED))
+                                    .sum()),
+        "score": float(scored.mean()) if len(scored) else math.nan,
+        "seed_values": json.dumps({k: float(x) for k, x in per_seed.items()}),
     }
-    low, high = confidence_interval(v.to_numpy())
-    row[f"{metric}_ci_low"], row[f"{metric}_ci_high"] = low, high
     if n:
         best_pos = int(np.argmax(v.to_numpy()) if mode == "max" else np.argmin(v.to_numpy()))
         best = finite.iloc[best_pos]
@@ -131,14 +296,14 @@ def _aggregate_group(group: pd.DataFrame, metric: str, mode: str) -> dict[str, A
         row["best_seed"] = None
     # Cost: what a configuration takes to train, averaged over its finished trials.
     row["n_params"] = _int_or_none(done["n_params"].median()) if "n_params" in done and n else None
-    for col in ("samples_per_second", "train_seconds", "epochs_done"):
-        row[f"{col}_mean"] = (
-            float(done[col].astype(float).mean()) if col in done and len(done) else math.nan
-        )
-    # Every other validation metric's mean, so reports can show e.g. per-class IoU.
-    for col in metric_names(group):
-        if col != metric:
-            row[f"{col}_mean"] = float(done[col].astype(float).mean()) if len(done) else math.nan
+    # Costs, and every other metric's mean (val_*, test_*, test_case_*_mean, per-class IoU).
+    always = ("samples_per_second", "train_seconds", "epochs_done")
+    columns = [c for c in COSTS if c in done or c in always]
+    columns += [c for c in metric_names(group) if c != metric]
+    present = [c for c in columns if c in done]
+    means = _means(done[present]) if len(done) else pd.Series(dtype="float64")
+    for col in columns:
+        row[f"{col}_mean"] = float(means.get(col, math.nan))
     # What reproduces the row: its runs, seeds, trial ids, the spec and the versions.
     row["mlflow_run_ids"] = _json_list(finite["mlflow_run_id"]) if "mlflow_run_id" in finite \
         else "[]"
@@ -147,6 +312,17 @@ def _aggregate_group(group: pd.DataFrame, metric: str, mode: str) -> dict[str, A
     row["spec"] = first_value(group, "spec")
     row["versions"] = first_value(group, "versions")
     return row
+
+
+def _means(frame: pd.DataFrame) -> pd.Series:
+    """Per column, the mean of the finite values of ``frame`` (NaN where there are none)."""
+    values = np.column_stack([pd.to_numeric(frame[c], errors="coerce").to_numpy(
+        dtype="float64", na_value=np.nan) for c in frame.columns]) if frame.shape[1] \
+        else np.empty((len(frame), 0))
+    values = np.where(np.isfinite(values), values, np.nan)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: NaN is the answer
+        return pd.Series(np.nanmean(values, axis=0), index=frame.columns)
 
 
 def _str_or_none(value: Any) -> str | None:
@@ -161,24 +337,78 @@ def _int_or_none(value: Any) -> int | None:
     return int(value)
 
 
+def rank_rows(board: pd.DataFrame, mode: str) -> pd.DataFrame:
+    """Rank the rows of one ranking (one sweep x dataset, or x loss for loss values).
+
+    Args:
+        board: rows from :func:`_aggregate_group` (``score``, ``seed_values``, model, loss).
+        mode: ``"max"`` or ``"min"``.
+
+    Returns:
+        ``board`` sorted best first with ``rank`` (1 = best score; ties share a rank; rows
+        without a score last), ``p_vs_best``, ``test_vs_best``, ``n_vs_best``,
+        ``tied_with_best``, ``p_first``, ``rank_low``, ``rank_high`` (see the module
+        docstring).
+    """
+    board = board.copy()
+    board["rank"] = (board["score"].rank(ascending=(mode == "min"), method="min",
+                                         na_option="bottom").astype(int))
+    board = board.sort_values(["rank", "model", "loss"], kind="stable").reset_index(drop=True)
+    per_row = [json.loads(s) for s in board["seed_values"]]
+    seeds = sorted({k for d in per_row for k in d}, key=lambda k: (k == "", k.zfill(12)))
+    scores = np.array([[d.get(k, math.nan) for k in seeds] for d in per_row], dtype=float)
+    scores = scores.reshape(len(board), len(seeds))
+    raw = np.full(len(board), math.nan)
+    tests, pairs = [""] * len(board), [0] * len(board)
+    has_best = len(board) and np.isfinite(board["score"].iloc[0])
+    # Wilcoxon only from the n at which it can reject after Holm over these comparisons.
+    min_n = stats.wilcoxon_min_n(len(board) - 1, ALPHA)
+    for i in range(1, len(board) if has_best else 0):
+        r = stats.paired_test(scores[0], scores[i], min_wilcoxon=min_n)
+        raw[i], tests[i], pairs[i] = r.pvalue, r.test, r.n
+    adjusted = stats.holm(raw)
+    tied = pd.array([None if not np.isfinite(p) else bool(p >= ALPHA) for p in adjusted],
+                    dtype="boolean")
+    if has_best:
+        tied[0] = True
+    board["p_vs_best"], board["test_vs_best"], board["n_vs_best"] = adjusted, tests, pairs
+    board["tied_with_best"] = tied
+    if scores.size:
+        ranks = stats.bootstrap_ranks(scores, mode, resamples=RESAMPLES, seed=BOOTSTRAP_SEED)
+        board["p_first"] = stats.p_first(ranks)
+        low, high = stats.rank_interval(ranks)
+        board["rank_low"], board["rank_high"] = low, high
+    else:
+        board["p_first"], board["rank_low"], board["rank_high"] = math.nan, pd.NA, pd.NA
+    for col in ("rank_low", "rank_high"):
+        board[col] = board[col].astype("Int64")
+    return board
+
+
 def aggregate(
-    trials: pd.DataFrame, metric: str | None = None, mode: str | None = None
+    trials: pd.DataFrame, metric: str | None = None, mode: str | None = None,
+    history: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Aggregate trials (one row per trial) into a leaderboard.
 
     Args:
         trials: the trials table (schema of ``trials.parquet``); may hold several sweeps.
-        metric: rank by this column instead of each sweep's own ``metric``.
+        metric: rank by this column instead of each sweep's own metric (or its test twin).
         mode: ``"max"`` or ``"min"``; defaults to the sweep's mode for its own metric,
             else to :func:`default_mode`.
+        history: the history table; with ``metric`` a ``val_*`` column other than the
+            sweep's, each trial is ranked by its own best epoch value of it.
 
     Returns:
-        One row per sweep x dataset x model x loss, sorted by sweep then ``rank`` (1 = best;
-        rows without a finished trial rank last), with the columns of ``leaderboard.parquet``:
-        ``{metric}_mean, _std, _ci_low, _ci_high, _best, count, failed, unfinished,
-        best_trial_id, best_mlflow_run_id, n_params, samples_per_second_mean,
-        train_seconds_mean, mlflow_run_ids, seeds, trial_ids, spec, versions`` and the mean
-        of every other ``val_*`` column.
+        One row per sweep x dataset x model x loss, sorted by sweep, dataset then ``rank``
+        (1 = best; rows without a score last; ranked per sweep x dataset, and per loss for a
+        loss value across several losses), with the columns of ``leaderboard.parquet``:
+        ``metric, mode, {metric}_mean, _std, _ci_low, _ci_high, _best, ci_few, count,
+        failed, unfinished, stopped_by_scheduler, score, p_vs_best, test_vs_best,
+        n_vs_best, tied_with_best, p_first, rank_low, rank_high, seed_values,
+        best_trial_id, best_mlflow_run_id, n_params`` (Int64), the ``*_mean`` of the cost
+        columns present, ``mlflow_run_ids, seeds, trial_ids, spec, versions`` and the mean
+        of every other ``val_*``/``test_*`` column.
     """
     if mode is not None and mode not in ("max", "min"):
         raise ValueError(f"aggregate: mode must be 'max' or 'min', got {mode!r}")
@@ -187,28 +417,27 @@ def aggregate(
         raise ValueError(f"aggregate: trials lack the columns {missing}; have {list(trials)}")
     if trials.empty:
         return pd.DataFrame(columns=[*KEYS, "metric", "mode", "rank", "count"])
-    rows = []
-    for sweep, sweep_trials in trials.groupby("sweep", sort=True, dropna=False):
-        sweep_metric, sweep_mode = _sweep_metric(sweep_trials)
-        m = metric or sweep_metric
-        if m not in sweep_trials.columns:
-            raise ValueError(
-                f"aggregate: sweep {sweep!r} has no metric column {m!r}; "
-                f"choose one of: {', '.join(metric_names(sweep_trials))}"
-            )
-        md = mode or (sweep_mode if m == sweep_metric else default_mode(m))
-        group_rows = []
-        for key, group in sweep_trials.groupby(KEYS, sort=True, dropna=False):
-            stats = _aggregate_group(group, m, md)
-            group_rows.append({**dict(zip(KEYS, key, strict=True)), **stats})
-        board = pd.DataFrame(group_rows)
-        # Best first; NaN (no finished trial) last whatever the mode.
-        board["rank"] = (
-            board[f"{m}_mean"].rank(ascending=(md == "min"), method="min", na_option="bottom")
-            .astype(int)
-        )
-        rows.append(board.sort_values(["rank", "model", "loss"], kind="stable"))
-    out = pd.concat(rows, ignore_index=True)
+    boards = []
+    for _, sweep_trials in trials.groupby("sweep", sort=True, dropna=False):
+        st = final_stage(sweep_trials)
+        m, md = ranked_metric(st, metric, mode)
+        values = trial_values(st, m, md, history)
+        finished, failed = finished_mask(st), failed_mask(st)
+        by_loss = is_loss_value(m) and st["loss"].astype(str).nunique() > 1
+        rank_keys = ["dataset", "loss"] if by_loss else ["dataset"]
+        for _, ranking in st.groupby(rank_keys, sort=True, dropna=False):
+            worst = worst_value(m, md, values[ranking.index][finished[ranking.index]]
+                                .to_numpy())
+            rows = []
+            for key, g in ranking.groupby(KEYS, sort=True, dropna=False):
+                stats_row = _aggregate_group(g, values[g.index], m, md, worst,
+                                             finished[g.index], failed[g.index])
+                rows.append({**dict(zip(KEYS, key, strict=True)), **stats_row,
+                             "ranked_within_loss": by_loss})
+            boards.append(rank_rows(pd.DataFrame(rows), md))
+    out = pd.concat(boards, ignore_index=True)
+    out["n_params"] = out["n_params"].astype("Int64")  # None where no trial finished
+    out["tied_with_best"] = out["tied_with_best"].astype("boolean")
     front = [*KEYS, "rank", "metric", "mode"]
     return out[front + [c for c in out.columns if c not in front]]
 
@@ -285,9 +514,13 @@ def compare(
     Returns:
         One row per configuration present in either: ``dataset, model, loss, mean_a, std_a,
         count_a, mean_b, std_b, count_b, diff`` (b - a), ``better`` ("a", "b" or "" when
-        equal or unknown, by the mode) and ``distinct``: True when the two 95% confidence
-        intervals do not overlap, False when they do, None when either side has fewer
-        than two finished trials (no spread to judge against).
+        equal or unknown, by the mode), ``n_pairs`` (seeds both rows have), ``test``,
+        ``p`` and ``distinct``. With at least two shared seeds (both boards carry
+        ``seed_values``), ``p`` is the paired test of :func:`bench.stats.paired_test`
+        (Wilcoxon from 6 pairs, else paired t) and ``distinct`` is ``p < 0.05``. Otherwise
+        ``test`` is ``"ci overlap"``, ``p`` NaN, and ``distinct`` True when the two 95%
+        confidence intervals do not overlap, False when they do, None when either side
+        has fewer than two finished trials (no spread to judge against).
     """
     cols = {
         f"{metric}_mean": "mean", f"{metric}_std": "std", "count": "count",
@@ -298,6 +531,8 @@ def compare(
         absent = [c for c in cols if c not in board.columns]
         if absent:
             raise ValueError(f"compare: leaderboard {name} lacks {absent} (metric {metric!r})")
+    if all("seed_values" in board.columns for board in (left, right)):
+        cols["seed_values"] = "seed_values"  # per-seed scores: what the paired test needs
     a = left[keys + list(cols)].rename(columns={k: f"{v}_a" for k, v in cols.items()})
     b = right[keys + list(cols)].rename(columns={k: f"{v}_b" for k, v in cols.items()})
     both = a.merge(b, on=keys, how="outer", sort=True)
@@ -309,17 +544,37 @@ def compare(
             return ""
         return "b" if (d > 0) == (mode == "max") else "a"
 
+    def paired(r: pd.Series) -> stats.PairedResult:
+        sa, sb = (_seed_dict(r.get(f"seed_values_{s}")) for s in ("a", "b"))
+        shared = sorted(set(sa) & set(sb))
+        return stats.paired_test(np.array([sb[k] for k in shared], dtype=float),
+                                 np.array([sa[k] for k in shared], dtype=float))
+
     def distinct(r: pd.Series) -> bool | None:
+        if r["test"] != "ci overlap":
+            return bool(r["p"] < ALPHA)
         bounds = [r["ci_low_a"], r["ci_high_a"], r["ci_low_b"], r["ci_high_b"]]
         if not all(np.isfinite(float(x)) for x in bounds):
             return None
         return bool(r["ci_high_a"] < r["ci_low_b"] or r["ci_high_b"] < r["ci_low_a"])
 
     both["better"] = both["diff"].map(better)
+    results = [paired(r) for _, r in both.iterrows()]
+    both["n_pairs"] = [r.n for r in results]
+    both["test"] = [r.test if r.n >= 2 else "ci overlap" for r in results]
+    both["p"] = [r.pvalue if r.n >= 2 else math.nan for r in results]
     both["distinct"] = both.apply(distinct, axis=1).astype(object)
+    both = both.drop(columns=[c for c in ("seed_values_a", "seed_values_b") if c in both])
     for c in ("count_a", "count_b"):
         both[c] = both[c].fillna(0).astype(int)
     return both
+
+
+def _seed_dict(raw: Any) -> dict[str, float]:
+    """A ``seed_values`` cell (JSON object seed -> score) as a dict; {} when null."""
+    if not isinstance(raw, str) or not raw:
+        return {}
+    return {k: float(v) for k, v in json.loads(raw).items()}
 
 
 # ----------------------------------------------------------------------------------------
@@ -346,15 +601,31 @@ def _fmt(value: Any, spec: str) -> str:
             return ""
     except (TypeError, ValueError):
         return str(value)
+    if spec.endswith("d"):  # integers stored as floats (a column with a null in it)
+        value = int(value)
     return format(value, spec)
+
+
+def _p(value: Any) -> str:
+    """A p-value for display: 3 decimals, ``<0.001`` below that."""
+    text = _fmt(value, ".3f")
+    return "<0.001" if text and float(value) < 0.001 else text
+
+
+def _yes_no(value: Any) -> str:
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return "yes" if bool(value) else "no"
 
 
 def summary(board: pd.DataFrame, *, digits: int = 4) -> pd.DataFrame:
     """The leaderboard as display strings, one column per thing a reader compares.
 
-    Columns: rank, sweep, dataset, model, loss, ``{metric}`` (mean ± std), ``95% CI``,
-    ``n`` (finished trials), ``failed``, ``best``, ``best run`` (MLflow run id, else trial
-    id), ``params``, ``samples/s``, ``train s``.
+    Columns: rank, sweep, dataset, model, loss, ``{metric}`` (mean ± std), ``95% CI``
+    (followed by "n<5" when it rests on fewer than 5 trials), ``n`` (finished trials),
+    ``failed``, ``p vs best`` (Holm-corrected paired test), ``tied`` (with the best),
+    ``P(first)``, ``rank 95%`` (bootstrap rank interval), ``best``, ``best run`` (MLflow
+    run id, else trial id), ``params``, ``samples/s``, ``train s``.
     """
     if board.empty:
         return pd.DataFrame()
@@ -373,9 +644,15 @@ def summary(board: pd.DataFrame, *, digits: int = 4) -> pd.DataFrame:
             "model": str(r["model"]),
             "loss": str(r["loss"]),
             metric: cell,
-            "95% CI": f"[{lo}, {hi}]" if lo else "",
+            "95% CI": (f"[{lo}, {hi}]" + (" n<5" if r.get("ci_few") is True else "")
+                       if lo else ""),
             "n": str(r["count"]),
             "failed": str(r.get("failed", 0)),
+            "p vs best": _p(r.get("p_vs_best")),
+            "tied": _yes_no(r.get("tied_with_best")),
+            "P(first)": _fmt(r.get("p_first"), ".2f"),
+            "rank 95%": (f"{_fmt(r.get('rank_low'), 'd')}-{_fmt(r.get('rank_high'), 'd')}"
+                         if _fmt(r.get("rank_low"), "d") else ""),
             "best": _fmt(r.get(f"{m}_best"), f),
             "best run": str(r.get("best_mlflow_run_id") or r.get("best_trial_id") or ""),
             "params": _fmt(r.get("n_params"), ",d"),

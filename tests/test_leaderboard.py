@@ -129,10 +129,13 @@ def trials() -> pd.DataFrame:
 
 
 def _expected(trials: pd.DataFrame) -> pd.DataFrame:
-    """Statistics computed independently of bench.leaderboard."""
+    """Statistics computed independently of bench.leaderboard. Rows rank by their score:
+    the mean over finished and failed trials, a failed trial scoring IoU 0."""
     done = trials[trials["status"] == "TERMINATED"]
     rows = []
     for (model, loss), g in done.groupby(["model", "loss"]):
+        everyone = trials[(trials["model"] == model) & (trials["loss"] == loss)]
+        n_failed = int(everyone["status"].isin(["ERROR", "NAN"]).sum())
         v = g["val_mean_iou"].to_numpy()
         n = len(v)
         half = stats.t.ppf(0.975, n - 1) * v.std(ddof=1) / math.sqrt(n) if n > 1 else math.nan
@@ -140,8 +143,9 @@ def _expected(trials: pd.DataFrame) -> pd.DataFrame:
         rows.append({"model": model, "loss": loss, "mean": v.mean(), "std": v.std(ddof=1),
                      "n": n, "low": v.mean() - half, "high": v.mean() + half,
                      "best": v.max(), "best_trial": best["trial_id"],
-                     "best_run": best["mlflow_run_id"], "seeds": sorted(g["seed"])})
-    exp = pd.DataFrame(rows).sort_values("mean", ascending=False).reset_index(drop=True)
+                     "best_run": best["mlflow_run_id"], "seeds": sorted(g["seed"]),
+                     "score": v.sum() / (n + n_failed)})
+    exp = pd.DataFrame(rows).sort_values("score", ascending=False).reset_index(drop=True)
     exp["rank"] = np.arange(1, len(exp) + 1)
     return exp
 
@@ -189,12 +193,14 @@ def test_single_trial_has_nan_std_and_ci_and_empty_rows_rank_last(trials):
     assert none["rank"] == len(board) == board["rank"].max()
 
 
-def test_metric_override_uses_min_for_losses(trials):
+def test_metric_override_uses_min_for_losses_ranked_within_each_loss(trials):
     board = lb.aggregate(trials, metric="val_loss")
-    assert (board["mode"] == "min").all()
-    means = board["val_loss_mean"].to_numpy()
-    assert np.all(np.diff(means) >= 0)  # rank 1 = smallest loss
-    assert list(board["rank"]) == list(range(1, len(board) + 1))
+    assert (board["mode"] == "min").all() and board["ranked_within_loss"].all()
+    # val_loss of dice and of cross-entropy are on different scales: one ranking per loss.
+    assert list(board["loss"]) == [LOSSES[0]] * 3 + [LOSSES[1]] * 3
+    for _, b in board.groupby("loss"):
+        assert np.all(np.diff(b["score"].to_numpy()) >= 0)  # rank 1 = smallest loss
+        assert list(b["rank"]) == [1, 2, 3]
 
 
 def test_ranks_are_per_sweep(trials):
@@ -265,8 +271,16 @@ def test_cli_compare_sweeps_and_folders(results, tmp_path_factory):
     assert len(cmp) == 6
     # syn2 is syn shifted up by 0.2 (other noise): b is better everywhere.
     assert (cmp["diff"] > 0.1).all() and (cmp["better"] == "b").all()
-    a_ci = cmp["ci_high_a"] < cmp["ci_low_b"]
-    assert list(cmp["distinct"]) == list(a_ci)
+    # Both sweeps ran seeds 0, 1, 2: a paired t-test (fewer than 6 pairs) on the per-seed
+    # scores, a failed seed scoring IoU 0 on its side.
+    assert (cmp["test"] == "paired t").all()
+    assert list(cmp["distinct"]) == list(cmp["p"] < 0.05)
+    t = pd.concat([make_results("syn")[0], make_results("syn2", shift=0.2, seed=3)[0]])
+    ok = t[(t["model"] == "unet_shallow") & (t["loss"] == "categorical_crossentropy")]
+    a, b = (ok[ok["sweep"] == s].sort_values("seed")["val_mean_iou"] for s in ("syn", "syn2"))
+    row = cmp[(cmp["model"] == "unet_shallow") & (cmp["loss"] == "categorical_crossentropy")]
+    assert row["p"].item() == pytest.approx(stats.ttest_rel(b, a).pvalue)
+    assert row["n_pairs"].item() == 3
     # Another folder holding a sweep of the same name.
     other = tmp_path_factory.mktemp("other")
     make_results("syn", root=other, seed=5)
@@ -313,3 +327,182 @@ def test_nullable_dtypes_as_the_engine_writes_them(trials):
     assert json.loads(row["seeds"]) == [0, 2]
     assert json.loads(row["mlflow_run_ids"]) == [
         trials.loc[trials["trial_id"] == "syn_testnet_dice_2", "mlflow_run_id"].item()]
+
+
+# ----------------------------------------------------------------------------------------
+# Constructed tables whose answer is known (issue 10 item 5, issue 11 items 1-2, issue 14)
+
+
+def table(rows: list[tuple], metric: str = "val_mean_iou", **extra) -> pd.DataFrame:
+    """Trials from ``(model, seed, status, end_reason, value)``: value goes to ``metric``."""
+    out = []
+    for i, (model, seed, status, reason, value) in enumerate(rows):
+        out.append({"sweep": "s", "dataset": "shapes", "model": model, "loss": "dice",
+                    "trial_id": f"t{i}", "seed": seed, "status": status, "end_reason": reason,
+                    metric: value, "metric": "val_mean_iou", "mode": "max",
+                    "n_params": 1000 + i, **{k: v[i] for k, v in extra.items()}})
+    return pd.DataFrame(out)
+
+
+def paired_rows(values: dict[str, list[float]], metric: str = "val_mean_iou") -> pd.DataFrame:
+    return table([(m, s, "TERMINATED", "completed", v) for m, vs in values.items()
+                  for s, v in enumerate(vs)], metric=metric)
+
+
+def test_row_better_on_every_seed_is_significant_at_n6():
+    a = [0.70, 0.74, 0.69, 0.72, 0.75, 0.71]
+    worse = [x - d for x, d in zip(a, [0.01, 0.03, 0.02, 0.05, 0.04, 0.06], strict=True)]
+    board = lb.aggregate(paired_rows({"a": a, "b": worse})).set_index("model")
+    assert board.loc["a", "rank"] == 1 and board.loc["a", "tied_with_best"]
+    assert math.isnan(board.loc["a", "p_vs_best"])
+    # Wilcoxon, all 6 differences one way: exact two-sided p = 2 / 2**6; one test, no Holm.
+    assert board.loc["b", "test_vs_best"] == "wilcoxon" and board.loc["b", "n_vs_best"] == 6
+    assert board.loc["b", "p_vs_best"] == pytest.approx(2 / 64)
+    assert not board.loc["b", "tied_with_best"]
+    assert board.loc["a", "p_first"] == 1.0 and board.loc["b", "p_first"] == 0.0
+    assert (board.loc["a", "rank_low"], board.loc["a", "rank_high"]) == (1, 1)
+    assert (board.loc["b", "rank_low"], board.loc["b", "rank_high"]) == (2, 2)
+
+
+def test_three_rows_at_n6_use_the_paired_t_test():
+    # After Holm over 2 comparisons Wilcoxon at n = 6 could never reject (2/64 > 0.05/2).
+    a = [0.70, 0.74, 0.69, 0.72, 0.75, 0.71]
+    b = [x - d for x, d in zip(a, [0.05, 0.06, 0.04, 0.05, 0.07, 0.05], strict=True)]
+    c = [x - 0.2 for x in a]
+    board = lb.aggregate(paired_rows({"a": a, "b": b, "c": c})).set_index("model")
+    assert (board.loc[["b", "c"], "test_vs_best"] == "paired t").all()
+    # Holm: c's p (about 0: a constant difference) is doubled, b's (the larger) kept.
+    assert board.loc["b", "p_vs_best"] == pytest.approx(stats.ttest_rel(a, b).pvalue)
+    assert board.loc["c", "p_vs_best"] < 1e-10
+    assert not board.loc["b", "tied_with_best"] and not board.loc["c", "tied_with_best"]
+
+
+def test_rows_equal_up_to_noise_are_tied():
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.6, 0.8, 6)  # seed effects both rows share
+    a, b = base + rng.normal(0, 0.005, 6), base + rng.normal(0, 0.005, 6)
+    board = lb.aggregate(paired_rows({"a": list(a), "b": list(b)}))
+    second = board.iloc[1]
+    assert second["p_vs_best"] == pytest.approx(stats.wilcoxon(a - b).pvalue)
+    assert second["p_vs_best"] > 0.05 and board["tied_with_best"].all()
+    assert board["p_first"].min() > 0 and board["p_first"].sum() == pytest.approx(1)
+    assert list(board["rank_low"]) == [1, 1] and list(board["rank_high"]) == [2, 2]
+
+
+def test_p_vs_best_is_holm_corrected_across_rows():
+    rng = np.random.default_rng(1)
+    base = rng.uniform(0.6, 0.8, 8)
+    rows = {"a": base, "b": base - rng.uniform(0, 0.02, 8), "c": base - 0.01
+            + rng.normal(0, 0.01, 8), "d": base - rng.uniform(0.05, 0.1, 8)}
+    board = lb.aggregate(paired_rows({k: list(v) for k, v in rows.items()}))
+    assert board["model"].iloc[0] == "a"
+    raw = [stats.wilcoxon(rows["a"] - rows[m]).pvalue for m in board["model"].iloc[1:]]
+    from bench.stats import holm
+
+    np.testing.assert_allclose(board["p_vs_best"].iloc[1:], holm(np.array(raw)))
+    assert list(board["tied_with_best"]) == [True] + [bool(p >= 0.05) for p in holm(
+        np.array(raw))]
+
+
+def test_patience_and_time_budget_stops_count_as_finished():
+    # Issue 11.2: A has 2 seeds stopped by patience (0.80, 0.81) and 1 completed (0.70).
+    t = table([("A", 0, "STOPPED", "patience", 0.80), ("A", 1, "STOPPED", "time_budget", 0.81),
+               ("A", 2, "TERMINATED", "completed", 0.70),
+               ("B", 0, "TERMINATED", "completed", 0.75), ("B", 1, "TERMINATED", "completed",
+                                                           0.75),
+               ("B", 2, "TERMINATED", "completed", 0.76),
+               ("B", 3, "STOPPED", "scheduler", 0.10), ("B", 4, "STOPPED", "interrupted", 0.2)])
+    board = lb.aggregate(t).set_index("model")
+    assert board.loc["A", "count"] == 3 and board.loc["A", "rank"] == 1
+    assert board.loc["A", "val_mean_iou_mean"] == pytest.approx(0.77)
+    # ASHA-stopped and interrupted trials stay out of the mean, and are counted.
+    assert board.loc["B", "count"] == 3 and board.loc["B", "unfinished"] == 2
+    assert board.loc["B", "stopped_by_scheduler"] == 1
+    assert board.loc["B", "val_mean_iou_mean"] == pytest.approx(0.7533333)
+
+
+def test_failed_trials_weigh_in_the_ranking():
+    # 1 survivor of 3 (2 diverged) at 0.90 against 3 of 3 at 0.60: the survivor's mean is
+    # higher, but its failures score IoU 0: (0.90 + 0 + 0) / 3 = 0.30 < 0.60.
+    t = table([("lucky", 0, "TERMINATED", "completed", 0.90), ("lucky", 1, "NAN", "nan", None),
+               ("lucky", 2, "ERROR", "error", None)]
+              + [("steady", s, "TERMINATED", "completed", 0.60) for s in range(3)])
+    board = lb.aggregate(t).set_index("model")
+    assert board.loc["steady", "rank"] == 1 and board.loc["lucky", "rank"] == 2
+    assert board.loc["lucky", "val_mean_iou_mean"] == pytest.approx(0.90)
+    assert board.loc["lucky", "score"] == pytest.approx(0.30)
+    assert board.loc["lucky", "count"] == 1 and board.loc["lucky", "failed"] == 2
+    assert json.loads(board.loc["lucky", "seed_values"]) == {"0": 0.9, "1": 0.0, "2": 0.0}
+    # An unbounded metric (a loss, lower is better): a failure scores the worst loss seen.
+    t = table([("lucky", 0, "TERMINATED", "completed", 0.1), ("lucky", 1, "NAN", "nan", None),
+               ("lucky", 2, "NAN", "nan", None)]
+              + [("steady", s, "TERMINATED", "completed", v) for s, v in enumerate([.2, .3, .5])],
+              metric="val_loss")
+    board = lb.aggregate(t, metric="val_loss").set_index("model")
+    assert board.loc["lucky", "score"] == pytest.approx((0.1 + 0.5 + 0.5) / 3)
+    assert board.loc["steady", "rank"] == 1
+
+
+def test_configuration_without_finished_trial_renders(tmp_path):
+    # Issue 11.1: n_params None for one row made the column float, and ",d" crashed.
+    from bench.commands.leaderboard import render
+
+    t = table([("ok", 0, "TERMINATED", "completed", 0.5), ("ok", 1, "TERMINATED", "completed",
+                                                           0.6),
+               ("gone", 0, "ERROR", "error", None), ("gone", 1, "STOPPED", "scheduler", 0.3)])
+    board = lb.aggregate(t)
+    assert str(board["n_params"].dtype) == "Int64"
+    for fmt in ("table", "markdown"):
+        text = render(lb.summary(board), fmt)
+        assert "1,000" in text and "gone" in text
+    part = tmp_path / "trials.parquet" / "sweep=s"
+    part.mkdir(parents=True)
+    t.drop(columns=["sweep"]).to_parquet(part / "part-0.parquet")
+    for fmt in ("table", "markdown", "csv", "json"):
+        status, out = run_cli("leaderboard", ["--results", str(tmp_path), "--format", fmt])
+        assert status == 0 and "gone" in out
+
+
+def test_ranks_and_reports_the_test_metric_of_final_trials():
+    t = table([("a", 0, "TERMINATED", "completed", 0.9), ("a", 1, "TERMINATED", "completed",
+                                                          0.8),
+               ("b", 0, "TERMINATED", "completed", 0.7), ("b", 1, "TERMINATED", "completed",
+                                                          0.6),
+               ("c", 0, "TERMINATED", "completed", 0.99)],
+              test_mean_iou=[0.5, 0.4, 0.65, 0.55, 0.99],
+              stage=["final", "final", "final", "final", "tune"],
+              test_case_dice_mean=[0.1, 0.2, 0.3, 0.4, 0.5],
+              flops=[10.0, 10.0, 20.0, 20.0, 30.0])
+    board = lb.aggregate(t).set_index("model")
+    assert set(board.index) == {"a", "b"}  # the search stage is not ranked
+    assert (board["metric"] == "test_mean_iou").all() and (board["mode"] == "max").all()
+    assert board.loc["b", "rank"] == 1  # best on test, although worse on validation
+    assert board.loc["b", "test_mean_iou_mean"] == pytest.approx(0.60)
+    assert board.loc["a", "val_mean_iou_mean"] == pytest.approx(0.85)
+    assert board.loc["a", "test_case_dice_mean_mean"] == pytest.approx(0.15)
+    assert board.loc["b", "flops_mean"] == 20.0 and "latency_ms_mean" not in board
+    # Tables from before the test split (or whose test column is empty) rank on validation.
+    old = lb.aggregate(t.drop(columns=["test_mean_iou"]))
+    assert (old["metric"] == "val_mean_iou").all() and old["model"].iloc[0] == "a"
+    empty = lb.aggregate(t.assign(test_mean_iou=math.nan))
+    assert (empty["metric"] == "val_mean_iou").all()
+
+
+def test_metric_option_takes_each_trials_own_best_epoch(results):
+    t, h = lb.load_results(results, sweep="syn")
+    tid = "syn_unet_shallow_categorical_crossentropy_0"
+    # That trial's val_loss was lowest at an epoch IoU did not select.
+    h.loc[(h["trial_id"] == tid) & (h["epoch"] == 1), "val_loss"] = 0.01
+    board = lb.aggregate(t, metric="val_loss", history=h).set_index(["model", "loss"])
+    row = board.loc[("unet_shallow", "categorical_crossentropy")]
+    assert row["val_loss_best"] == pytest.approx(0.01)
+    g = h[h["trial_id"].str.startswith("syn_unet_shallow_categorical_crossentropy_")]
+    assert row["val_loss_mean"] == pytest.approx(g.groupby("trial_id")["val_loss"].min().mean())
+    # Without history: the trials table's value (at the selected epoch).
+    plain = lb.aggregate(t, metric="val_loss").set_index(["model", "loss"])
+    assert plain.loc[("unet_shallow", "categorical_crossentropy"), "val_loss_best"] > 0.01
+    # The CLI reads the history and says the losses are ranked apart.
+    status, out = run_cli("leaderboard", ["--results", str(results), "--sweep", "syn",
+                                          "--metric", "val_loss", "--format", "csv"])
+    back = pd.read_csv(io.StringIO(out))
+    assert status == 0 and back["ranked_within_loss"].all()

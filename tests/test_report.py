@@ -67,8 +67,11 @@ def test_leaderboard_section_holds_the_statistics(results, report):
     rows = re.findall(r"<tr>(.*?)</tr>", leaderboard_html)[1:]
     assert len(rows) == len(MODELS) * len(LOSSES)
     done = trials[trials["status"] == "TERMINATED"]
-    means = done.groupby(["model", "loss"])["val_mean_iou"].agg(["mean", "std", "count"])
-    means = means.sort_values("mean", ascending=False)
+    means = done.groupby(["model", "loss"])["val_mean_iou"].agg(["mean", "std", "count", "sum"])
+    # Ranked by the score: a failed trial counts as IoU 0.
+    tried = trials[trials["status"].isin(["TERMINATED", "ERROR", "NAN"])]
+    means["score"] = means["sum"] / tried.groupby(["model", "loss"]).size()
+    means = means.sort_values("score", ascending=False)
     for rank, ((model, loss), r) in enumerate(means.iterrows(), start=1):
         cells = re.findall(r"<td[^>]*>(.*?)</td>", rows[rank - 1])
         assert cells[:3] == [str(rank), model, loss]
@@ -182,11 +185,110 @@ def test_stopped_trials_show_why_they_ended(results, tmp_path):
     target = trials["trial_id"] == "syn_segnet_shallow_dice_0"
     trials.loc[target, "status"] = "STOPPED"
     trials["end_reason"] = None
-    trials.loc[target, "end_reason"] = "patience"
+    trials.loc[target, "end_reason"] = "interrupted"
     trials.to_parquet(part)
     html = build_report(root, sweep="syn", progress=None).read_text()
     failures = html.split('<section id="failures">')[1].split("</section>")[0]
-    assert "1 STOPPED" in failures and "ended: patience" in failures
+    assert "1 STOPPED" in failures and "ended: interrupted" in failures
     board = lb.aggregate(lb.load_results(root, sweep="syn")[0]).set_index(["model", "loss"])
     assert board.loc[("segnet_shallow", "dice"), "count"] == 2
     assert board.loc[("segnet_shallow", "dice"), "unfinished"] == 1
+
+
+def test_patience_stops_are_counted_and_scheduler_stops_listed(results, tmp_path):
+    root = tmp_path / "stopped"
+    shutil.copytree(results, root)
+    part = root / "trials.parquet" / "sweep=syn" / "part-0.parquet"
+    trials = pd.read_parquet(part)
+    patience = trials["trial_id"] == "syn_segnet_shallow_dice_0"
+    asha = trials["trial_id"] == "syn_segnet_shallow_dice_1"
+    trials.loc[patience | asha, "status"] = "STOPPED"
+    trials["end_reason"] = "completed"
+    trials.loc[patience, "end_reason"] = "patience"
+    trials.loc[asha, "end_reason"] = "scheduler"
+    trials.to_parquet(part)
+    html = build_report(root, sweep="syn", progress=None).read_text()
+    failures = html.split('<section id="failures">')[1].split("</section>")[0]
+    assert "1 STOPPED" in failures and "ended: scheduler" in failures
+    assert "syn_segnet_shallow_dice_0" not in failures  # a patience stop is a finished trial
+    board = lb.aggregate(lb.load_results(root, sweep="syn")[0]).set_index(["model", "loss"])
+    assert board.loc[("segnet_shallow", "dice"), "count"] == 2
+    assert board.loc[("segnet_shallow", "dice"), "stopped_by_scheduler"] == 1
+
+
+def test_leaderboard_section_shows_and_explains_the_tests(results, report):
+    section = report.split('<section id="leaderboard">')[1].split("</section>")[0]
+    header = re.findall(r"<th>(.*?)</th>", section)
+    assert {"p vs best", "tied", "P(first)", "rank 95%"} <= set(header)
+    assert "paired test" in section and "Holm" in section and "bootstrap" in section
+    board = lb.aggregate(lb.load_results(results, sweep="syn")[0])
+    rows = re.findall(r"<tr>(.*?)</tr>", section)[1:]
+    for (_, b), row in zip(board.iterrows(), rows, strict=True):
+        cells = dict(zip(header, re.findall(r"<td[^>]*>(.*?)</td>", row), strict=True))
+        assert cells["P(first)"] == f"{b['p_first']:.2f}"
+        assert cells["tied"] == {True: "yes", False: "no"}.get(b["tied_with_best"], "")
+
+
+def test_leaderboard_section_draws_a_configuration_without_finished_trial(results, tmp_path):
+    # Issue 11.1: a row with no finished trial made n_params float; the section then failed.
+    root = tmp_path / "none"
+    shutil.copytree(results, root)
+    part = root / "trials.parquet" / "sweep=syn" / "part-0.parquet"
+    trials = pd.read_parquet(part)
+    trials.loc[trials["model"] == "testnet", "status"] = "ERROR"
+    trials.to_parquet(part)
+    html = build_report(root, sweep="syn", progress=None).read_text()
+    assert "could not be drawn" not in html
+    section = html.split('<section id="leaderboard">')[1].split("</section>")[0]
+    assert "45,678" in section and "testnet" in section
+
+
+def test_predictions_section_without_picture_on_nullable_strings(results):
+    # Issue 11.12: ``not rel`` on pd.NA raised TypeError on the "no picture" branch.
+    from bench.report.context import ReportContext
+    from bench.report.sections import predictions
+
+    trials, history = lb.load_results(results, sweep="syn")
+    trials["predictions_png"] = trials["predictions_png"].astype("string")
+    trials.loc[trials["model"] == MODELS[0], "predictions_png"] = pd.NA
+    ctx = ReportContext.build(results, "syn", trials, history)
+    html = predictions.render(ctx)
+    assert "the trial saved no picture" in html and MODELS[0] in html
+    assert len(IMG.findall(html)) == len(MODELS) - 1
+
+
+def test_heatmap_rows_best_first_for_both_modes():
+    # Issue 11.14: with mode min the rows were ordered by their worst (largest) value.
+    from bench.report.sections.heatmap import row_order
+
+    grid = pd.DataFrame({"ce": [0.2, 0.5, np.nan], "dice": [0.9, 0.6, np.nan]},
+                        index=["a", "b", "c"])
+    # Lower is better: a's best loss 0.2 beats b's 0.5, although a's worst (0.9) is worse.
+    assert list(row_order(grid, "min")) == ["a", "b", "c"]
+    # Higher is better: a's best 0.9 beats b's 0.6.
+    assert list(row_order(grid, "max")) == ["a", "b", "c"]
+    flipped = pd.DataFrame({"ce": [0.3, 0.1], "dice": [0.35, 0.8]}, index=["a", "b"])
+    assert list(row_order(flipped, "min")) == ["b", "a"]
+    assert list(row_order(flipped, "max")) == ["b", "a"]
+    assert list(row_order(1 - flipped, "max")) == ["b", "a"]
+
+
+def test_report_ranks_on_the_test_split_when_recorded(results):
+    from bench.report.context import ReportContext
+    from bench.report.sections import per_class
+
+    trials, history = lb.load_results(results, sweep="syn")
+    ok = trials["status"] == "TERMINATED"
+    trials["test_mean_iou"] = np.where(ok, 1 - trials["val_mean_iou"], np.nan)
+    for k in range(3):
+        trials[f"test_iou_class_{k}"] = np.where(ok, 0.1 * (k + 1), np.nan)
+    ctx = ReportContext.build(results, "syn", trials, history)
+    assert ctx.metric == "test_mean_iou" and ctx.board["model"].iloc[0] == "testnet"
+    html = per_class.render(ctx)
+    assert "on the test split" in html
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", html)
+    assert cells[1:4] == ["0.100", "0.200", "0.300"]
+    from bench.report.sections import curves
+
+    html = curves.render(ctx)  # per epoch there is only validation: its twin is drawn
+    assert "Validation <b>val_mean_iou</b>" in html and len(IMG.findall(html)) == 2

@@ -45,14 +45,18 @@ def load_trials(
     return trials, history
 
 
-def board_for(trials: pd.DataFrame, metric: str | None, mode: str | None = None) -> pd.DataFrame:
-    """``lb.aggregate`` with an unknown metric turned into a UsageError listing the known."""
+def board_for(trials: pd.DataFrame, metric: str | None, mode: str | None = None,
+              history: pd.DataFrame | None = None) -> pd.DataFrame:
+    """``lb.aggregate`` with an unknown metric turned into a UsageError listing the known.
+
+    With ``history``, a ``--metric`` other than the sweep's ranks each trial by its own
+    best epoch value of it."""
     if metric is not None and metric not in lb.metric_names(trials):
         raise UsageError(
             f"--metric: unknown metric {metric!r}; choose one of: "
             f"{', '.join(lb.metric_names(trials))}"
         )
-    return lb.aggregate(trials, metric=metric, mode=mode)
+    return lb.aggregate(trials, metric=metric, mode=mode, history=history)
 
 
 def render(frame: pd.DataFrame, fmt: str) -> str:
@@ -81,8 +85,20 @@ def render(frame: pd.DataFrame, fmt: str) -> str:
                       *(line(row) for row in cells)]) + "\n"
 
 
+def _explain(board: pd.DataFrame) -> None:
+    """One line on stderr saying what the statistics columns mean (stdout stays the table)."""
+    if board.empty:
+        return
+    line = ("p vs best: paired test against rank 1 over shared seeds, Holm-corrected; "
+            "tied: p >= 0.05; P(first): share of bootstrap resamples of seeds ranking it "
+            "first; failed trials score the metric's worst value")
+    if bool(board.get("ranked_within_loss", pd.Series([False])).any()):
+        line += f"; {board['metric'].iloc[0]} is ranked within each loss function"
+    print(line, file=sys.stderr)
+
+
 def _cell(value: object) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return ""
     if isinstance(value, float):
         return f"{value:.4f}"
@@ -127,7 +143,9 @@ class Leaderboard:
         parser.add_argument("--sweep", metavar="NAME",
                             help="only this sweep (default: every sweep, each ranked apart)")
         parser.add_argument("--metric", metavar="M",
-                            help="rank by this val_* column (default: the sweep's metric)")
+                            help="rank by this val_* or test_* column (default: the "
+                                 "sweep's metric, on the test split when recorded); a val_* "
+                                 "metric other than the sweep's takes each trial's best epoch")
         parser.add_argument("--mode", choices=("max", "min"),
                             help="whether larger is better for --metric (default: the "
                                  "sweep's mode for its metric; min for losses, else max)")
@@ -135,15 +153,18 @@ class Leaderboard:
                             help="output format (default: table)")
         parser.add_argument("--compare", metavar="OTHER",
                             help="another sweep name, or another results folder: print both "
-                                 "means, their difference, and whether their 95%% confidence "
-                                 "intervals are apart")
+                                 "means, their difference, and a paired test over the seeds "
+                                 "both ran (else whether their 95%% confidence intervals are "
+                                 "apart)")
 
     @staticmethod
     def run(args: argparse.Namespace) -> int:
-        trials, _ = load_trials(args.results, args.sweep)
+        trials, history = load_trials(args.results, args.sweep)
         if args.compare is None:
-            board = board_for(trials, args.metric, args.mode)
+            board = board_for(trials, args.metric, args.mode, history)
             table = board if args.format in ("csv", "json") else lb.summary(board)
+            if args.format in ("table", "markdown"):
+                _explain(board)
             sys.stdout.write(render(table, args.format))
             return 0
         sweeps = sorted(trials["sweep"].astype(str).unique())
@@ -155,16 +176,18 @@ class Leaderboard:
                 f"{', '.join(sweeps)}"
             )
         trials = trials[trials["sweep"].astype(str) == sweeps[0]]
-        left = board_for(trials, args.metric, args.mode)
+        left = board_for(trials, args.metric, args.mode, history)
         metric, mode = str(left["metric"].iloc[0]), str(left["mode"].iloc[0])
         right_name, right_trials = _other_side(args, trials)
         right = board_for(right_trials, metric, mode)
         out = lb.compare(left, right, metric)
         if args.format in ("table", "markdown"):
-            print(f"{metric} ({mode}): a = {sweeps[0]}, b = {right_name}; distinct = "
-                  "95% confidence intervals do not overlap", file=sys.stderr)
+            print(f"{metric} ({mode}): a = {sweeps[0]}, b = {right_name}; distinct = a paired "
+                  "test over the shared seeds gives p < 0.05 (Wilcoxon from 6 seeds, else "
+                  "paired t), or without shared seeds the 95% confidence intervals do not "
+                  "overlap", file=sys.stderr)
             out = out[["dataset", "model", "loss", "mean_a", "std_a", "count_a", "mean_b",
-                       "std_b", "count_b", "diff", "better", "distinct"]]
+                       "std_b", "count_b", "diff", "better", "test", "p", "distinct"]]
             out = out.assign(distinct=out["distinct"].map(
                 {True: "yes", False: "no"}).fillna("n/a (<2 trials)"))
         sys.stdout.write(render(out, args.format))

@@ -52,8 +52,10 @@ class ReportContext:
 
     @property
     def finished(self) -> pd.DataFrame:
-        """The trials that ran to their end (status ``TERMINATED``)."""
-        return self.trials[self.trials["status"].astype(str).isin(lb.FINISHED)]
+        """The ranked trials that entered the statistics (:func:`bench.leaderboard.finished_mask`:
+        completed, or stopped by patience or time budget; the final stage under a protocol)."""
+        ranked = lb.final_stage(self.trials)
+        return ranked[lb.finished_mask(ranked)]
 
     @property
     def datasets(self) -> list[str]:

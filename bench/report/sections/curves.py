@@ -21,11 +21,14 @@ def render(ctx: ReportContext) -> str:
     if h.empty or "epoch" not in h:
         return note("No history.parquet rows for this sweep: no learning curves.")
     out = []
-    for col in dict.fromkeys([ctx.metric, "val_loss"]):
+    # History has validation metrics per epoch; the test split is scored once, at the end.
+    metric = "val_" + ctx.metric.removeprefix("test_") if ctx.metric.startswith("test_") \
+        else ctx.metric
+    for col in dict.fromkeys([metric, "val_loss"]):
         if col in h and h[col].notna().any():
             out.append(figure(figure_img(_curves(ctx, col), f"learning curves of {col}"),
                               f"Validation <b>{col}</b> per epoch."))
-    return "".join(out) or note(f"history.parquet has no {ctx.metric} or val_loss column.")
+    return "".join(out) or note(f"history.parquet has no {metric} or val_loss column.")
 
 
 def _curves(ctx: ReportContext, col: str) -> Figure:

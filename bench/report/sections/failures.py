@@ -14,10 +14,11 @@ MAX_ERROR = 400  # characters of the error shown; the full text is in MLflow / t
 
 @register_section("failures", title="Failed and diverged trials")
 def render(ctx: ReportContext) -> str:
-    """Trials left out of the statistics: ERROR (an exception), NAN (the loss diverged),
-    anything else not TERMINATED (stopped or interrupted)."""
+    """Trials left out of the mean: ERROR (an exception) and NAN (the loss diverged), which
+    rank as the metric's worst value, and trials a scheduler stopped or an interruption left
+    unfinished (patience and time-budget stops are finished trials, counted)."""
     t = ctx.trials
-    bad = t[~t["status"].astype(str).isin(lb.FINISHED)]
+    bad = t[~lb.finished_mask(t)]
     if bad.empty:
         return f"<p>All {len(t)} trials finished; none failed or diverged.</p>"
     counts = bad["status"].astype(str).value_counts()

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from bench.report.context import ReportContext
 from bench.report.html import figure, figure_img
 from bench.report.registry import register_section
+
+
+def row_order(grid: pd.DataFrame, mode: str) -> pd.Index:
+    """The rows (architectures) of ``grid`` (models x losses, NaN: no value) best first, by
+    each row's best cell: its largest value for ``mode == "max"``, its smallest for
+    ``"min"``, so the eye finds the winners at the top. Rows without a value go last."""
+    best = grid.max(axis=1) if mode == "max" else grid.min(axis=1)
+    return best.sort_values(ascending=(mode == "min"), na_position="last", kind="stable").index
 
 
 @register_section("heatmap", title="Architecture x loss")
@@ -20,9 +29,7 @@ def render(ctx: ReportContext) -> str:
         board = ctx.board[ctx.board["dataset"].astype(str) == dataset]
         grid = board.pivot_table(index="model", columns="loss", values=col, aggfunc="first",
                                  dropna=False)
-        # Rows best first (by their best loss), so the eye finds the winners at the top.
-        order = grid.max(axis=1).sort_values(ascending=(ctx.mode == "min")).index
-        grid = grid.loc[order]
+        grid = grid.loc[row_order(grid, ctx.mode)]
         values = grid.to_numpy(dtype=float)
         h, w = values.shape
         fig = Figure(figsize=(max(4.5, 1.5 * w + 2.8), max(2.2, 0.5 * h + 1.4)))

@@ -13,12 +13,13 @@ from bench.report.html import figure, figure_img, note, table
 from bench.report.registry import register_section
 
 TOP = 5
-_CLASS = re.compile(r"^val_iou_class_(\d+)$")
+_CLASS = re.compile(r"^(?:val|test)_iou_class_(\d+)$")
 
 
-def class_columns(columns: list[str]) -> list[str]:
-    """The ``val_iou_class_k`` columns, ordered by k."""
-    found = [(int(m.group(1)), c) for c in columns if (m := _CLASS.match(c))]
+def class_columns(columns: list[str], split: str = "val") -> list[str]:
+    """The ``{split}_iou_class_k`` columns, ordered by k."""
+    found = [(int(m.group(1)), c) for c in columns
+             if (m := _CLASS.match(c)) and c.startswith(f"{split}_")]
     return [c for _, c in sorted(found)]
 
 
@@ -26,13 +27,17 @@ def class_columns(columns: list[str]) -> list[str]:
 def render(ctx: ReportContext) -> str:
     """IoU of each class (mean over finished trials) for the top configurations: where the
     mean hides a class the model never finds."""
-    cols = class_columns(list(ctx.trials.columns))
+    # The split the leaderboard ranks on: test when it reports the test metric.
+    split = "test" if ctx.metric.startswith("test_") else "val"
+    done = ctx.finished
+    cols = [c for c in class_columns(list(ctx.trials.columns), split)
+            if done[c].notna().any()] or class_columns(list(ctx.trials.columns))
+    split = cols[0].split("_", 1)[0] if cols else split
     top = ctx.board[ctx.board["count"] > 0].head(TOP)
     if not cols:
         return note("The trials have no val_iou_class_k columns (no per-class IoU recorded).")
     if top.empty:
         return note("No finished trial: no per-class IoU to show.")
-    done = ctx.finished
     rows = []
     for _, r in top.iterrows():
         g = done[(done["model"] == r["model"]) & (done["loss"] == r["loss"])
@@ -58,5 +63,6 @@ def render(ctx: ReportContext) -> str:
     for c in labels:
         shown[c] = shown[c].map(lambda v: "" if pd.isna(v) else f"{v:.3f}")
     return figure(figure_img(fig, "per-class IoU of the top configurations"),
-                  f"Top {n} configurations by {ctx.metric}; class 0 is the background.") \
+                  f"Top {n} configurations by {ctx.metric}: IoU per class on the {split} "
+                  "split; class 0 is the background.") \
         + table(shown)

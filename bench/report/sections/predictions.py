@@ -26,7 +26,7 @@ def render(ctx: ReportContext) -> str:
             else None
         what = (f"{esc(model)} / {esc(best['loss'])}, trial <code>{esc(best['best_trial_id'])}"
                 f"</code>, {esc(ctx.metric)} = {best[f'{ctx.metric}_best']:.4f}")
-        if not rel or not isinstance(rel, str):
+        if not isinstance(rel, str) or not rel:  # None, NaN or pd.NA: no picture saved
             missing.append(f"{what}: the trial saved no picture (predictions_png empty)")
             continue
         path = ctx.results_dir / Path(rel)

@@ -1,0 +1,137 @@
+"""bench.stats against cases worked by hand and against scipy."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from bench import stats
+
+
+def test_metric_range():
+    assert stats.metric_range("test_mean_iou") == (0.0, 1.0)
+    assert stats.metric_range("val_dice_coef") == (0.0, 1.0)
+    assert stats.metric_range("test_case_hd95_mean") == (0.0, math.inf)
+    assert stats.metric_range("val_loss") == (-math.inf, math.inf)
+
+
+def test_mean_ci_by_hand_and_clipped():
+    # 0.2, 0.4, 0.6: mean 0.4, std 0.2,
+    # half = t(0.975, 2) * 0.2 / sqrt(3) = 4.30265 * 0.115470 = 0.496828.
+    r = stats.mean_ci(np.array([0.2, 0.4, 0.6]))
+    assert r.n == 3 and r.mean == pytest.approx(0.4) and r.std == pytest.approx(0.2)
+    assert r.low == pytest.approx(0.4 - 0.496828, abs=1e-5) and r.few
+    assert r.high == pytest.approx(0.4 + 0.496828, abs=1e-5)
+    clipped = stats.mean_ci(np.array([0.2, 0.4, 0.6]), bounds=(0.0, 1.0))
+    assert clipped.low == 0.0 and clipped.high == pytest.approx(0.896828, abs=1e-5)
+    one = stats.mean_ci(np.array([0.5, math.nan]))
+    assert one.n == 1 and one.mean == 0.5 and math.isnan(one.std) and math.isnan(one.low)
+    assert stats.mean_ci(np.array([])).n == 0
+    many = stats.mean_ci(np.linspace(0.5, 0.6, 6))
+    assert not many.few
+    lo, hi = sps.t.interval(0.95, 5, loc=np.mean(np.linspace(0.5, 0.6, 6)),
+                            scale=sps.sem(np.linspace(0.5, 0.6, 6)))
+    assert (many.low, many.high) == pytest.approx((lo, hi))
+
+
+def test_paired_wilcoxon_exact_at_n6():
+    # Every difference positive and distinct: the exact two-sided p is 2 / 2**6.
+    a = np.array([0.7, 0.72, 0.74, 0.76, 0.78, 0.80])
+    b = a - np.array([0.01, 0.02, 0.03, 0.04, 0.05, 0.06])
+    r = stats.paired_test(a, b)
+    assert r.test == "wilcoxon" and r.n == 6
+    assert r.pvalue == pytest.approx(2 / 64)
+    assert r.pvalue == pytest.approx(sps.wilcoxon(a - b).pvalue)
+
+
+def test_paired_t_below_6_pairs():
+    # d = 1, 2, 3: mean 2, sd 1, t = 2 / (1 / sqrt 3) = 3.4641, df 2 -> p = 0.0742.
+    a, b = np.array([2.0, 4.0, 6.0]), np.array([1.0, 2.0, 3.0])
+    r = stats.paired_test(a, b)
+    assert r.test == "paired t" and r.n == 3
+    assert r.statistic == pytest.approx(2 * math.sqrt(3))
+    assert r.pvalue == pytest.approx(2 * sps.t.sf(2 * math.sqrt(3), 2))
+    assert r.pvalue == pytest.approx(0.07417, abs=1e-4)
+
+
+def test_paired_degenerate_cases():
+    same = np.array([0.5, 0.6, 0.7])
+    assert stats.paired_test(same, same.copy()).pvalue == 1.0
+    assert stats.paired_test(np.full(7, 0.3), np.full(7, 0.3)).pvalue == 1.0
+    shifted = stats.paired_test(same + 0.1, same)
+    assert shifted.pvalue == 0.0 and shifted.statistic == math.inf
+    # NaN drops the pair; fewer than 2 pairs is no test.
+    r = stats.paired_test(np.array([0.5, math.nan, 0.7]), np.array([0.4, 0.1, math.nan]))
+    assert r.n == 1 and r.test == "none" and math.isnan(r.pvalue)
+    with pytest.raises(ValueError, match="aligned"):
+        stats.paired_test(np.zeros(3), np.zeros(4))
+
+
+def test_holm_by_hand():
+    # Sorted 0.01, 0.03, 0.04 -> 3*0.01, 2*0.03, 1*0.04 = 0.03, 0.06, 0.04 -> monotone 0.06.
+    out = stats.holm(np.array([0.01, 0.04, math.nan, 0.03]))
+    np.testing.assert_allclose(out, [0.03, 0.06, math.nan, 0.06])
+    assert stats.holm(np.array([0.9, 0.8])).tolist() == [1.0, 1.0]
+    assert np.isnan(stats.holm(np.array([math.nan]))).all()
+
+
+def _loop_ranks(scores, mode, resamples, seed):
+    """The bootstrap written as a plain loop, to check the vectorised one."""
+    rng = np.random.default_rng(seed)
+    rows, n = scores.shape
+    draws = rng.integers(0, n, size=(resamples, n))
+    out = np.zeros((resamples, rows), dtype=int)
+    for k in range(resamples):
+        means = [np.nanmean(scores[i, draws[k]]) if np.isfinite(scores[i, draws[k]]).any()
+                 else math.nan for i in range(rows)]
+        for i in range(rows):
+            if not np.isfinite(means[i]):
+                out[k, i] = rows
+                continue
+            better = sum(1 for j in range(rows) if np.isfinite(means[j])
+                         and (means[j] > means[i] if mode == "max" else means[j] < means[i]))
+            out[k, i] = 1 + better
+    return out
+
+
+def test_bootstrap_ranks_match_a_loop_and_are_deterministic():
+    rng = np.random.default_rng(3)
+    scores = rng.normal(0.5, 0.05, (4, 5))
+    scores[2, 1] = math.nan
+    for mode in ("max", "min"):
+        ranks = stats.bootstrap_ranks(scores, mode, resamples=200, seed=7)
+        np.testing.assert_array_equal(ranks, _loop_ranks(scores, mode, 200, 7))
+        np.testing.assert_array_equal(ranks, stats.bootstrap_ranks(scores, mode, resamples=200,
+                                                                   seed=7))
+
+
+def test_p_first_and_rank_interval():
+    # Row 0 beats row 1 on every seed, and both beat row 2: ranks never move.
+    scores = np.array([[0.9, 0.8, 0.85, 0.95], [0.5, 0.6, 0.55, 0.5], [0.1, 0.2, 0.1, 0.2]])
+    ranks = stats.bootstrap_ranks(scores, "max", resamples=1000)
+    np.testing.assert_allclose(stats.p_first(ranks), [1, 0, 0])
+    low, high = stats.rank_interval(ranks)
+    assert low.tolist() == [1, 2, 3] and high.tolist() == [1, 2, 3]
+    # Two identical rows share first place: 1/2 each.
+    twins = np.array([[0.5, 0.6, 0.7], [0.5, 0.6, 0.7]])
+    np.testing.assert_allclose(stats.p_first(stats.bootstrap_ranks(twins, "min")), [0.5, 0.5])
+    # Two rows swapping the lead on different seeds: both have a chance, summing to 1.
+    close = np.array([[0.6, 0.5, 0.6, 0.5, 0.6], [0.5, 0.6, 0.5, 0.6, 0.55]])
+    p = stats.p_first(stats.bootstrap_ranks(close, "max"))
+    assert p.sum() == pytest.approx(1) and 0.2 < p[0] < 0.9
+    low, high = stats.rank_interval(stats.bootstrap_ranks(close, "max"))
+    assert low.tolist() == [1, 1] and high.tolist() == [2, 2]
+
+
+def test_wilcoxon_min_n_is_where_it_can_reject_after_holm():
+    assert stats.wilcoxon_min_n(1) == stats.WILCOXON_MIN_N == 6
+    assert stats.wilcoxon_min_n(2) == 7 and stats.wilcoxon_min_n(34) == 11
+    for m in (1, 2, 3, 10, 34, 100):
+        n = stats.wilcoxon_min_n(m)
+        assert 2 / 2**n < 0.05 / m <= 2 / 2 ** (n - 1)
+    # Below it, the paired t-test is used.
+    a = np.linspace(0.5, 0.8, 6)
+    assert stats.paired_test(a, a - 0.01 * np.arange(1, 7), min_wilcoxon=7).test == "paired t"
