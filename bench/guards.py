@@ -1,6 +1,7 @@
 """Checks that keep a sweep from overwriting what it should not, run before any trial starts.
 
-- ``results_folder``: ``--results`` is a folder this process can write (else one line, exit 2).
+- ``usable_folder``: ``--results`` (and a local ``--storage``) is a folder this process can
+  write, created if missing; else one line, exit 2.
 - ``SweepLock``: one run per sweep name and results folder at a time. The lock is
   ``<results>/locks/<name>.lock``, held with ``fcntl.flock``: the kernel drops it when its
   owner dies, so a killed run never leaves it stuck. The file says who holds it (host, pid)
@@ -31,18 +32,18 @@ SPEC_COPY = "zoobench-spec.yaml"  # beside Tune's experiment state (a local path
 LOCKS, SPECS = "locks", "specs"  # folders under the results folder
 
 
-def results_folder(results: Path) -> Path:
-    """``results`` resolved and created; ``UsageError`` naming it when it cannot be used."""
-    resolved = Path(results).expanduser().resolve()
+def usable_folder(folder: Path, flag: str = "--results") -> Path:
+    """``folder`` resolved and created; ``UsageError`` naming ``flag`` when it cannot be used."""
+    resolved = Path(folder).expanduser().resolve()
     if resolved.exists() and not resolved.is_dir():
-        raise UsageError(f"--results: {results} is a file, not a folder")
+        raise UsageError(f"{flag}: {folder} is a file, not a folder")
     try:
         resolved.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise UsageError(f"--results: cannot create {results} ({error.strerror or error})") \
+        raise UsageError(f"{flag}: cannot create {folder} ({error.strerror or error})") \
             from None
     if not os.access(resolved, os.W_OK | os.X_OK):
-        raise UsageError(f"--results: {results} is not writable")
+        raise UsageError(f"{flag}: {folder} is not writable")
     return resolved
 
 

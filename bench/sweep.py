@@ -154,7 +154,9 @@ def run_sweep(spec: SweepSpec, options: SweepOptions) -> SweepOutcome:
     they do not stop the others. Trials an interruption (Ctrl-C) left unfinished are
     counted in ``unfinished``; running the same sweep again continues them.
     """
-    results = guards.results_folder(options.results)
+    results = guards.usable_folder(options.results, "--results")
+    if options.storage and "://" not in options.storage:
+        guards.usable_folder(Path(options.storage), "--storage")
     # One run per sweep name at a time: two would overwrite each other's Parquet.
     with guards.SweepLock(results, spec.name):
         return _run_locked(spec, options, results)

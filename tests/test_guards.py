@@ -93,8 +93,8 @@ def test_results_must_be_a_usable_folder(tmp_path):
     afile = tmp_path / "results.txt"
     afile.write_text("")
     with pytest.raises(UsageError, match=rf"^--results: {afile} is a file, not a folder$"):
-        guards.results_folder(afile)
-    assert guards.results_folder(tmp_path / "new" / "results") == tmp_path / "new" / "results"
+        guards.usable_folder(afile)
+    assert guards.usable_folder(tmp_path / "new" / "results") == tmp_path / "new" / "results"
 
 
 def test_interrupted_asha_sweep_exits_130_with_its_trials_unfinished(tmp_path, capsys):
