@@ -4,8 +4,8 @@
   run), the hyperparameters as Tune domains; ``samples`` is Tune's ``num_samples``, so
   each cell gets ``samples`` draws.
 * ``tune_config``: the search algorithm (``random`` = Tune's BasicVariantGenerator,
-  ``optuna`` = ``OptunaSearch``) and scheduler (``fifo`` or ``asha`` on the sweep's
-  metric and mode).
+  ``optuna`` = ``OptunaSearch``), both seeded with the spec's ``search_seed``, and
+  scheduler (``fifo`` or ``asha`` on the sweep's metric and mode).
 
 Optuna cannot take ``grid_search``: with ``search: optuna`` model, loss and seed become
 categorical parameters searched jointly with the rest, and the sweep runs
@@ -19,6 +19,7 @@ from typing import Any
 
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
+from ray.tune.search import BasicVariantGenerator
 
 from bench.spec import Space, SweepSpec
 
@@ -83,13 +84,15 @@ def trial_name(trial: Any) -> str:
 
 def make_plan(spec: SweepSpec) -> Plan:
     """The ``Plan`` for ``spec`` (metric and mode go to the searcher and scheduler)."""
+    # Seeded from the spec (search_seed), so the same spec draws the same hyperparameters.
     if spec.search == "optuna":
         from ray.tune.search.optuna import OptunaSearch
 
-        search_alg = OptunaSearch(seed=spec.seeds[0])
+        search_alg = OptunaSearch(seed=spec.search_seed)
         num_samples = spec.samples * spec.cells
     else:
-        search_alg = None  # Tune's BasicVariantGenerator: the grid x random draws
+        # The grid x random draws; random_state seeds the draws of every domain.
+        search_alg = BasicVariantGenerator(random_state=spec.search_seed)
         num_samples = spec.samples
     config = tune.TuneConfig(
         metric=spec.metric,

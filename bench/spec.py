@@ -2,7 +2,10 @@
 
 Everything a sweep needs is checked here, before Ray or MLflow start, so a typo
 costs a second instead of a cluster's worth of failed trials. Every problem is a
-``UsageError`` with one line: ``SPEC.yaml: key.path: what is wrong; allowed ...``.
+line ``SPEC.yaml: key.path: what is wrong; allowed ...``; all of a spec's problems
+come at once in one ``UsageError`` (one line when there is one). Duplicate keys are
+refused. ``check_resources`` does the one check that needs Ray: a trial's resources
+against the cluster's.
 
 The keys (see ``DEFAULT_SPEC`` for a complete example)::
 
@@ -18,14 +21,17 @@ The keys (see ``DEFAULT_SPEC`` for a complete example)::
       optimizer: adam                  # adam | adamw | sgd | rmsprop
       weight_decay: 0.0
       augment: false
-    samples: 1                         # draws of ``params`` per model x loss x seed
+    samples: 1                         # draws of ``params`` per model x loss x seed; more
+                                       # than 1 needs a search space in params
     search: random                     # random | optuna
+    search_seed: 0                     # seeds the search: the same spec draws the same params
     scheduler: fifo                    # or asha, or {asha: {grace_period: 1, reduction_factor: 2}}
     metric: val_mean_iou
     mode: max
     patience: null                     # early stopping: epochs without improvement of metric
     time_budget_s: null                # per trial: stop after this many seconds of training
     max_concurrent: null               # trials at once (default: as many as resources allow)
+    max_failures: 2                    # retries of a trial that fails (a lost node, ...)
     mixed_precision: none              # none | bfloat16 | float16
     xla: false                         # jit_compile
     resources: {cpu: 1, gpu: 0}        # per trial; fractions of a GPU allowed
@@ -35,8 +41,10 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -113,7 +121,10 @@ class Scheduler:
 
 @dataclass(frozen=True)
 class SweepSpec:
-    """A validated sweep spec. ``source`` is the YAML text it came from (recorded per trial)."""
+    """A validated sweep spec. ``source`` is the YAML text it came from (recorded per trial).
+
+    ``warnings`` are what validation warned about (already printed to stderr).
+    """
 
     name: str
     dataset: str
@@ -125,17 +136,20 @@ class SweepSpec:
     params: dict[str, Any]
     samples: int = 1
     search: str = "random"
+    search_seed: int = 0
     scheduler: Scheduler = field(default_factory=Scheduler)
     metric: str = "val_mean_iou"
     mode: str = "max"
     patience: int | None = None
     time_budget_s: float | None = None
     max_concurrent: int | None = None
+    max_failures: int = 2
     mixed_precision: str = "none"
     xla: bool = False
     cpu: float = 1.0
     gpu: float = 0.0
     source: str = ""
+    warnings: tuple[str, ...] = ()
 
     @property
     def cells(self) -> int:
@@ -198,16 +212,55 @@ PARAMS: dict[str, tuple[Callable[[Any], Any], Any]] = {
 
 TOP_KEYS = (
     "name", "dataset", "models", "losses", "seeds", "epochs", "params", "samples", "search",
-    "scheduler", "metric", "mode", "patience", "time_budget_s", "max_concurrent",
-    "mixed_precision", "xla", "resources",
+    "search_seed", "scheduler", "metric", "mode", "patience", "time_budget_s", "max_concurrent",
+    "max_failures", "mixed_precision", "xla", "resources",
 )
 
 
+class _DuplicateKey(yaml.constructor.ConstructorError):
+    """A mapping gives one key twice (its ``problem`` names the key and both lines)."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a mapping that gives one key twice.
+
+    Plain PyYAML keeps the last value silently, so ``epochs: 2`` written twice in a
+    long spec would run whichever came last.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}  # key -> line where it was first given
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # ``<<: *anchor`` merges are PyYAML's to resolve
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.get(key)
+            except TypeError:
+                continue  # an unhashable key: PyYAML's own error names it
+            if first is not None:
+                raise _DuplicateKey(
+                    None, None, f"duplicate key {key!r} (first given on line {first})",
+                    key_node.start_mark,
+                )
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
 class _Checker:
-    """Collects the file name so every message starts ``SPEC.yaml: key.path:``."""
+    """Collects the problems of one spec, each ``SPEC.yaml: key.path: what is wrong``.
+
+    A problem found inside ``with checker.section():`` is recorded and the next
+    section goes on, so one run of ``zoobench sweep`` names every mistake (up to
+    ``MAX_SHOWN``), not only the first.
+    """
+
+    MAX_SHOWN = 10
 
     def __init__(self, where: str) -> None:
         self.where = where
+        self.problems: list[str] = []
+        self.warnings: list[str] = []
 
     def fail(self, key: str, message: str) -> UsageError:
         return UsageError(f"{self.where}: {key}: {message}")
@@ -218,13 +271,38 @@ class _Checker:
         except ValueError as error:
             raise self.fail(key, str(error)) from None
 
-    def unknown_keys(self, key: str, given: dict[str, Any], allowed: tuple[str, ...] | list[str]):
-        for name in given:
-            if name not in allowed:
-                prefix = f"{key}." if key else ""
-                raise self.fail(
-                    f"{prefix}{name}", f"unknown key; allowed: {', '.join(allowed) or 'none'}"
-                )
+    def unknown_keys(
+        self, key: str, given: dict[str, Any], allowed: tuple[str, ...] | list[str]
+    ) -> bool:
+        """Record each key of ``given`` not in ``allowed``; True when there is none."""
+        prefix = f"{key}." if key else ""
+        unknown = [name for name in given if name not in allowed]
+        for name in unknown:
+            self.problems.append(str(self.fail(
+                f"{prefix}{name}", f"unknown key; allowed: {', '.join(allowed) or 'none'}")))
+        return not unknown
+
+    @contextmanager
+    def section(self) -> Iterator[None]:
+        """Record a ``UsageError`` raised inside, and carry on after the block."""
+        try:
+            yield
+        except UsageError as error:
+            self.problems.append(str(error))
+
+    def warn(self, key: str, message: str) -> None:
+        self.warnings.append(f"{self.where}: {key}: {message}")
+
+    def raise_problems(self) -> None:
+        """One ``UsageError``: the problem's line, or a count then one line per problem."""
+        if len(self.problems) == 1:
+            raise UsageError(self.problems[0])
+        if self.problems:
+            n = len(self.problems)
+            shown = self.problems[: self.MAX_SHOWN]
+            head = f"{self.where}: {n} problems" + (
+                f" (the first {self.MAX_SHOWN} below)" if n > self.MAX_SHOWN else "")
+            raise UsageError("\n".join([f"{head}:", *(f"  {p}" for p in shown)]))
 
 
 def _space(c: _Checker, key: str, value: Any, check: Callable[[Any], Any]) -> Any:
@@ -254,10 +332,24 @@ def _space(c: _Checker, key: str, value: Any, check: Callable[[Any], Any]) -> An
     return Space(kind, (low, high))
 
 
+def _batch_sizes(value: Any) -> tuple[int, int] | None:
+    """Smallest and largest batch size a checked ``params.batch_size`` can take."""
+    if isinstance(value, int):
+        return value, value
+    if isinstance(value, Space) and value.kind == "choice":
+        return min(value.args), max(value.args)
+    if isinstance(value, Space) and value.kind == "randint":
+        return value.args[0], value.args[1] - 1  # randint's high is excluded
+    return None
+
+
 def _components(
     c: _Checker, key: str, value: Any, names: list[str], validate: Callable[[str, dict], None]
 ) -> tuple[Component, ...]:
-    """``[name, {name: {option: value}}, ...]`` checked against a registry."""
+    """``[name, {name: {option: value}}, ...]`` checked against a registry.
+
+    Every entry is checked (its problems recorded in ``c``); the valid ones are returned.
+    """
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not value:
@@ -265,22 +357,23 @@ def _components(
     out = []
     for i, item in enumerate(value):
         where = f"{key}[{i}]"
-        if isinstance(item, dict) and len(item) == 1:
-            name, options = next(iter(item.items()))
-            options = {} if options is None else options
-            if not isinstance(options, dict):
-                raise c.fail(where, f"options of {name!r} must be a mapping, got {options!r}")
-        elif isinstance(item, str):
-            name, options = item, {}
-        else:
-            raise c.fail(where, f"must be a name or {{name: {{option: value}}}}, got {item!r}")
-        if name not in names:
-            raise c.fail(where, f"unknown name {name!r}; allowed: {', '.join(names)}")
-        try:
-            validate(name, options)
-        except (ValueError, TypeError) as error:
-            raise c.fail(where, _one_line(error)) from None
-        out.append(Component(name, dict(options)))
+        with c.section():
+            if isinstance(item, dict) and len(item) == 1:
+                name, options = next(iter(item.items()))
+                options = {} if options is None else options
+                if not isinstance(options, dict):
+                    raise c.fail(where, f"options of {name!r} must be a mapping, got {options!r}")
+            elif isinstance(item, str):
+                name, options = item, {}
+            else:
+                raise c.fail(where, f"must be a name or {{name: {{option: value}}}}, got {item!r}")
+            if name not in names:
+                raise c.fail(where, f"unknown name {name!r}; allowed: {', '.join(names)}")
+            try:
+                validate(name, options)
+            except (ValueError, TypeError) as error:
+                raise c.fail(where, _one_line(error)) from None
+            out.append(Component(name, dict(options)))
     labels = [comp.label for comp in out]
     duplicates = sorted({label for label in labels if labels.count(label) > 1})
     if duplicates:
@@ -293,8 +386,19 @@ def _one_line(error: BaseException) -> str:
     return text[0] if text else type(error).__name__
 
 
+# Models already built at validation in this process: (name, options, shape, classes).
+# Building a 31M-parameter U-Net takes about 1.5 s on 2 cores; parse the same spec twice
+# (tests, notebooks) and it is built once.
+_MODELS_BUILT: set[str] = set()
+
+
 def _check_model_fits(model: str, options: dict, info: Any) -> None:
-    """ValueError when model ``model`` cannot take the loaded dataset ``info``."""
+    """ValueError when model ``model`` with ``options`` cannot take the dataset ``info``.
+
+    ``info`` None (the dataset did not load): only the option names are checked.
+    Otherwise the model is built once, with the dataset's shapes: its builder checks the
+    option values and the size for these options (e.g. ``depth`` sets the divisor).
+    """
     import zoo
 
     desc = zoo.describe_model(model)
@@ -304,6 +408,8 @@ def _check_model_fits(model: str, options: dict, info: Any) -> None:
             f"model {model!r} has no option {', '.join(unknown)}; "
             f"allowed options: {', '.join(sorted(desc.options)) or 'none'}"
         )
+    if info is None:
+        return
     wanted_kind = "sequence" if desc.kind == "sequence" else "image"
     if info.kind != wanted_kind:
         raise ValueError(
@@ -314,12 +420,41 @@ def _check_model_fits(model: str, options: dict, info: Any) -> None:
         raise ValueError(
             f"model {model!r} does {desc.task}; dataset {info.name!r} is for {info.task}"
         )
-    height, width = info.input_shape[-3], info.input_shape[-2]
-    for label, size in (("height", height), ("width", width)):
-        if size < desc.min_size or size % desc.divisor:
-            raise ValueError(
-                f"model {model!r} cannot take {label} {size}: {desc.constraint}"
-            )
+    key = repr((model, sorted(options.items()), info.input_shape, info.n_classes))
+    if key in _MODELS_BUILT:
+        return
+    height, width, channels = info.input_shape[-3:]
+    built = zoo.get_model(model, height, width, channels, info.n_classes, **options)
+    del built
+    _MODELS_BUILT.add(key)
+
+
+def _check_loss_fits(loss: str, params: dict, info: Any) -> None:
+    """ValueError when loss ``loss`` with ``params`` is wrong, or wrong for ``info``'s classes.
+
+    Per-class parameters (``weights``, ``alpha`` lists) and a sigmoid output's limits
+    (``focal`` ``alpha`` in [0, 1]) are only known with the number of classes: the loss
+    is called once on a tiny batch of that many classes, as the first training batch
+    would call it.
+    """
+    import numpy as np
+
+    import zoo
+
+    function = zoo.get_loss(loss, **params)
+    if info is None:
+        return
+    k = info.n_classes
+    shape = (1, 2, 2, k)
+    if k == 1:
+        y_true = np.array([0.0, 1.0, 1.0, 0.0], "float32").reshape(shape)
+        y_pred = np.full(shape, 0.5, "float32")
+    else:
+        y_true = np.eye(k, dtype="float32")[np.arange(4) % k].reshape(shape)
+        y_pred = np.full(shape, 1.0 / k, "float32")
+    value = float(function(y_true, y_pred))
+    if not math.isfinite(value):
+        raise ValueError(f"loss {loss!r} with {params} gives {value} on a batch of {k} classes")
 
 
 def reported_metrics(n_classes: int, task: str) -> list[str]:
@@ -330,92 +465,229 @@ def reported_metrics(n_classes: int, task: str) -> list[str]:
     return ["train_loss", "val_loss", *names, *(f"val_{n}" for n in names)]
 
 
-def parse_spec(text: str, where: str = "spec", name: str | None = None) -> SweepSpec:
-    """Validate spec YAML ``text`` (``where`` names it in messages) into a ``SweepSpec``.
-
-    Loads the dataset once (without batching) to check its options and files, and
-    checks every model against its kind, task and size. ``name`` overrides the
-    spec's ``name``.
-
-    Raises:
-        UsageError: the first problem found, in one line.
-    """
-    c = _Checker(where)
+def _load_yaml(c: _Checker, text: str) -> dict[str, Any]:
+    """The spec's top-level mapping; a YAML error (or a duplicate key) fails at once."""
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = f"line {mark.line + 1}" if mark else "yaml"
+        if isinstance(error, _DuplicateKey):
+            raise c.fail(line, str(error.problem)) from None
         raise c.fail(line, f"not valid YAML ({getattr(error, 'problem', error)})") from None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise c.fail("top", f"must be a mapping of keys, got {type(raw).__name__}")
+    return raw
+
+
+def _params(c: _Checker, params_raw: Any) -> dict[str, Any]:
+    """Every hyperparameter of ``PARAMS``, fixed or a ``Space``; the invalid ones left out."""
+    if params_raw is None:
+        params_raw = {}
+    if not isinstance(params_raw, dict):
+        raise c.fail("params", f"must be a mapping, got {params_raw!r}")
+    c.unknown_keys("params", params_raw, tuple(PARAMS))
+    params = {}
+    for key, (check, default) in PARAMS.items():
+        with c.section():
+            params[key] = _space(c, f"params.{key}", params_raw.get(key, default), check)
+    return params
+
+
+def _dataset(
+    c: _Checker, dataset: Any, params: dict[str, Any]
+) -> tuple[str, dict[str, Any], Any]:
+    """``(name, options, info)``: the dataset is loaded once here, so bad options and
+    missing files fail now, not in every trial. ``info`` is None when it cannot load."""
+    import zoo
+
+    if isinstance(dataset, str):
+        dataset = {"name": dataset}
+    if not isinstance(dataset, dict) or "name" not in dataset:
+        raise c.fail("dataset", "must be a name or {name: ..., option: value}")
+    options = dict(dataset)
+    name = options.pop("name")
+    known = zoo.datasets.list_datasets()
+    if name not in known:
+        raise c.fail("dataset.name", f"unknown dataset {name!r}; allowed: {', '.join(known)}")
+    if not c.unknown_keys("dataset", options,
+                          ["name", *zoo.datasets.describe_dataset(name).options]):
+        return name, options, None
+    # labelled_per_batch needs the batch size, which the trials choose: the loader
+    # would refuse it here, so it is checked against every batch size params allows.
+    load_options = dict(options)
+    per_batch = load_options.pop("labelled_per_batch", 0)
+    per_batch = c.check("dataset.labelled_per_batch", per_batch, _int(0))
+    if per_batch:
+        if "labelled_fraction" not in options:
+            raise c.fail("dataset.labelled_per_batch",
+                         "needs labelled_fraction (which samples are labelled) as well")
+        sizes = _batch_sizes(params.get("batch_size"))
+        if sizes is not None and per_batch >= sizes[0]:
+            raise c.fail("dataset.labelled_per_batch",
+                         f"{per_batch} must be below params.batch_size, which can be "
+                         f"{sizes[0]}; the rest of each batch is unlabelled samples")
+    try:
+        _, _, info = zoo.datasets.load(name, **load_options)
+    except (ValueError, TypeError, OSError) as error:
+        raise c.fail("dataset", _one_line(error)) from None
+    return name, options, info
+
+
+def _warn_unlikely(c: _Checker, models: tuple[Component, ...], dataset_options: dict,
+                   params: dict[str, Any], info: Any) -> None:
+    """Warnings for a spec that runs but probably does not do what was meant."""
+    import zoo
+
+    for i, model in enumerate(models):
+        if (zoo.describe_model(model.name).kind == "semi_supervised"
+                and "labelled_fraction" not in dataset_options):
+            c.warn(f"models[{i}]", f"{model.name!r} is semi-supervised, but the dataset has no "
+                   f"labelled_fraction: every sample is labelled and it trains supervised "
+                   f"only (set dataset.labelled_fraction, e.g. 0.1)")
+    sizes = _batch_sizes(params.get("batch_size"))
+    if info is not None and sizes is not None and sizes[1] > info.train_size:
+        c.warn("params.batch_size", f"{sizes[1]} is larger than the training split "
+               f"({info.train_size} samples): an epoch is then one batch of "
+               f"{info.train_size}")
+
+
+def parse_spec(text: str, where: str = "spec", name: str | None = None) -> SweepSpec:
+    """Validate spec YAML ``text`` (``where`` names it in messages) into a ``SweepSpec``.
+
+    Loads the dataset once (without batching) to check its options and files, builds
+    every model once with the dataset's shapes and its options, and calls every loss
+    once on a tiny batch of the dataset's classes. ``name`` overrides the spec's
+    ``name``. Warnings (a spec that runs but probably does not do what was meant)
+    are printed to stderr as ``zoobench: warning: ...`` and kept in ``warnings``.
+
+    Raises:
+        UsageError: the problem in one line; with several, a first line saying how
+            many, then one line each (the first ten).
+    """
+    c = _Checker(where)
+    raw = _load_yaml(c, text)
     c.unknown_keys("", raw, TOP_KEYS)
     for key in ("dataset", "models", "losses"):
         if key not in raw:
-            raise c.fail(key, "missing (required)")
+            c.problems.append(str(c.fail(key, "missing (required)")))
 
     import zoo
 
     sweep_name = name if name is not None else raw.get("name", Path(where).stem)
     if not isinstance(sweep_name, str) or not NAME_PATTERN.match(sweep_name):
-        raise c.fail("name", f"{sweep_name!r} is not allowed; use letters, digits, '.', '_', '-'")
+        c.problems.append(str(c.fail(
+            "name", f"{sweep_name!r} is not allowed; use letters, digits, '.', '_', '-'")))
 
-    # dataset: loaded once here so bad options and missing files fail now, not in every trial.
-    dataset = raw["dataset"]
-    if isinstance(dataset, str):
-        dataset = {"name": dataset}
-    if not isinstance(dataset, dict) or "name" not in dataset:
-        raise c.fail("dataset", "must be a name or {name: ..., option: value}")
-    dataset = dict(dataset)
-    dataset_name = dataset.pop("name")
-    known = zoo.datasets.list_datasets()
-    if dataset_name not in known:
-        raise c.fail("dataset.name", f"unknown dataset {dataset_name!r}; allowed: "
-                     f"{', '.join(known)}")
-    c.unknown_keys("dataset", dataset,
-                   ["name", *zoo.datasets.describe_dataset(dataset_name).options])
-    try:
-        _, _, info = zoo.datasets.load(dataset_name, **dataset)
-    except (ValueError, TypeError, OSError) as error:
-        raise c.fail("dataset", _one_line(error)) from None
+    params: dict[str, Any] = {}
+    with c.section():
+        params = _params(c, raw.get("params"))
 
-    models = _components(
-        c, "models", raw["models"], zoo.list_models(),
-        lambda model, options: _check_model_fits(model, options, info),
+    dataset_name, dataset_options, info = "", {}, None
+    if "dataset" in raw:
+        with c.section():
+            dataset_name, dataset_options, info = _dataset(c, raw["dataset"], params)
+
+    models: tuple[Component, ...] = ()
+    if "models" in raw:
+        with c.section():
+            models = _components(
+                c, "models", raw["models"], zoo.list_models(),
+                lambda model, options: _check_model_fits(model, options, info),
+            )
+    losses: tuple[Component, ...] = ()
+    if "losses" in raw:
+        with c.section():
+            losses = _components(
+                c, "losses", raw["losses"], zoo.list_losses(),
+                lambda loss, options: _check_loss_fits(loss, options, info),
+            )
+
+    seeds: tuple[int, ...] = (0,)
+    with c.section():
+        seeds_raw = raw.get("seeds", [0])
+        if isinstance(seeds_raw, int) and not isinstance(seeds_raw, bool):
+            seeds_raw = [seeds_raw]
+        if not isinstance(seeds_raw, list) or not seeds_raw:
+            raise c.fail("seeds", f"must be a non-empty list of integers, got {seeds_raw!r}")
+        seeds = tuple(c.check(f"seeds[{i}]", s, _int(0)) for i, s in enumerate(seeds_raw))
+        if len(set(seeds)) != len(seeds):
+            raise c.fail("seeds", f"listed twice: {seeds!r}")
+
+    def value(key: str, check: Callable[[Any], Any], default: Any) -> Any:
+        """``raw[key]`` checked (``default`` when absent); a problem is recorded."""
+        with c.section():
+            return c.check(key, raw.get(key, default), check)
+        return default
+
+    def optional(key: str, check: Callable[[Any], Any]) -> Any:
+        return None if raw.get(key) is None else value(key, check, None)
+
+    metric = str(raw.get("metric", "val_mean_iou"))
+    if info is not None:
+        metrics = reported_metrics(info.n_classes, info.task)
+        default_metric = "val_mean_iou" if "val_mean_iou" in metrics else "val_loss"
+        metric = value("metric", _one_of(tuple(metrics)), default_metric)
+    mode = value("mode", _one_of(MODES), "min" if metric.endswith("loss") else "max")
+
+    scheduler = Scheduler()
+    with c.section():
+        scheduler = _scheduler(c, raw.get("scheduler", "fifo"))
+
+    cpu, gpu = 1.0, 0.0
+    with c.section():
+        resources = raw.get("resources") or {}
+        if not isinstance(resources, dict):
+            raise c.fail("resources",
+                         f"must be a mapping like {{cpu: 1, gpu: 0}}, got {resources!r}")
+        c.unknown_keys("resources", resources, ("cpu", "gpu"))
+        with c.section():
+            cpu = c.check("resources.cpu", resources.get("cpu", 1), _number(0.0, strict=True))
+        gpu = c.check("resources.gpu", resources.get("gpu", 0), _number(0.0))
+
+    samples = value("samples", _int(1), 1)
+    if samples > 1 and not any(isinstance(v, Space) for v in params.values()):
+        c.problems.append(str(c.fail(
+            "samples", f"{samples} draws of fixed params would be {samples} identical trials; "
+            f"give params a search space (e.g. lr: {{loguniform: [1.0e-4, 1.0e-2]}}), or for "
+            f"independent repeats list more seeds (seeds: [0, 1, 2]) with samples: 1")))
+
+    spec = SweepSpec(
+        name=sweep_name,
+        dataset=dataset_name,
+        dataset_options=dataset_options,
+        models=models,
+        losses=losses,
+        seeds=seeds,
+        epochs=value("epochs", _int(1), 2),
+        params=params,
+        samples=samples,
+        search=value("search", _one_of(SEARCHES), "random"),
+        search_seed=value("search_seed", _int(0), 0),
+        scheduler=scheduler,
+        metric=metric,
+        mode=mode,
+        patience=optional("patience", _int(1)),
+        time_budget_s=optional("time_budget_s", _number(0.0, strict=True)),
+        max_concurrent=optional("max_concurrent", _int(1)),
+        max_failures=value("max_failures", _int(0), 2),
+        mixed_precision=value("mixed_precision", lambda v: _one_of(PRECISIONS)(str(v)), "none"),
+        xla=value("xla", _bool, False),
+        cpu=cpu,
+        gpu=gpu,
+        source=text,
     )
-    losses = _components(
-        c, "losses", raw["losses"], zoo.list_losses(),
-        lambda loss, options: zoo.get_loss(loss, **options),
-    )
+    c.raise_problems()
+    _warn_unlikely(c, models, dataset_options, params, info)
+    for warning in c.warnings:
+        print(f"zoobench: warning: {warning}", file=sys.stderr)
+    return replace(spec, warnings=tuple(c.warnings))
 
-    seeds = raw.get("seeds", [0])
-    if isinstance(seeds, int) and not isinstance(seeds, bool):
-        seeds = [seeds]
-    if not isinstance(seeds, list) or not seeds:
-        raise c.fail("seeds", f"must be a non-empty list of integers, got {seeds!r}")
-    seeds = tuple(c.check(f"seeds[{i}]", s, _int(0)) for i, s in enumerate(seeds))
-    if len(set(seeds)) != len(seeds):
-        raise c.fail("seeds", f"listed twice: {seeds!r}")
 
-    params_raw = raw.get("params") or {}
-    if not isinstance(params_raw, dict):
-        raise c.fail("params", f"must be a mapping, got {params_raw!r}")
-    c.unknown_keys("params", params_raw, tuple(PARAMS))
-    params = {
-        key: _space(c, f"params.{key}", params_raw.get(key, default), check)
-        for key, (check, default) in PARAMS.items()
-    }
-
-    metrics = reported_metrics(info.n_classes, info.task)
-    default_metric = "val_mean_iou" if "val_mean_iou" in metrics else "val_loss"
-    metric = raw.get("metric", default_metric)
-    metric = c.check("metric", metric, _one_of(tuple(metrics)))
-    mode = c.check("mode", raw.get("mode", "min" if metric.endswith("loss") else "max"),
-                   _one_of(MODES))
-
-    scheduler_raw = raw.get("scheduler", "fifo")
+def _scheduler(c: _Checker, scheduler_raw: Any) -> Scheduler:
+    """``fifo``, ``asha`` or ``{asha: {grace_period: ..., reduction_factor: ...}}``."""
     if isinstance(scheduler_raw, dict) and len(scheduler_raw) == 1:
         scheduler_name, scheduler_options = next(iter(scheduler_raw.items()))
         scheduler_options = scheduler_options or {}
@@ -424,50 +696,49 @@ def parse_spec(text: str, where: str = "spec", name: str | None = None) -> Sweep
     scheduler_name = c.check("scheduler", scheduler_name, _one_of(SCHEDULERS))
     if not isinstance(scheduler_options, dict):
         raise c.fail(f"scheduler.{scheduler_name}", "options must be a mapping")
-    c.unknown_keys(f"scheduler.{scheduler_name}", scheduler_options,
-                   ("grace_period", "reduction_factor") if scheduler_name == "asha" else ())
-    scheduler = Scheduler(
+    if not c.unknown_keys(f"scheduler.{scheduler_name}", scheduler_options,
+                          ("grace_period", "reduction_factor") if scheduler_name == "asha"
+                          else ()):
+        return Scheduler(scheduler_name)
+    return Scheduler(
         scheduler_name,
         c.check("scheduler.asha.grace_period", scheduler_options.get("grace_period", 1), _int(1)),
         c.check("scheduler.asha.reduction_factor",
                 scheduler_options.get("reduction_factor", 2), _number(1.0, strict=True)),
     )
 
-    resources = raw.get("resources") or {}
-    if not isinstance(resources, dict):
-        raise c.fail("resources", f"must be a mapping like {{cpu: 1, gpu: 0}}, got {resources!r}")
-    c.unknown_keys("resources", resources, ("cpu", "gpu"))
-    cpu = c.check("resources.cpu", resources.get("cpu", 1), _number(0.0, strict=True))
-    gpu = c.check("resources.gpu", resources.get("gpu", 0), _number(0.0))
 
-    def optional(key: str, check: Callable[[Any], Any]) -> Any:
-        value = raw.get(key)
-        return None if value is None else c.check(key, value, check)
+def check_resources(
+    spec: SweepSpec,
+    cluster_resources: dict[str, float],
+    node_resources: list[dict[str, float]] | None = None,
+) -> None:
+    """UsageError when one trial asks for more CPUs or GPUs than the Ray cluster has.
 
-    return SweepSpec(
-        name=sweep_name,
-        dataset=dataset_name,
-        dataset_options=dataset,
-        models=models,
-        losses=losses,
-        seeds=seeds,
-        epochs=c.check("epochs", raw.get("epochs", 2), _int(1)),
-        params=params,
-        samples=c.check("samples", raw.get("samples", 1), _int(1)),
-        search=c.check("search", raw.get("search", "random"), _one_of(SEARCHES)),
-        scheduler=scheduler,
-        metric=metric,
-        mode=mode,
-        patience=optional("patience", _int(1)),
-        time_budget_s=optional("time_budget_s", _number(0.0, strict=True)),
-        max_concurrent=optional("max_concurrent", _int(1)),
-        mixed_precision=c.check("mixed_precision", str(raw.get("mixed_precision", "none")),
-                                _one_of(PRECISIONS)),
-        xla=c.check("xla", raw.get("xla", False), _bool),
-        cpu=cpu,
-        gpu=gpu,
-        source=text,
-    )
+    Tune would otherwise wait for them forever, silently. Call it right after
+    ``ray.init``.
+
+    Args:
+        spec: the validated spec (``cpu`` and ``gpu`` per trial).
+        cluster_resources: ``ray.cluster_resources()``, e.g. ``{"CPU": 2.0, "GPU": 1.0}``.
+        node_resources: optionally each node's resources (``[n["Resources"] for n in
+            ray.nodes() if n["Alive"]]``): a trial runs on one node, so the largest node
+            is then the limit.
+    """
+    for key, resource, wanted in (("cpu", "CPU", spec.cpu), ("gpu", "GPU", spec.gpu)):
+        if wanted <= 0:
+            continue
+        total = float(cluster_resources.get(resource, 0.0))
+        largest = max((float(n.get(resource, 0.0)) for n in node_resources or []),
+                      default=total)
+        have, scope = (largest, "its largest node has") if node_resources else (
+            total, "the Ray cluster has")
+        if wanted > have:
+            raise UsageError(
+                f"resources.{key}: a trial asks for {wanted:g} {resource}s, but {scope} "
+                f"{have:g}; lower resources.{key} (fractions allowed) or run on a bigger "
+                f"cluster (--address)"
+            )
 
 
 def load_spec(path: str | Path | None, name: str | None = None) -> SweepSpec:

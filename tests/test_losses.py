@@ -458,3 +458,23 @@ def test_per_class_parameters_of_the_wrong_length_are_value_errors():
         get_loss("focal", alpha=[0.2, 0.3, 0.5]).call(y1, p1)
     with pytest.raises(ValueError, match=r"focal: for a sigmoid output alpha must be in \[0, 1\]"):
         get_loss("focal", alpha=2.0).call(y1, p1)
+
+
+@pytest.mark.parametrize("name", ["dice", "bce_dice", "ce_dice"])
+def test_dice_without_smoothing_counts_a_class_absent_from_truth_and_prediction_as_1(name):
+    # Issue 11 item 11: smooth=0 gave 0/0 = NaN for such a class, and NaN gradients.
+    y = np.zeros((1, 2, 2, 3), "float32")
+    y[..., 0] = 1.0  # only class 0 present
+    p = np.zeros((1, 2, 2, 3), "float32")
+    p[..., 0] = 0.75
+    p[..., 1] = 0.25  # class 2: absent from truth and prediction
+    dice_0 = 2 * 3.0 / (4 + 3.0)  # 2 * sum(y p) / (sum y + sum p) of class 0
+    expected = 1 - (dice_0 + 0.0 + 1.0) / 3  # class 1: predicted, absent: Dice 0
+    variable = tf.Variable(p)
+    with tf.GradientTape() as tape:
+        value = get_loss("dice", smooth=0.0)(y, variable)
+    gradient = tape.gradient(value, variable)
+    np.testing.assert_allclose(float(value), expected, rtol=1e-6)
+    assert np.all(np.isfinite(gradient.numpy()))
+    combined = get_loss(name, smooth=0.0)(y, variable)
+    assert np.isfinite(float(combined))

@@ -9,7 +9,7 @@ from ray.tune.search.variant_generator import generate_variants
 
 from bench.errors import UsageError
 from bench.plan import make_plan
-from bench.spec import DEFAULT_SPEC, Space, parse_spec
+from bench.spec import DEFAULT_SPEC, Space, check_resources, parse_spec
 
 BASE = """\
 name: t
@@ -19,6 +19,16 @@ losses: [dice, {focal: {gamma: 2}}]
 seeds: [0, 1]
 epochs: 3
 """
+
+
+def with_keys(change: str, base: str = BASE) -> str:
+    """``base`` with the top-level keys of ``change`` replaced by its lines.
+
+    Duplicate keys are refused (issue 11 item 16), so a change cannot simply be appended.
+    """
+    keys = {line.split(":")[0] for line in change.splitlines() if line and line[0] != " "}
+    kept = [line for line in base.splitlines(keepends=True) if line.split(":")[0] not in keys]
+    return "".join(kept) + change
 
 
 def test_default_spec_is_valid_and_names_the_contract_example():
@@ -79,8 +89,8 @@ BAD = [
                                            "depth; allowed options: base_filters, batch_norm"),
     ("models: [lstm_unet]\n", "s.yaml: models[0]: model 'lstm_unet' (sequence) needs a dataset "
                               "of kind sequence; dataset 'shapes' is image"),
-    ("dataset: {name: shapes, height: 12, width: 16}\n",
-     "s.yaml: models[0]: model 'testnet' cannot take height 12: height and width must be "
+    ("dataset: {name: shapes, height: 12, width: 16}\nmodels: [testnet]\n",
+     "s.yaml: models[0]: model 'testnet' cannot take input_height=12: height and width must be "
      "multiples of 8"),
     ("dataset: {name: shapes, colour: 3}\n", "s.yaml: dataset.colour: unknown key; allowed: "),
     ("dataset: {name: cifar}\n", "s.yaml: dataset.name: unknown dataset 'cifar'; allowed: "),
@@ -104,14 +114,146 @@ BAD = [
     ("resources: {cpu: 1, tpu: 1}\n", "s.yaml: resources.tpu: unknown key; allowed: cpu, gpu"),
     ("name: 'a b'\n", "s.yaml: name: 'a b' is not allowed"),
     ("models: [testnet\n", "s.yaml: line "),
+    # Issue 11 item 3: option values, and the size check following the options.
+    ("models: [{testnet: {base_filters: -4}}]\n",
+     "s.yaml: models[0]: model 'testnet' option base_filters must be an int >= 1, got -4"),
+    ("dataset: {name: shapes, height: 24, width: 24, classes: 3, train: 8, val: 4}\n"
+     "models: [{unet_shallow: {depth: 4}}]\n",
+     "s.yaml: models[0]: model 'unet_shallow' cannot take input_height=24: height and width "
+     "must be multiples of 16"),
+    # ... and loss parameters that depend on the number of classes (3 in BASE).
+    ("losses: [{focal: {alpha: [0.1, 0.2]}}]\n",
+     "s.yaml: losses[0]: focal: alpha has 2 entries but y_pred needs 3"),
+    ("losses: [{dice: {weights: [1, 2]}}]\n",
+     "s.yaml: losses[0]: dice: weights has 2 entries but y_pred needs 3"),
+    ("dataset: {name: shapes, height: 16, width: 16, classes: 1, train: 8, val: 4}\n"
+     "losses: [{focal: {alpha: 2.0}}]\n",
+     "s.yaml: losses[0]: focal: for a sigmoid output alpha must be in [0, 1]"),
+    # Item 4: labelled_per_batch is checked against every batch size params allows.
+    ("dataset: {name: shapes, height: 16, width: 16, train: 8, val: 4, labelled_fraction: 0.5, "
+     "labelled_per_batch: 4}\nparams: {batch_size: {choice: [4, 8]}}\n",
+     "s.yaml: dataset.labelled_per_batch: 4 must be below params.batch_size, which can be 4"),
+    ("dataset: {name: shapes, height: 16, width: 16, labelled_per_batch: 2}\n",
+     "s.yaml: dataset.labelled_per_batch: needs labelled_fraction"),
+    # Item 5: identical duplicate trials.
+    ("samples: 3\n", "s.yaml: samples: 3 draws of fixed params would be 3 identical trials; "
+                     "give params a search space"),
+    # Item 16: duplicate keys, named with their line.
+    ("epochs: 2\nepochs: 3\n", "s.yaml: line 7: duplicate key 'epochs' (first given on line 6)"),
+    ("dataset: {name: shapes, height: 16, height: 8}\n",
+     "s.yaml: line 6: duplicate key 'height' (first given on line 6)"),
+    # New keys.
+    ("search_seed: -1\n", "s.yaml: search_seed: must be at least 0, got -1"),
+    ("max_failures: 1.5\n", "s.yaml: max_failures: must be an integer, got 1.5"),
 ]
 
 
 @pytest.mark.parametrize(("change", "message"), BAD, ids=[m.split(":")[1] for _, m in BAD])
 def test_bad_specs_name_key_and_allowed_values(change: str, message: str):
-    # PyYAML keeps the last of duplicate keys: an appended key overrides the base's value.
     with pytest.raises(UsageError) as info:
-        parse_spec(BASE + change, "s.yaml")
+        parse_spec(with_keys(change), "s.yaml")
     text = str(info.value)
     assert text.startswith(message), text
     assert "\n" not in text
+
+
+def test_model_options_set_the_size_check():
+    # unet_shallow's default depth 3 needs multiples of 8; depth 2 takes 12 x 12.
+    spec = parse_spec(with_keys(
+        "dataset: {name: shapes, height: 12, width: 12, classes: 3, train: 8, val: 4}\n"
+        "models: [{unet_shallow: {depth: 2, base_filters: 4}}]\n"), "s.yaml")
+    assert [m.label for m in spec.models] == ["unet_shallow(base_filters=4,depth=2)"]
+
+
+def test_labelled_per_batch_below_every_batch_size_is_accepted_and_loads_as_trials_do():
+    import zoo
+
+    spec = parse_spec(with_keys(
+        "dataset: {name: shapes, height: 16, width: 16, classes: 3, train: 8, val: 4, "
+        "labelled_fraction: 0.5, labelled_per_batch: 2}\n"
+        "params: {batch_size: {choice: [4, 8]}}\n"), "s.yaml")
+    assert spec.dataset_options["labelled_per_batch"] == 2
+    # What a trial then does with its batch size: the loader takes it.
+    train, _, _ = zoo.datasets.load(spec.dataset, batch_size=4, **spec.dataset_options)
+    x, _, weights = next(iter(train))
+    assert x.shape[0] == 4 and float(weights.numpy().sum()) >= 2
+
+
+def test_new_keys_have_their_defaults():
+    spec = parse_spec(BASE, "s.yaml")
+    assert (spec.search_seed, spec.max_failures) == (0, 2)
+    spec = parse_spec(BASE + "search_seed: 5\nmax_failures: 0\n", "s.yaml")
+    assert (spec.search_seed, spec.max_failures) == (5, 0)
+
+
+def test_every_problem_is_reported_at_once_one_line_each():
+    change = ("epochs: 0\nmodels: [{testnet: {base_filters: -4}}, unet3]\n"
+              "params: {lr: -1, optimizer: lion}\nmode: up\n")
+    with pytest.raises(UsageError) as info:
+        parse_spec(with_keys(change), "s.yaml")
+    assert str(info.value).splitlines() == [
+        "s.yaml: 6 problems:",
+        "  s.yaml: params.lr: must be greater than 0.0, got -1",
+        "  s.yaml: params.optimizer: 'lion' is not allowed; allowed: adam, adamw, sgd, rmsprop",
+        "  s.yaml: models[0]: model 'testnet' option base_filters must be an int >= 1, got -4",
+        "  s.yaml: models[1]: unknown name 'unet3'; allowed: " + ", ".join(zoo_models()),
+        "  s.yaml: mode: 'up' is not allowed; allowed: max, min",
+        "  s.yaml: epochs: must be at least 1, got 0",
+    ]
+
+
+def test_more_than_ten_problems_show_the_first_ten():
+    change = "seeds: [" + ", ".join(["-1"] * 12) + "]\nepochs: 0\n"
+    with pytest.raises(UsageError) as info:
+        parse_spec(with_keys(change), "s.yaml")
+    lines = str(info.value).splitlines()
+    assert lines[0] == "s.yaml: 2 problems:"  # seeds stop at their first bad entry
+    many = "params: {" + ", ".join(f"x{i}: 1" for i in range(12)) + "}\n"
+    with pytest.raises(UsageError) as info:
+        parse_spec(with_keys(many), "s.yaml")
+    lines = str(info.value).splitlines()
+    assert lines[0] == "s.yaml: 12 problems (the first 10 below):"
+    assert len(lines) == 11
+    assert lines[1].startswith("  s.yaml: params.x0: unknown key; allowed: batch_size")
+
+
+def zoo_models() -> list[str]:
+    import zoo
+
+    return zoo.list_models()
+
+
+def test_warnings_for_specs_that_run_but_probably_mean_something_else(capsys):
+    spec = parse_spec(with_keys(
+        "dataset: {name: shapes, height: 16, width: 16, classes: 3, train: 8, val: 4}\n"
+        "models: [ladder]\nparams: {batch_size: {choice: [4, 16]}}\n"), "s.yaml")
+    assert spec.warnings == (
+        "s.yaml: models[0]: 'ladder' is semi-supervised, but the dataset has no "
+        "labelled_fraction: every sample is labelled and it trains supervised only (set "
+        "dataset.labelled_fraction, e.g. 0.1)",
+        "s.yaml: params.batch_size: 16 is larger than the training split (8 samples): an "
+        "epoch is then one batch of 8",
+    )
+    err = capsys.readouterr().err
+    assert [line for line in err.splitlines() if line.startswith("zoobench: warning: ")] == [
+        f"zoobench: warning: {w}" for w in spec.warnings]
+    quiet = parse_spec(with_keys(
+        "dataset: {name: shapes, height: 16, width: 16, classes: 3, train: 8, val: 4, "
+        "labelled_fraction: 0.5}\nmodels: [ladder]\nparams: {batch_size: 4}\n"), "s.yaml")
+    assert quiet.warnings == ()
+
+
+def test_resources_beyond_the_cluster_are_a_usage_error():
+    spec = parse_spec(with_keys("resources: {cpu: 64}\n"), "s.yaml")
+    with pytest.raises(UsageError, match=r"^resources.cpu: a trial asks for 64 CPUs, but the "
+                                         r"Ray cluster has 2; lower resources.cpu"):
+        check_resources(spec, {"CPU": 2.0, "memory": 1e9})
+    check_resources(spec, {"CPU": 64.0})
+    with pytest.raises(UsageError, match=r"^resources.cpu: a trial asks for 64 CPUs, but its "
+                                         r"largest node has 32"):
+        check_resources(spec, {"CPU": 64.0}, [{"CPU": 32.0}, {"CPU": 32.0}])
+    gpu = parse_spec(with_keys("resources: {cpu: 1, gpu: 0.5}\n"), "s.yaml")
+    with pytest.raises(UsageError, match=r"^resources.gpu: a trial asks for 0.5 GPUs, but the "
+                                         r"Ray cluster has 0"):
+        check_resources(gpu, {"CPU": 2.0})
+    check_resources(gpu, {"CPU": 2.0, "GPU": 1.0})

@@ -273,9 +273,10 @@ class Dice(ZooLoss):
 
     Sums run over the pixels (and timesteps) of each sample; ``s`` (``smooth``)
     keeps a class absent from both truth and prediction at Dice 1 and every value
-    finite. Without ``weights`` every class counts equally; with ``weights`` (one
-    per class, normalised to sum 1, as the seed's optional class weighting) rare
-    classes can be made to count more. For ``K == 1`` it is the binary Dice of the
+    finite; with ``smooth=0`` such a class is counted as Dice 1 explicitly (not
+    0/0). Without ``weights`` every class counts equally; with ``weights`` (one per
+    class, normalised to sum 1, as the seed's optional class weighting) rare classes
+    can be made to count more. For ``K == 1`` it is the binary Dice of the
     foreground channel (``weights``, if given, has one entry).
 
     Args:
@@ -301,8 +302,13 @@ class Dice(ZooLoss):
         k = _n_classes(y_pred)
         axes = _spatial_axes(y_pred)
         intersection = ops.sum(y_true * y_pred, axis=axes)  # (B, K)
-        sizes = ops.sum(y_true, axis=axes) + ops.sum(y_pred, axis=axes)
-        dice = (2.0 * intersection + self.smooth) / (sizes + self.smooth)
+        denominator = ops.sum(y_true, axis=axes) + ops.sum(y_pred, axis=axes) + self.smooth
+        # With smooth=0 a class absent from both truth and prediction is 0/0: count it as
+        # Dice 1 (what any smooth > 0 gives it). The safe denominator keeps the gradient
+        # of the branch not taken finite, which ops.where alone would not.
+        empty = denominator <= 0.0
+        safe = ops.where(empty, 1.0, denominator)
+        dice = ops.where(empty, 1.0, (2.0 * intersection + self.smooth) / safe)
         if self.weights is None:
             return 1.0 - ops.mean(dice, axis=-1)
         _check_length(self.weights, k, "weights", "dice")
