@@ -113,6 +113,16 @@ def _init_ray(address: str | None) -> None:
         raise UsageError(f"--address: cannot reach Ray at {address!r} ({error})") from None
 
 
+def _check_resources(spec: SweepSpec) -> None:
+    """UsageError when one trial asks for more than Ray's largest node has (not a silent wait)."""
+    import ray
+
+    from bench.spec import check_resources
+
+    nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
+    check_resources(spec, ray.cluster_resources(), nodes)
+
+
 def _spec_copies(spec: SweepSpec, options: SweepOptions, results: Path) -> list[str]:
     """Where this sweep's spec is kept: beside its Parquet and beside Tune's state."""
     experiment = f"{_storage_path(options).rstrip('/')}/{spec.name}"
@@ -180,6 +190,7 @@ def _run_locked(spec: SweepSpec, options: SweepOptions, results: Path) -> SweepO
         raise UsageError(f"--tracking-uri: cannot use {uri!r} ({records.error_line(error)})") \
             from None
     _init_ray(options.address)
+    _check_resources(spec)
     tuner = _tuner(spec, options, _context(spec, track))
     guards.record_spec(spec.source, copies)
     interrupted.hide_tune_restore_hint()

@@ -148,3 +148,12 @@ def test_interrupted_asha_sweep_exits_130_with_its_trials_unfinished(tmp_path, c
         f"zoobench: error: --name: sweep 'asha_int' already ran with another spec "
         f"({results.resolve() / 'specs' / 'asha_int.yaml'}); resume it with the same spec "
         f"or pick another --name\n")
+
+
+def test_a_trial_larger_than_the_cluster_exits_2_once_ray_is_up(tmp_path, capsys):
+    spec = _write_spec(tmp_path, "huge", losses="[dice]", epochs=1,
+                       params="{batch_size: 8, lr: 1.0e-3}\nresources: {cpu: 64}")
+    assert run_cli("sweep", str(spec), "--results", str(tmp_path / "results")) == 2
+    last = capsys.readouterr().err.splitlines()[-1]  # after MLflow's and Ray's start-up logs
+    assert last.startswith("zoobench: error: resources.cpu: a trial asks for 64 CPUs, but its "
+                           "largest node has "), last
