@@ -7,6 +7,7 @@ Exit status: 0 done; 2 bad input (``UsageError``: one line on stderr, no traceba
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -41,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``zoobench`` with ``argv`` (default: ``sys.argv[1:]``); the exit status."""
+    # Before anything imports TensorFlow: its start-up chatter would bury a one-line error.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         args = build_parser().parse_args(argv)
         return int(args._run(args))

@@ -64,6 +64,8 @@ class TrialOutcome:
         history: one dict per epoch, from the trial's last checkpoint.
         error: Tune's error for a trial that raised, else None.
         png: the predictions PNG from the last checkpoint, if any (a temporary path).
+        unfinished: the sweep was interrupted before this trial ended (a rerun continues
+            it); see ``bench.interrupted``.
     """
 
     trial_id: str
@@ -72,6 +74,7 @@ class TrialOutcome:
     history: list[dict[str, Any]]
     error: BaseException | None
     png: Path | None
+    unfinished: bool = False
 
 
 def error_line(error: BaseException) -> str:
@@ -85,10 +88,12 @@ def error_line(error: BaseException) -> str:
     return (text if text.startswith(name) else f"{name}: {text}".rstrip(": "))[:500]
 
 
-def outcome_from_result(result: Any, scratch: Path) -> TrialOutcome:
+def outcome_from_result(result: Any, scratch: Path, *,
+                        unfinished: bool = False) -> TrialOutcome:
     """Read one ``ray.tune.Result``: its last metrics, its checkpoint's history and PNG.
 
-    ``scratch`` is a folder where the PNG is copied out of the checkpoint.
+    ``scratch`` is a folder where the PNG is copied out of the checkpoint; ``unfinished``
+    says the sweep's interruption left this trial unfinished.
     """
     trial_id = Path(result.path).name  # plan.trial_dirname names the folder by trial id
     history: list[dict[str, Any]] = []
@@ -102,7 +107,7 @@ def outcome_from_result(result: Any, scratch: Path) -> TrialOutcome:
                 png = scratch / f"{trial_id}.png"
                 shutil.copyfile(Path(folder) / PREDICTIONS_PNG, png)
     return TrialOutcome(trial_id, dict(result.config or {}), dict(result.metrics or {}),
-                        history, result.error, png)
+                        history, result.error, png, unfinished)
 
 
 def _best_row(history: list[dict[str, Any]], metric: str, mode: str) -> dict[str, Any]:
@@ -116,7 +121,7 @@ def _best_row(history: list[dict[str, Any]], metric: str, mode: str) -> dict[str
     return best
 
 
-def _status(outcome: TrialOutcome, epochs: int, scheduler: str) -> tuple[str, str, str | None]:
+def _status(outcome: TrialOutcome) -> tuple[str, str, str | None]:
     """(status, end_reason, error message) of a trial."""
     if outcome.error is not None:
         return ERROR, "error", error_line(outcome.error)
@@ -130,9 +135,9 @@ def _status(outcome: TrialOutcome, epochs: int, scheduler: str) -> tuple[str, st
         return STOPPED, reason, None
     if not outcome.metrics:
         return STOPPED, "not_started", None
-    # Reported epochs but no end reason: ASHA stopped it, or the sweep was interrupted.
-    done = outcome.metrics.get("epochs_done", 0)
-    return STOPPED, "scheduler" if scheduler == "asha" and done < epochs else "interrupted", None
+    # Reported epochs but no end reason of its own: the sweep's interruption left it
+    # unfinished, or (the sweep running on) the scheduler stopped it.
+    return STOPPED, "interrupted" if outcome.unfinished else "scheduler", None
 
 
 def trial_rows(
@@ -153,7 +158,7 @@ def trial_rows(
     trials, history = [], []
     for outcome in outcomes:
         config, metrics = outcome.config, outcome.metrics
-        status, reason, error = _status(outcome, spec.epochs, spec.scheduler.name)
+        status, reason, error = _status(outcome)
         best = _best_row(outcome.history, spec.metric, spec.mode)
         # The first epoch pays for tracing: leave it out when there are others.
         per_epoch_speed = [r["samples_per_second"] for r in outcome.history[1:]

@@ -9,6 +9,7 @@ partitions are rewritten whole, so every trial appears once.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from dataclasses import dataclass
@@ -17,13 +18,11 @@ from typing import Any
 
 import pandas as pd
 
-from bench import records, tracking
+from bench import guards, interrupted, records, tracking
 from bench.errors import UsageError
 from bench.plan import make_plan
 from bench.spec import SweepSpec
 from bench.trainable import SweepContext, train_trial
-
-SPEC_COPY = "zoobench-spec.yaml"  # beside Tune's experiment state: detects a changed spec
 
 
 @dataclass(frozen=True)
@@ -114,14 +113,20 @@ def _init_ray(address: str | None) -> None:
         raise UsageError(f"--address: cannot reach Ray at {address!r} ({error})") from None
 
 
-def _check_same_spec(spec: SweepSpec, options: SweepOptions) -> None:
-    """UsageError when this sweep name already ran (on local storage) with another spec."""
-    copy = Path(_storage_path(options)) / spec.name / SPEC_COPY
-    if "://" not in str(copy) and copy.exists() and copy.read_text() != spec.source:
-        raise UsageError(
-            f"--name: sweep {spec.name!r} already ran with another spec ({copy}); "
-            f"resume it with the same spec or pick another --name"
-        )
+def _check_resources(spec: SweepSpec) -> None:
+    """UsageError when one trial asks for more than Ray's largest node has (not a silent wait)."""
+    import ray
+
+    from bench.spec import check_resources
+
+    nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
+    check_resources(spec, ray.cluster_resources(), nodes)
+
+
+def _spec_copies(spec: SweepSpec, options: SweepOptions, results: Path) -> list[str]:
+    """Where this sweep's spec is kept: beside its Parquet and beside Tune's state."""
+    experiment = f"{_storage_path(options).rstrip('/')}/{spec.name}"
+    return guards.spec_copies(results, experiment, spec.name)
 
 
 def _tuner(spec: SweepSpec, options: SweepOptions, context: SweepContext) -> Any:
@@ -148,12 +153,8 @@ def _tuner(spec: SweepSpec, options: SweepOptions, context: SweepContext) -> Any
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         failure_config=tune.FailureConfig(max_failures=0),
     )
-    tuner = tune.Tuner(trainable, param_space=plan.param_space, tune_config=plan.tune_config,
-                       run_config=run_config)
-    if "://" not in experiment:
-        Path(experiment).mkdir(parents=True, exist_ok=True)
-        (Path(experiment) / SPEC_COPY).write_text(spec.source)
-    return tuner
+    return tune.Tuner(trainable, param_space=plan.param_space, tune_config=plan.tune_config,
+                      run_config=run_config)
 
 
 def run_sweep(spec: SweepSpec, options: SweepOptions) -> SweepOutcome:
@@ -163,11 +164,20 @@ def run_sweep(spec: SweepSpec, options: SweepOptions) -> SweepOutcome:
     they do not stop the others. Trials an interruption (Ctrl-C) left unfinished are
     counted in ``unfinished``; running the same sweep again continues them.
     """
+    results = guards.usable_folder(options.results, "--results")
+    if options.storage and "://" not in options.storage:
+        guards.usable_folder(Path(options.storage), "--storage")
+    # One run per sweep name at a time: two would overwrite each other's Parquet.
+    with guards.SweepLock(results, spec.name):
+        return _run_locked(spec, options, results)
+
+
+def _run_locked(spec: SweepSpec, options: SweepOptions, results: Path) -> SweepOutcome:
+    """``run_sweep`` once the sweep's lock is held and ``results`` exists."""
     from bench.leaderboard import aggregate
 
-    _check_same_spec(spec, options)
-    results = options.results.resolve()
-    results.mkdir(parents=True, exist_ok=True)
+    copies = _spec_copies(spec, options, results)
+    guards.check_same_spec(spec.source, spec.name, copies)
     uri = options.tracking_uri or tracking.default_tracking_uri(results)
     try:
         track = tracking.start_sweep(
@@ -180,11 +190,17 @@ def run_sweep(spec: SweepSpec, options: SweepOptions) -> SweepOutcome:
         raise UsageError(f"--tracking-uri: cannot use {uri!r} ({records.error_line(error)})") \
             from None
     _init_ray(options.address)
+    _check_resources(spec)
     tuner = _tuner(spec, options, _context(spec, track))
+    guards.record_spec(spec.source, copies)
+    interrupted.hide_tune_restore_hint()
     result_grid = tuner.fit()
+    unfinished_ids = interrupted.unfinished_trial_ids(result_grid)
 
     with tempfile.TemporaryDirectory(prefix="zoobench-png-") as scratch:
-        outcomes = [records.outcome_from_result(r, Path(scratch)) for r in result_grid]
+        outcomes = [records.outcome_from_result(r, Path(scratch),
+                                                unfinished=Path(r.path).name in unfinished_ids)
+                    for r in result_grid]
         png_paths = {}
         for outcome in outcomes:
             if outcome.png is not None:
@@ -224,17 +240,27 @@ def _copy(source: Path, target: Path) -> None:
 
 
 def summary_lines(outcome: SweepOutcome) -> list[str]:
-    """A short text summary of a finished sweep: one line per trial, failures first."""
+    """A short text summary of a sweep: one line per trial, failures first.
+
+    A trial an interruption left unfinished says which epoch it had recorded (a rerun
+    continues from there), e.g. ``interrupted after epoch 1/6: val_mean_iou 0.2493``.
+    """
     trials = outcome.trials
     metric = str(trials["metric"].iloc[0]) if len(trials) else ""
     lines = []
     order = trials.assign(_failed=~trials["status"].isin(records.FAILED_STATUSES))
     for row in order.sort_values(["_failed", "model", "loss", "seed"]).itertuples():
         value = getattr(row, metric, None) if metric else None
-        shown = f"{value:.4f}" if isinstance(value, float) else "-"
+        shown = f"{value:.4f}" if isinstance(value, float) and math.isfinite(value) else "-"
         reason = f"  ({row.error})" if isinstance(row.error, str) else ""
-        lines.append(f"{row.status:<10} {row.model} x {row.loss} seed {row.seed}: "
-                     f"{metric} {shown} after {row.epochs_done}/{row.epochs} epochs{reason}")
+        head = f"{row.status:<10} {row.model} x {row.loss} seed {row.seed}: "
+        if row.end_reason in records.UNFINISHED_REASONS:
+            done = int(row.epochs_done) if pd.notna(row.epochs_done) else 0
+            lines.append(head + (f"interrupted after epoch {done}/{row.epochs}: {metric} {shown}"
+                                 if done else f"interrupted before epoch 1/{row.epochs} ended"))
+            continue
+        lines.append(head + f"{metric} {shown} after {row.epochs_done}/{row.epochs} "
+                            f"epochs{reason}")
     counts = json.dumps(trials["status"].value_counts().to_dict())
     lines.append(f"{len(trials)} trials {counts}")
     return lines

@@ -21,6 +21,7 @@ EXPERIMENT = "zoobench"
 TAG_SWEEP = "zoobench.sweep"
 TAG_TRIAL = "zoobench.trial_id"
 TAG_ROLE = "zoobench.role"
+TAG_RESULTS = "zoobench.results"  # the parent run's results folder: a sweep is name + folder
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,8 @@ def start_sweep(uri: str, results: Path, sweep: str, spec_yaml: str,
                 params: dict[str, Any]) -> Tracking:
     """Create (or find again, on resume) the experiment and the sweep's parent run.
 
+    A sweep is its name *and* its results folder: two sweeps called ``smoke`` in different
+    folders logging to one tracking server get a parent run each (tag ``zoobench.results``).
     With a local store the experiment's artifacts go to ``<results>/mlartifacts`` by
     absolute path: trials run in Ray's temporary folders, where a relative default
     would scatter them.
@@ -58,17 +61,19 @@ def start_sweep(uri: str, results: Path, sweep: str, spec_yaml: str,
         experiment_id = client.create_experiment(EXPERIMENT, artifact_location=location)
     else:
         experiment_id = experiment.experiment_id
-    found = client.search_runs(
+    folder = str(Path(results).resolve())
+    # The folder is matched here, not in the filter: a path may hold quotes.
+    found = [run for run in client.search_runs(
         [experiment_id],
         filter_string=f"tags.`{TAG_SWEEP}` = '{sweep}' and tags.`{TAG_ROLE}` = 'sweep'",
-        max_results=1,
-    )
+        max_results=10_000,
+    ) if run.data.tags.get(TAG_RESULTS) == folder]
     if found:
         run_id = found[0].info.run_id
         client.update_run(run_id, status="RUNNING")
     else:
         run = client.create_run(experiment_id, run_name=sweep,
-                                tags={TAG_SWEEP: sweep, TAG_ROLE: "sweep"})
+                                tags={TAG_SWEEP: sweep, TAG_ROLE: "sweep", TAG_RESULTS: folder})
         run_id = run.info.run_id
         for key, value in params.items():
             client.log_param(run_id, key, _param_text(value))
@@ -96,11 +101,16 @@ def finish_sweep(tracking: Tracking, trial_statuses: dict[str, str], failed: boo
 
 
 def trial_run_ids(tracking: Tracking, sweep: str) -> dict[str, str]:
-    """Trial id → MLflow run id of the sweep's trial runs (for trials that never reported)."""
+    """Trial id → MLflow run id of the sweep's trial runs (for trials that never reported).
+
+    Only the children of this sweep's parent run: another folder's sweep of the same name
+    has its own.
+    """
     client = MlflowClient(tracking_uri=tracking.uri)
     runs = client.search_runs(
         [tracking.experiment_id],
-        filter_string=f"tags.`{TAG_SWEEP}` = '{sweep}' and tags.`{TAG_ROLE}` = 'trial'",
+        filter_string=f"tags.`{TAG_SWEEP}` = '{sweep}' and tags.`{TAG_ROLE}` = 'trial' and "
+                      f"tags.`mlflow.parentRunId` = '{tracking.parent_run_id}'",
         max_results=10_000,
     )
     return {run.data.tags[TAG_TRIAL]: run.info.run_id for run in runs}
@@ -122,7 +132,8 @@ class TrialRun:
             found = MlflowClient(tracking.uri).search_runs(
                 [tracking.experiment_id],
                 filter_string=f"tags.`{TAG_TRIAL}` = '{trial_id}' and "
-                              f"tags.`{TAG_SWEEP}` = '{sweep}'",
+                              f"tags.`{TAG_SWEEP}` = '{sweep}' and "
+                              f"tags.`mlflow.parentRunId` = '{tracking.parent_run_id}'",
                 max_results=1,
             )
             run_id = found[0].info.run_id if found else None

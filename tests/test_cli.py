@@ -57,3 +57,13 @@ def test_bad_spec_exits_2_in_a_real_process(tmp_path):
         f"zoobench: error: {spec}: epochs: must be at least 1, got -1")
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "r").exists()  # nothing started
+
+
+@pytest.mark.parametrize("flag", ["--results", "--storage"])
+def test_a_file_where_a_folder_belongs_exits_2(flag, tmp_path, capsys):
+    afile = tmp_path / "taken.txt"
+    afile.write_text("not a folder")
+    argv = ["sweep", "--results", str(tmp_path / "results"), flag, str(afile)]
+    assert run_cli(*argv) == 2
+    assert capsys.readouterr().err == f"zoobench: error: {flag}: {afile} is a file, not a folder\n"
+    assert afile.read_text() == "not a folder"
