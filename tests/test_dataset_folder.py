@@ -46,13 +46,15 @@ def simple(tmp_path) -> Path:
 
 
 def test_reads_pairs_splits_and_infers_classes(simple):
-    train, val, info = zoo.datasets.load("folder", path=str(simple), val_fraction=0.4)
-    (x, y), (xv, yv) = stacked(train), stacked(val)
-    assert (info.train_size, info.val_size, info.n_classes) == (3, 2, 4)
-    assert x.shape == (3, 8, 8, 3) and y.shape == (3, 8, 8, 4)
+    splits = zoo.datasets.load_splits("folder", path=str(simple), val_fraction=0.4)
+    info = splits.info
+    (x, y), (xv, yv), (xt, yt) = (stacked(ds) for ds in (splits.train, splits.val, splits.test))
+    # test_fraction defaults to 0.2: of 5 pairs, 1 test, 2 val, 2 train.
+    assert (info.train_size, info.val_size, info.test_size, info.n_classes) == (2, 2, 1, 4)
+    assert x.shape == (2, 8, 8, 3) and y.shape == (2, 8, 8, 4) and yt.shape == (1, 8, 8, 4)
     assert info.class_names == ["background", "class_1", "class_2", "class_3"]
     # The image's pixels say which class they are: the mask came through aligned.
-    for xs, ys in ((x, y), (xv, yv)):
+    for xs, ys in ((x, y), (xv, yv), (xt, yt)):
         np.testing.assert_allclose(xs[..., 0], ys.argmax(-1) * 60 / 255, atol=1e-6)
     # Deterministic split by seed; another seed splits differently.
     again = stacked(zoo.datasets.load("folder", path=str(simple), val_fraction=0.4)[1])[0]
@@ -62,23 +64,40 @@ def test_reads_pairs_splits_and_infers_classes(simple):
     assert len(splits) > 1
 
 
-def test_train_and_val_subfolders_give_a_fixed_split(tmp_path):
+def test_train_val_and_test_subfolders_give_a_fixed_split(tmp_path):
     for i in range(3):
         write_pair(tmp_path / "train", f"a{i}", quadrant_mask(8, (0, 1, 1, 0)))
     write_pair(tmp_path / "val", "b0", quadrant_mask(8, (1, 0, 0, 1)))
-    train, val, info = zoo.datasets.load("folder", path=str(tmp_path), classes=2)
-    assert (info.train_size, info.val_size) == (3, 1)
-    _, yv = stacked(val)
+    write_pair(tmp_path / "test", "c0", quadrant_mask(8, (1, 1, 0, 0)))
+    splits = zoo.datasets.load_splits("folder", path=str(tmp_path), classes=2)
+    info = splits.info
+    assert (info.train_size, info.val_size, info.test_size) == (3, 1, 1)
+    _, yv = stacked(splits.val)
     np.testing.assert_array_equal(yv[0].argmax(-1), quadrant_mask(8, (1, 0, 0, 1)))
+    _, yt = stacked(splits.test)
+    np.testing.assert_array_equal(yt[0].argmax(-1), quadrant_mask(8, (1, 1, 0, 0)))
+
+
+def test_without_a_test_subfolder_test_fraction_of_train_is_held_out(tmp_path):
+    for i in range(5):
+        write_pair(tmp_path / "train", f"a{i}", quadrant_mask(8, (0, 1, i % 2, 0)))
+    write_pair(tmp_path / "val", "b0", quadrant_mask(8, (1, 0, 0, 1)))
+    info = zoo.datasets.load_splits("folder", path=str(tmp_path), test_fraction=0.4).info
+    assert (info.train_size, info.val_size, info.test_size) == (3, 1, 2)
+    with pytest.raises(ValueError, match=r"^dataset 'folder': option test_fraction=0.95 "
+                                         r"leaves the train split empty"):
+        zoo.datasets.load_splits("folder", path=str(tmp_path), test_fraction=0.95)
 
 
 def test_other_sizes_are_resized_masks_with_nearest_neighbour(tmp_path):
     write_pair(tmp_path, "big", quadrant_mask(20, (0, 1, 2, 3)))
     write_pair(tmp_path, "small", quadrant_mask(6, (3, 2, 1, 0)))
     write_pair(tmp_path, "wide", np.repeat(quadrant_mask(10, (1, 1, 2, 2)), 2, axis=1))
-    train, val, info = zoo.datasets.load("folder", path=str(tmp_path), height=10, width=10,
-                                         val_fraction=0.34)
-    x, y = (np.concatenate(p) for p in zip(stacked(train), stacked(val), strict=True))
+    splits = zoo.datasets.load_splits("folder", path=str(tmp_path), height=10, width=10,
+                                      val_fraction=0.34)
+    info = splits.info
+    x, y = (np.concatenate(p) for p in zip(stacked(splits.train), stacked(splits.val),
+                                           stacked(splits.test), strict=True))
     assert x.shape == (3, 10, 10, 3) and info.input_shape == (10, 10, 3)
     labels = y.argmax(-1)
     # Nearest neighbour keeps only indices that exist (no blends such as 1.5 -> 1 or 2).
@@ -91,12 +110,13 @@ def test_other_sizes_are_resized_masks_with_nearest_neighbour(tmp_path):
 def test_size_defaults_to_the_first_image(tmp_path):
     write_pair(tmp_path, "a", np.zeros((6, 10), np.uint8))
     write_pair(tmp_path, "b", np.ones((12, 20), np.uint8))
-    _, _, info = zoo.datasets.load("folder", path=str(tmp_path), val_fraction=0.5)
+    write_pair(tmp_path, "c", np.ones((12, 20), np.uint8))
+    _, _, info = zoo.datasets.load("folder", path=str(tmp_path))
     assert info.input_shape == (6, 10, 3)
 
 
 def test_greyscale_and_jpeg_images(tmp_path):
-    for i in range(4):
+    for i in range(5):
         write_pair(tmp_path, f"j{i}", quadrant_mask(16, (0, 1, 2, 3)), suffix=".jpg", mode="L")
     train, _, info = zoo.datasets.load("folder", path=str(tmp_path), channels=1)
     x, y = stacked(train)
@@ -110,11 +130,12 @@ def test_greyscale_and_jpeg_images(tmp_path):
 def test_palette_masks_read_as_indices(tmp_path):
     write_pair(tmp_path, "p0", quadrant_mask(8, (0, 1, 2, 1)))
     write_pair(tmp_path, "p1", quadrant_mask(8, (0, 1, 2, 1)))
+    write_pair(tmp_path, "p2", quadrant_mask(8, (0, 1, 2, 1)))
     palette = Image.fromarray(quadrant_mask(8, (0, 1, 2, 1)), mode="P")
     palette.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0] + [0] * 759)
     palette.save(tmp_path / "masks" / "p1.png")
-    train, val, _ = zoo.datasets.load("folder", path=str(tmp_path), val_fraction=0.5)
-    for ds in (train, val):
+    splits = zoo.datasets.load_splits("folder", path=str(tmp_path))
+    for ds in (splits.train, splits.val, splits.test):
         np.testing.assert_array_equal(stacked(ds)[1][0].argmax(-1), quadrant_mask(8, (0, 1, 2, 1)))
 
 
@@ -123,8 +144,9 @@ def test_reading_a_large_folder_logs_progress(simple, caplog, monkeypatch):
     with caplog.at_level(logging.INFO, logger="zoo.datasets"):
         zoo.datasets.load("folder", path=str(simple), val_fraction=0.2)
     messages = [r.getMessage() for r in caplog.records]
-    assert "folder: read 2/4 train image/mask pairs" in messages
-    assert "folder: read 4/4 train image/mask pairs" in messages
+    # 5 pairs: 1 test, 1 val, 3 train.
+    assert "folder: read 2/3 train image/mask pairs" in messages
+    assert "folder: read 3/3 train image/mask pairs" in messages
 
 
 def test_mask_without_image_names_the_mask(simple):
@@ -188,3 +210,10 @@ def test_bad_options_are_refused(simple):
         zoo.datasets.load("folder", path=str(simple), channels=2)
     with pytest.raises(ValueError, match=r"val_fraction=1.0 must lie in \(0, 1\)"):
         zoo.datasets.load("folder", path=str(simple), val_fraction=1.0)
+    with pytest.raises(ValueError, match=r"test_fraction=0.0 must lie in \(0, 1\)"):
+        zoo.datasets.load("folder", path=str(simple), test_fraction=0.0)
+    # 5 pairs: 3 test and 2 val leave nothing to train on; one line naming both options.
+    with pytest.raises(ValueError, match=r"^dataset 'folder': option test_fraction=0.6 with "
+                                         r"val_fraction=0.4 leaves the train split empty "
+                                         r"\(5 samples: 3 test, 2 val; [^\n]*\)$"):
+        zoo.datasets.load("folder", path=str(simple), test_fraction=0.6, val_fraction=0.4)

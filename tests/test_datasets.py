@@ -132,20 +132,30 @@ def canvas_sources(x: np.ndarray, size: int) -> set[int]:
     return found
 
 
-def test_digits_validation_never_shows_a_training_source_digit():
-    train_pool, val_pool = glyphs.split_sources(seed=0, val_fraction=0.25)
-    assert not set(train_pool) & set(val_pool)
-    assert len(train_pool) + len(val_pool) == 1797 and len(val_pool) == round(1797 * 0.25)
+def test_digits_validation_and_test_never_show_a_source_digit_of_another_split():
+    train_pool, val_pool, test_pool = glyphs.split_sources(seed=0, val_fraction=0.25,
+                                                           test_fraction=0.2)
+    pools = [set(train_pool), set(val_pool), set(test_pool)]
+    assert not pools[0] & pools[1] and not pools[0] & pools[2] and not pools[1] & pools[2]
+    assert len(train_pool) + len(val_pool) + len(test_pool) == 1797
+    assert (len(val_pool), len(test_pool)) == (round(1797 * 0.25), round(1797 * 0.2))
+    # The validation pool does not move when the test fraction changes.
+    np.testing.assert_array_equal(glyphs.split_sources(0, 0.25, 0.1)[1], val_pool)
     # Canvases the size of one digit with one digit each: every canvas *is* a glyph,
     # so the source digit can be recovered from the pixels alone.
-    train, val, info = zoo.datasets.load("digits", height=10, width=10, digit_size=10,
-                                         digits_per_image=1, train=300, val=200)
-    x_train, y_train = stacked(train)
-    x_val, _ = stacked(val)
+    splits = zoo.datasets.load_splits("digits", height=10, width=10, digit_size=10,
+                                      digits_per_image=1, train=300, val=200, test=200)
+    info = splits.info
+    assert (info.train_size, info.val_size, info.test_size) == (300, 200, 200)
+    x_train, y_train = stacked(splits.train)
+    x_val, _ = stacked(splits.val)
+    x_test, y_test = stacked(splits.test)
     seen_train, seen_val = canvas_sources(x_train, 10), canvas_sources(x_val, 10)
-    assert not seen_train & seen_val
-    assert seen_train <= set(train_pool) and seen_val <= set(val_pool)
-    assert len(seen_val) > 100  # many distinct validation digits, not a handful
+    seen_test = canvas_sources(x_test, 10)
+    assert not seen_train & seen_val and not seen_test & (seen_train | seen_val)
+    assert seen_train <= pools[0] and seen_val <= pools[1] and seen_test <= pools[2]
+    assert len(seen_val) > 100 and len(seen_test) > 100  # many distinct digits
+    assert y_test.shape == (200, 10, 10, 11)
     assert info.n_classes == 11 and info.class_names[1] == "0"
     # Each pixel's label is its digit's class + 1 where there is ink.
     labels = y_train.argmax(-1)
@@ -340,15 +350,17 @@ def test_npz_reads_indices_splits_and_scales_uint8(tmp_path):
     x = rng.integers(0, 256, size=(10, 6, 8), dtype=np.uint8)
     y = (x > 170).astype(np.int64) + (x > 220)
     path = save_npz(tmp_path / "d.npz", x=x, y=y)
-    train, val, info = zoo.datasets.load("npz", path=path, val_fraction=0.3)
-    (xt, yt), (xv, yv) = stacked(train), stacked(val)
-    assert (info.train_size, info.val_size, info.n_classes) == (7, 3, 3)
-    assert xt.shape == (7, 6, 8, 1) and yt.shape == (7, 6, 8, 3)
+    splits = zoo.datasets.load_splits("npz", path=path, val_fraction=0.3)
+    info = splits.info
+    (xt, yt), (xv, yv), (xs, ys) = (stacked(ds) for ds in (splits.train, splits.val, splits.test))
+    # test_fraction defaults to 0.2: 2 test, 3 val, 5 train.
+    assert (info.train_size, info.val_size, info.test_size, info.n_classes) == (5, 3, 2, 3)
+    assert xt.shape == (5, 6, 8, 1) and yt.shape == (5, 6, 8, 3) and ys.shape == (2, 6, 8, 3)
     # Every sample comes through once, scaled to [0, 1], labels matching its pixels.
-    both = np.concatenate([xt, xv])[..., 0]
+    both = np.concatenate([xt, xv, xs])[..., 0]
     np.testing.assert_allclose(np.sort(both.reshape(10, -1).sum(1)),
                                np.sort((x / 255).reshape(10, -1).sum(1)), rtol=1e-5)
-    labels = np.concatenate([yt, yv]).argmax(-1)
+    labels = np.concatenate([yt, yv, ys]).argmax(-1)
     np.testing.assert_array_equal(labels, (both * 255 > 170.5).astype(int) + (both * 255 > 220.5))
 
 
@@ -356,13 +368,17 @@ def test_npz_one_hot_and_explicit_validation(tmp_path):
     x = np.random.default_rng(1).random((4, 5, 5, 2), dtype=np.float32)
     labels = (x[..., 0] > 0.5).astype(int) * 2
     y = np.eye(3, dtype=np.float32)[labels]
-    path = save_npz(tmp_path / "d.npz", x=x, y=y, x_val=x[:2], y_val=y[:2])
-    train, val, info = zoo.datasets.load("npz", path=path)
-    (xt, yt), (xv, yv) = stacked(train), stacked(val)
+    path = save_npz(tmp_path / "d.npz", x=x, y=y, x_val=x[:2], y_val=y[:2], x_test=x[2:],
+                    y_test=y[2:])
+    splits = zoo.datasets.load_splits("npz", path=path)
+    info = splits.info
+    (xt, yt), (xv, yv), (xs, ys) = (stacked(ds) for ds in (splits.train, splits.val, splits.test))
     np.testing.assert_array_equal(xt, x)
     np.testing.assert_array_equal(yt, y)
     np.testing.assert_array_equal(xv, x[:2])
     np.testing.assert_array_equal(yv, y[:2])
+    np.testing.assert_array_equal(xs, x[2:])
+    np.testing.assert_array_equal(ys, y[2:])
     assert info.n_classes == 3 and info.input_shape == (5, 5, 2)
 
 
@@ -370,7 +386,7 @@ def test_npz_sequences_and_binary_targets(tmp_path):
     x = np.random.default_rng(2).random((4, 3, 6, 6, 1), dtype=np.float32)
     y = (x > 0.5).astype(np.float32)
     path = save_npz(tmp_path / "s.npz", x=x, y=y)
-    train, _, info = zoo.datasets.load("npz", path=path, val_fraction=0.25)
+    train, _, info = zoo.datasets.load("npz", path=path, val_fraction=0.25, test_fraction=0.25)
     assert (info.kind, info.n_classes, info.input_shape) == ("sequence", 1, (3, 6, 6, 1))
     xt, yt = stacked(train)
     np.testing.assert_array_equal(yt, (xt > 0.5).astype(np.float32))

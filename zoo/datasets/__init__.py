@@ -4,6 +4,12 @@
 >>> train_ds, val_ds, info = zoo.datasets.load("shapes", batch_size=16, height=32, width=32)
 >>> info.input_shape, info.n_classes
 ((32, 32, 3), 4)
+>>> splits = zoo.datasets.load_splits("shapes", batch_size=16, height=32, width=32)
+>>> splits.info.train_size, splits.info.val_size, splits.info.test_size
+(512, 128, 128)
+
+``load_splits`` adds the held-out test split, which training and model selection
+never read; ``load`` keeps returning ``(train, val, info)``.
 
 Each dataset is one module registering a builder with ``@register_dataset``;
 ``load`` turns the builder's arrays into pipelines (see ``pipeline``). Importing
@@ -13,7 +19,7 @@ this package registers every dataset.
 from zoo.datasets import digits, folder, moving_digits, npz, shapes  # noqa: F401  (registration)
 from zoo.datasets.arrays import SplitArrays
 from zoo.datasets.info import DatasetInfo
-from zoo.datasets.loader import load
+from zoo.datasets.loader import Splits, load, load_splits
 from zoo.datasets.registry import (
     DATASETS,
     DatasetSpec,
@@ -27,8 +33,10 @@ __all__ = [
     "DatasetInfo",
     "DatasetSpec",
     "SplitArrays",
+    "Splits",
     "describe_dataset",
     "list_datasets",
     "load",
+    "load_splits",
     "register_dataset",
 ]

@@ -2,9 +2,15 @@
 
 Layouts (CONTRACT.md)::
 
-    PATH/images/NAME.png|jpg   PATH/masks/NAME.png        split by val_fraction
-    PATH/train/images/...      PATH/train/masks/...       fixed split
+    PATH/images/NAME.png|jpg   PATH/masks/NAME.png        split by test_fraction, val_fraction
+    PATH/train/images/...      PATH/train/masks/...       fixed splits
     PATH/val/images/...        PATH/val/masks/...
+    PATH/test/images/...       PATH/test/masks/...
+
+The training pool is ``PATH/train/`` when it exists, else ``PATH`` itself. A
+``val/`` or ``test/`` folder next to it is a fixed split; a split without its
+folder is drawn from the pool with the seed (``test_fraction`` first, so the test
+set does not move when ``val_fraction`` changes).
 
 A mask's pixel value is the class index of that pixel (0 = background). Images of
 another size are resized bilinearly, masks with nearest neighbour so they keep
@@ -23,7 +29,7 @@ import numpy as np
 from PIL import Image
 
 from zoo.datasets.arrays import SplitArrays
-from zoo.datasets.options import check_choice, check_fraction, check_int, split_indices
+from zoo.datasets.options import check_choice, check_fraction, check_int, holdout_indices
 from zoo.datasets.registry import register_dataset
 
 log = logging.getLogger(__name__)
@@ -146,13 +152,13 @@ def read_pairs(
 @register_dataset(
     "folder",
     options={"path": None, "height": None, "width": None, "channels": 3, "classes": None,
-             "val_fraction": 0.2},
+             "val_fraction": 0.2, "test_fraction": 0.2},
 )
 def build_folder(
     *, seed: int, path: str | os.PathLike | None, height: int | None, width: int | None,
-    channels: int, classes: int | None, val_fraction: float,
+    channels: int, classes: int | None, val_fraction: float, test_fraction: float,
 ) -> SplitArrays:
-    """Your images and class-index masks: PATH/images + PATH/masks, or PATH/train + PATH/val.
+    """Your images and class-index masks: PATH/images + PATH/masks, or PATH/train, val, test.
 
     ``height`` and ``width`` default to the size of the first image (by name);
     ``classes`` defaults to the largest index found in the masks plus one.
@@ -167,22 +173,21 @@ def build_folder(
     channels = check_choice(_NAME, "channels", channels, (1, 3))
     if classes is not None:
         classes = check_int(_NAME, "classes", classes, 1, 256)
-    if (root / "train").is_dir() and (root / "val").is_dir():
-        train_pairs, val_pairs = find_pairs(root / "train"), find_pairs(root / "val")
-        first = train_pairs[0][0]
+    if (root / "train").is_dir():
+        pool = find_pairs(root / "train")
     elif (root / "images").is_dir() or (root / "masks").is_dir():
-        pairs = find_pairs(root)
-        first = pairs[0][0]
-        if len(pairs) < 2:
-            raise _error(f"{root} holds {len(pairs)} image; need at least 2 to split off a "
-                         f"validation set")
-        fraction = check_fraction(_NAME, "val_fraction", val_fraction)
-        train_idx, val_idx = split_indices(len(pairs), fraction,
-                                           np.random.default_rng([seed, 0xF01D]))
-        train_pairs = [pairs[i] for i in sorted(train_idx)]
-        val_pairs = [pairs[i] for i in sorted(val_idx)]
+        pool = find_pairs(root)
     else:
-        raise _error(f"{root} has neither images/ and masks/ nor train/ and val/ subfolders")
+        raise _error(f"{root} has neither images/ and masks/ nor train/ (with val/, test/) "
+                     f"subfolders")
+    first = pool[0][0]
+    fixed = {split: find_pairs(root / split) for split in ("val", "test")
+             if (root / split).is_dir()}
+    fractions = {split: check_fraction(_NAME, f"{split}_fraction", fraction)
+                 for split, fraction in (("test", test_fraction), ("val", val_fraction))
+                 if split not in fixed}
+    parts = holdout_indices(_NAME, len(pool), fractions, np.random.default_rng([seed, 0xF01D]))
+    pairs = {**{split: [pool[i] for i in idx] for split, idx in parts.items()}, **fixed}
 
     if height is None or width is None:
         # The first image by name sets the size, whatever the seed's split.
@@ -190,11 +195,13 @@ def build_folder(
         height = first_h if height is None else height
         width = first_w if width is None else width
     size = (check_int(_NAME, "height", height), check_int(_NAME, "width", width))
-    x_train, y_train = read_pairs(train_pairs, size, channels, classes, "train")
-    x_val, y_val = read_pairs(val_pairs, size, channels, classes, "val")
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = (
+        read_pairs(pairs[split], size, channels, classes, split)
+        for split in ("train", "val", "test"))
     if classes is None:
         # Inferred from the data: the largest index seen, and at least two classes.
-        classes = max(2, int(max(y_train.max(), y_val.max())) + 1)
+        classes = max(2, int(max(y_train.max(), y_val.max(), y_test.max())) + 1)
     names = ["foreground"] if classes == 1 else ["background", *(f"class_{k}" for k in
                                                                  range(1, classes))]
-    return SplitArrays(x_train, y_train, x_val, y_val, n_classes=classes, class_names=names)
+    return SplitArrays(x_train, y_train, x_val, y_val, n_classes=classes, class_names=names,
+                       x_test=x_test, y_test=y_test)

@@ -1,8 +1,8 @@
 """scikit-learn's handwritten digits as glyphs to paint on canvases.
 
 Shared by ``digits`` and ``moving_digits``: the 1,797 source digits are split into
-disjoint train and validation pools *before* any canvas is painted, so no source
-digit ever appears in both splits.
+disjoint train, validation and test pools *before* any canvas is painted, so no
+source digit ever appears in two splits.
 """
 
 from __future__ import annotations
@@ -26,12 +26,25 @@ def source_digits() -> tuple[np.ndarray, np.ndarray]:
     return (bunch.images / 16.0).astype(np.float32), bunch.target.astype(np.int64)
 
 
-def split_sources(seed: int, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
-    """Disjoint index arrays (train, val) into ``source_digits()``, drawn with ``seed``."""
+def split_sources(seed: int, val_fraction: float,
+                  test_fraction: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Disjoint sorted (train, val, test) indices into ``source_digits()``, drawn with ``seed``.
+
+    The validation pool is the same whatever ``test_fraction`` is; the test pool is
+    taken next and training keeps the rest.
+
+    Raises:
+        ValueError: the fractions leave the training pool empty.
+    """
     n = len(source_digits()[1])
     order = np.random.default_rng([seed, 0xD161]).permutation(n)
-    n_val = min(max(1, round(n * val_fraction)), n - 1)
-    return np.sort(order[n_val:]), np.sort(order[:n_val])
+    n_val = max(1, round(n * val_fraction))
+    n_test = max(1, round(n * test_fraction))
+    if n_val + n_test >= n:
+        raise ValueError(f"val_digits={val_fraction} with test_digits={test_fraction} leaves "
+                         f"no source digit for training")
+    val, test = order[:n_val], order[n_val:n_val + n_test]
+    return np.sort(order[n_val + n_test:]), np.sort(val), np.sort(test)
 
 
 @lru_cache(maxsize=4)

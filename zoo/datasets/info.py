@@ -21,7 +21,8 @@ class DatasetInfo:
         input_shape: shape of one x, (H, W, C) or (T, H, W, C).
         n_classes: K, the size of y's last axis (1 for binary masks and frames).
         class_names: one name per class; class 0 is the background for K >= 2.
-        train_size, val_size: number of samples in each split.
+        train_size, val_size, test_size: number of samples in each split (test_size 0
+            only for a third-party builder that gives no test arrays).
         labelled_fraction: fraction of training samples that keep their labels.
         options: every option the dataset was built with, defaults filled in.
     """
@@ -34,6 +35,7 @@ class DatasetInfo:
     class_names: list[str]
     train_size: int
     val_size: int
+    test_size: int = 0
     labelled_fraction: float = 1.0
     options: dict[str, Any] = field(default_factory=dict)
 

@@ -1,8 +1,9 @@
-"""``load``: build a registered dataset and wrap it in train and validation pipelines."""
+"""``load_splits`` (and ``load``): build a registered dataset and wrap its splits in pipelines."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import tensorflow as tf
@@ -15,6 +16,24 @@ from zoo.datasets.registry import DATASETS
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Splits:
+    """What ``load_splits`` returns.
+
+    Attributes:
+        train: the training ``tf.data.Dataset`` (shuffled and augmented per epoch
+            when batched / asked to, semi-supervised weights when asked to).
+        val, test: fixed, fully labelled datasets in stored order, with the same
+            element structure as each other ((x, y) or (x, y, weight 1.0)).
+        info: sizes of all three splits, shapes, classes, options.
+    """
+
+    train: tf.data.Dataset
+    val: tf.data.Dataset
+    test: tf.data.Dataset
+    info: DatasetInfo
+
+
 def load(
     name: str,
     *,
@@ -22,36 +41,65 @@ def load(
     seed: int = 0,
     augment: bool = False,
     drop_remainder: bool = False,
+    initial_epoch: int = 0,
     **options: Any,
 ) -> tuple[tf.data.Dataset, tf.data.Dataset, DatasetInfo]:
     """Load dataset ``name`` as train and validation ``tf.data.Dataset``s.
 
+    The same as ``load_splits`` without the test split: ``(train, val, info)``.
+    """
+    splits = load_splits(name, batch_size=batch_size, seed=seed, augment=augment,
+                         drop_remainder=drop_remainder, initial_epoch=initial_epoch, **options)
+    return splits.train, splits.val, splits.info
+
+
+def load_splits(
+    name: str,
+    *,
+    batch_size: int | None = None,
+    seed: int = 0,
+    augment: bool = False,
+    drop_remainder: bool = False,
+    initial_epoch: int = 0,
+    **options: Any,
+) -> Splits:
+    """Load dataset ``name`` as train, validation and test ``tf.data.Dataset``s.
+
+    The test split is held out: nothing in training or model selection should
+    read it. Every sample is in exactly one split, and the splits are fixed by
+    ``seed`` (see each dataset's ``test``/``test_fraction``/``test_digits`` options).
+
     Args:
         name: one of ``list_datasets()``.
         batch_size: None yields single elements; an int gives batches, the train
-            set shuffled every epoch (seeded), both cached when they fit in memory
-            and prefetched.
+            set shuffled every epoch (seeded), all prefetched.
         seed: makes generation, splits, labelled subset, shuffling and
             augmentation reproducible; another seed gives other data.
         augment: random flips and 90-degree rotations (when H == W) of the
             training set, applied identically to x and y (and to every frame).
         drop_remainder: drop the last short batch (for stateful models).
+        initial_epoch: the epoch (from 0) the train set's first iteration gives;
+            shuffling and augmentation are functions of (seed, epoch), so a run
+            resumed with ``initial_epoch=k`` sees in epoch j >= k exactly what an
+            uninterrupted run sees in epoch j.
         **options: dataset options, see ``describe_dataset(name).options``;
             every dataset takes ``labelled_fraction`` (default 1.0) and
             ``labelled_per_batch`` (default 0: off; n > 0: every training batch holds
             n labelled samples, repeated as needed, and ``batch_size - n`` unlabelled
-            ones, an epoch being one pass over the unlabelled samples).
+            ones, an epoch being one pass over the unlabelled samples; without a
+            batch_size there is nothing to mix and single elements come as usual).
 
     Returns:
-        ``(train_ds, val_ds, info)``. Elements are ``(x, y)``: x float32 in [0, 1]
-        of ``info.input_shape``, y float32 of ``info.target_shape`` (one-hot when
-        K >= 2). When ``labelled_fraction`` is passed (any value, 1.0 included)
-        elements are ``(x, y, sample_weight)`` in both splits: weight 1.0 for
-        labelled samples, 0.0 with an all-zero y for the others; validation is
-        always fully labelled.
+        ``Splits(train, val, test, info)``. Elements are ``(x, y)``: x float32 in
+        [0, 1] of ``info.input_shape``, y float32 of ``info.target_shape`` (one-hot
+        when K >= 2). When ``labelled_fraction`` is passed (any value, 1.0 included)
+        elements are ``(x, y, sample_weight)`` in every split: weight 1.0 for
+        labelled samples, 0.0 with an all-zero y for the others; validation and
+        test are always fully labelled.
 
     Raises:
-        ValueError: unknown dataset or option, or a bad option value.
+        ValueError: unknown dataset or option, or a bad option value (one line,
+            naming the dataset and the option).
     """
     spec, builder = DATASETS.get(name)
     unknown = sorted(set(options) - set(spec.options))
@@ -63,36 +111,41 @@ def load(
     if batch_size is not None:
         batch_size = check_int(name, "batch_size", batch_size)
     seed = check_int(name, "seed", seed, minimum=0)
+    initial_epoch = check_int(name, "initial_epoch", initial_epoch, minimum=0)
     merged = {**spec.options, **options}
     fraction = check_fraction(name, "labelled_fraction", merged.pop("labelled_fraction"),
                               high_open=False)
     weighted = "labelled_fraction" in options
     per_batch = check_int(name, "labelled_per_batch", merged.pop("labelled_per_batch"),
                           minimum=0)
-    if per_batch and (batch_size is None or not weighted or per_batch >= batch_size):
+    # Without a batch size (spec validation, single elements) there is nothing to mix,
+    # so only the need for labelled_fraction is checked then.
+    if per_batch and (not weighted or (batch_size is not None and per_batch >= batch_size)):
         raise ValueError(
             f"dataset {name!r}: option labelled_per_batch={per_batch} needs labelled_fraction "
             f"and a batch_size above it (batch_size={batch_size})"
         )
 
     arrays = builder(seed=seed, **merged)
-    n_train, n_val = len(arrays.x_train), len(arrays.x_val)
-    log.info("dataset %s: %d train and %d val samples of shape %s, %d classes",
-             name, n_train, n_val, arrays.input_shape, arrays.n_classes)
+    sizes = {split: len(getattr(arrays, f"x_{split}")) for split in ("train", "val", "test")}
+    log.info("dataset %s: %d train, %d val and %d test samples of shape %s, %d classes",
+             name, sizes["train"], sizes["val"], sizes["test"], arrays.input_shape,
+             arrays.n_classes)
 
     common = {"n_classes": arrays.n_classes, "batch_size": batch_size,
               "drop_remainder": drop_remainder}
     train_ds = make_dataset(
         arrays.x_train, arrays.y_train,
-        weights=labelled_weights(n_train, fraction, seed) if weighted else None,
+        weights=labelled_weights(sizes["train"], fraction, seed) if weighted else None,
         shuffle=batch_size is not None, augment=augment, seed=seed,
-        labelled_per_batch=per_batch, **common,
+        labelled_per_batch=per_batch, initial_epoch=initial_epoch, **common,
     )
-    val_ds = make_dataset(
-        arrays.x_val, arrays.y_val,
-        weights=labelled_weights(n_val, 1.0, seed) if weighted else None,
-        **common,
-    )
+    held_out = {
+        split: make_dataset(
+            getattr(arrays, f"x_{split}"), getattr(arrays, f"y_{split}"),
+            weights=labelled_weights(sizes[split], 1.0, seed) if weighted else None, **common)
+        for split in ("val", "test")
+    }
     info = DatasetInfo(
         name=name,
         kind=arrays.kind,
@@ -100,9 +153,10 @@ def load(
         input_shape=arrays.input_shape,
         n_classes=arrays.n_classes,
         class_names=list(arrays.class_names),
-        train_size=n_train,
-        val_size=n_val,
+        train_size=sizes["train"],
+        val_size=sizes["val"],
+        test_size=sizes["test"],
         labelled_fraction=fraction,
         options={**merged, "labelled_fraction": fraction, "labelled_per_batch": per_batch},
     )
-    return train_ds, val_ds, info
+    return Splits(train_ds, held_out["val"], held_out["test"], info)

@@ -3,7 +3,7 @@
 Each sequence holds ``digits_per_sequence`` digits from scikit-learn's set, each
 moving in a straight line at constant speed and bouncing off the canvas edges
 (Srivastava et al. 2015, "Unsupervised Learning of Video Representations using
-LSTMs"). Train and validation sequences use disjoint pools of source digits.
+LSTMs"). Train, validation and test sequences use disjoint pools of source digits.
 
 Targets: ``target="mask"`` gives per-frame segmentation masks (T, H, W, 11);
 ``target="next_frame"`` gives the following frames (T, H, W, 1) in [0, 1], i.e.
@@ -68,18 +68,19 @@ def compose_sequences(
 @register_dataset(
     "moving_digits",
     kind="sequence",
-    options={"height": 32, "width": 32, "frames": 8, "train": 256, "val": 64,
+    options={"height": 32, "width": 32, "frames": 8, "train": 256, "val": 64, "test": 64,
              "digits_per_sequence": 2, "digit_size": 12, "speed": 2.0, "target": "mask",
-             "val_digits": 0.25},
+             "val_digits": 0.25, "test_digits": 0.2},
 )
 def build_moving_digits(
-    *, seed: int, height: int, width: int, frames: int, train: int, val: int,
+    *, seed: int, height: int, width: int, frames: int, train: int, val: int, test: int,
     digits_per_sequence: int, digit_size: int, speed: float, target: str, val_digits: float,
+    test_digits: float,
 ) -> SplitArrays:
     """Sequences of handwritten digits bouncing around (Moving MNIST), masks or next frames."""
     name = "moving_digits"
-    height, width, digit_size, val_digits = check_digit_options(
-        name, height, width, digit_size, val_digits)
+    height, width, digit_size, val_digits, test_digits = check_digit_options(
+        name, height, width, digit_size, val_digits, test_digits)
     target = check_choice(name, "target", target, TARGETS)
     if not float(speed) > 0:
         raise ValueError(f"dataset {name!r}: option speed={speed!r} must be > 0 (pixels per frame)")
@@ -88,19 +89,20 @@ def build_moving_digits(
               "digits_per_sequence": check_int(name, "digits_per_sequence", digits_per_sequence),
               # next_frame needs one frame more: the target of the last input frame.
               "frames": frames + (target == "next_frame")}
-    train_pool, val_pool = glyphs.split_sources(seed, val_digits)
+    pools = glyphs.split_sources(seed, val_digits, test_digits)
     splits = []
-    for stream, (split, n) in enumerate((("train", train), ("val", val))):
+    for stream, (split, n) in enumerate((("train", train), ("val", val), ("test", test))):
         n = check_int(name, split, n)
-        x, y, _ = compose_sequences(np.random.default_rng([seed, stream]),
-                                    (train_pool, val_pool)[stream], n, **params)
+        x, y, _ = compose_sequences(np.random.default_rng([seed, stream]), pools[stream], n,
+                                    **params)
         if target == "next_frame":
             splits += [x[:, :-1, ..., None], x[:, 1:, ..., None]]
         else:
             splits += [x[..., None], y]
         log.info("moving_digits: generated %d %s sequences of %d frames", n, split, frames)
+    test_arrays = {"x_test": splits[4], "y_test": splits[5]}
     if target == "next_frame":
-        return SplitArrays(*splits, n_classes=1, class_names=["frame"], kind="sequence",
-                           task="next_frame")
-    return SplitArrays(*splits, n_classes=glyphs.N_CLASSES, class_names=glyphs.CLASS_NAMES,
-                       kind="sequence")
+        return SplitArrays(*splits[:4], n_classes=1, class_names=["frame"], kind="sequence",
+                           task="next_frame", **test_arrays)
+    return SplitArrays(*splits[:4], n_classes=glyphs.N_CLASSES, class_names=glyphs.CLASS_NAMES,
+                       kind="sequence", **test_arrays)

@@ -1,10 +1,11 @@
 """``npz``: arrays from a NumPy ``.npz`` file.
 
 Keys: ``x`` and ``y``, optionally ``x_val`` and ``y_val`` (else ``val_fraction`` of
-the samples are split off). x is (N, H, W), (N, H, W, C) or, for sequences,
-(N, T, H, W, C); uint8 in [0, 255] or float in [0, 1]. y is either class-index
-masks (x's shape without channels, integers) or per-pixel targets with a last
-axis of K (one-hot for K >= 2, a binary mask or frame for K == 1).
+the samples are split off) and ``x_test`` and ``y_test`` (else ``test_fraction`` of
+the samples are split off, drawn with the seed before validation). x is (N, H, W),
+(N, H, W, C) or, for sequences, (N, T, H, W, C); uint8 in [0, 255] or float in
+[0, 1]. y is either class-index masks (x's shape without channels, integers) or
+per-pixel targets with a last axis of K (one-hot for K >= 2, a binary mask or frame for K == 1).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from zoo.datasets.arrays import SplitArrays
-from zoo.datasets.options import check_fraction, check_int, split_indices
+from zoo.datasets.options import check_fraction, check_int, holdout_indices
 from zoo.datasets.registry import register_dataset
 
 _NAME = "npz"
@@ -65,11 +66,35 @@ def _targets(path: Path, key: str, y: np.ndarray, x: np.ndarray) -> tuple[np.nda
                        f"expected {spatial} (class indices) or {(*spatial, 'K')} (one-hot)")
 
 
-@register_dataset("npz", options={"path": None, "classes": None, "val_fraction": 0.2})
+def _fixed_split(file: Path, arrays: dict[str, np.ndarray], split: str, x: np.ndarray,
+                 y: np.ndarray, k: int | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(x_<split>, y_<split>)`` read and checked against the training x, y; None if absent."""
+    x_key, y_key = f"x_{split}", f"y_{split}"
+    if (x_key in arrays) != (y_key in arrays):
+        raise _error(file, f"{x_key} and {y_key} must be given together")
+    if x_key not in arrays:
+        return None
+    x_split = _inputs(file, x_key, arrays[x_key])
+    if x_split.shape[1:] != x.shape[1:]:
+        raise _error(file, f"{x_key} has shape {x_split.shape}, x has {x.shape}; "
+                           f"samples must match")
+    if len(x_split) != len(arrays[y_key]):
+        raise _error(file, f"{x_key} has {len(x_split)} samples but {y_key} has "
+                           f"{len(arrays[y_key])}")
+    y_split, k_split = _targets(file, y_key, arrays[y_key], x_split)
+    if y_split.dtype.kind != y.dtype.kind or (k and k_split and k != k_split):
+        raise _error(file, f"y and {y_key} must be in the same format (indices or one-hot, "
+                           f"same K)")
+    return x_split, y_split
+
+
+@register_dataset("npz", options={"path": None, "classes": None, "val_fraction": 0.2,
+                                  "test_fraction": 0.2})
 def build_npz(
     *, seed: int, path: str | os.PathLike | None, classes: int | None, val_fraction: float,
+    test_fraction: float,
 ) -> SplitArrays:
-    """Arrays x, y (and optionally x_val, y_val) from a .npz file."""
+    """Arrays x, y (optionally x_val, y_val and x_test, y_test) from a .npz file."""
     if path is None:
         raise ValueError(f"dataset {_NAME!r}: option path is required (a .npz file)")
     file = Path(path).expanduser()
@@ -83,36 +108,25 @@ def build_npz(
     missing = [key for key in ("x", "y") if key not in arrays]
     if missing:
         raise _error(file, f"missing key {', '.join(missing)}; found {', '.join(arrays) or 'none'} "
-                           f"(expected x, y and optionally x_val, y_val)")
-    if ("x_val" in arrays) != ("y_val" in arrays):
-        raise _error(file, "x_val and y_val must be given together")
+                           f"(expected x, y and optionally x_val, y_val, x_test, y_test)")
 
     y_raw = arrays["y"]
     x = _inputs(file, "x", arrays["x"])
     if len(x) != len(y_raw):
         raise _error(file, f"x has {len(x)} samples but y has {len(y_raw)}")
     y, k = _targets(file, "y", y_raw, x)
-    if "x_val" in arrays:
-        x_val = _inputs(file, "x_val", arrays["x_val"])
-        if x_val.shape[1:] != x.shape[1:]:
-            raise _error(file, f"x_val has shape {x_val.shape}, x has {x.shape}; "
-                               f"samples must match")
-        if len(x_val) != len(arrays["y_val"]):
-            raise _error(file, f"x_val has {len(x_val)} samples but y_val has "
-                               f"{len(arrays['y_val'])}")
-        y_val, k_val = _targets(file, "y_val", arrays["y_val"], x_val)
-        if y_val.dtype.kind != y.dtype.kind or (k and k_val and k != k_val):
-            raise _error(file, "y and y_val must be in the same format (indices or one-hot, "
-                               "same K)")
-        x_train, y_train = x, y
-    else:
-        if len(x) < 2:
-            raise _error(file, f"x holds {len(x)} sample; need at least 2 to split off "
-                               f"validation")
-        fraction = check_fraction(_NAME, "val_fraction", val_fraction)
-        train_idx, val_idx = split_indices(len(x), fraction, np.random.default_rng([seed, 0x4E]))
-        x_train, y_train = x[np.sort(train_idx)], y[np.sort(train_idx)]
-        x_val, y_val = x[np.sort(val_idx)], y[np.sort(val_idx)]
+    fixed = {split: _fixed_split(file, arrays, split, x, y, k) for split in ("val", "test")}
+    # Splits without their own keys are drawn from x, y: test first, so the test set
+    # stays put when val_fraction changes.
+    fractions = {split: check_fraction(_NAME, f"{split}_fraction", fraction)
+                 for split, fraction in (("test", test_fraction), ("val", val_fraction))
+                 if fixed[split] is None}
+    parts = holdout_indices(_NAME, len(x), fractions, np.random.default_rng([seed, 0x4E]))
+    split_arrays = {name: (x[idx], y[idx]) for name, idx in parts.items()}
+    split_arrays.update({name: pair for name, pair in fixed.items() if pair is not None})
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = (
+        split_arrays[name] for name in ("train", "val", "test"))
+    every_y = (y_train, y_val, y_test)
 
     if classes is not None:
         classes = check_int(_NAME, "classes", classes)
@@ -120,16 +134,16 @@ def build_npz(
             raise _error(file, f"y has {k} classes on its last axis but option classes={classes}")
     else:
         indices = y.dtype.kind == "i"
-        top = max(int(y_train.max(initial=0)), int(y_val.max(initial=0))) if indices else 0
+        top = max(int(part.max(initial=0)) for part in every_y) if indices else 0
         classes = k if k is not None else max(2, top + 1)
     if y.dtype.kind == "i":
-        top = max(int(y_train.max(initial=0)), int(y_val.max(initial=0)))
+        top = max(int(part.max(initial=0)) for part in every_y)
         if top >= max(classes, 2):
             raise _error(file, f"class index {top} out of range; allowed 0..{max(classes, 2) - 1}")
         index_dtype = np.uint8 if classes <= 256 else np.int32  # compact in memory
-        y_train, y_val = y_train.astype(index_dtype), y_val.astype(index_dtype)
+        y_train, y_val, y_test = (part.astype(index_dtype) for part in every_y)
     kind = "image" if x.ndim == 4 else "sequence"
     names = ["foreground"] if classes == 1 else ["background", *(f"class_{k}" for k in
                                                                  range(1, classes))]
     return SplitArrays(x_train, y_train, x_val, y_val, n_classes=classes, class_names=names,
-                       kind=kind)
+                       kind=kind, x_test=x_test, y_test=y_test)

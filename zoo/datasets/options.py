@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 
 def check_int(dataset: str, name: str, value: Any, minimum: int = 1,
               maximum: int | None = None) -> int:
@@ -48,8 +50,39 @@ def check_choice(dataset: str, name: str, value: Any, choices: tuple[Any, ...]) 
     return value
 
 
-def split_indices(n: int, val_fraction: float, rng: Any) -> tuple[Any, Any]:
-    """Shuffled (train, val) index arrays; each side keeps at least one sample when n >= 2."""
+def holdout_indices(dataset: str, n: int, fractions: dict[str, float],
+                    rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Split ``n`` samples into ``train`` plus held-out splits, sorted index arrays.
+
+    Args:
+        dataset: dataset name, for error messages.
+        n: number of samples in the pool.
+        fractions: split name (``test``, ``val``) -> fraction of the pool it takes,
+            its option being ``<name>_fraction``; each held-out split gets
+            ``max(1, round(n * fraction))`` samples. Splits are drawn in the order
+            given from one permutation, so the first (``test``) does not change when
+            a later fraction does.
+        rng: the seeded generator drawing the permutation.
+
+    Returns:
+        ``{"train": ..., **{name: ...}}``, disjoint, together ``range(n)``.
+
+    Raises:
+        ValueError: one line naming the dataset and options when a split would be
+            empty (too few samples, or fractions adding up to the whole pool).
+    """
     order = rng.permutation(n)
-    n_val = min(max(1, round(n * val_fraction)), n - 1) if n >= 2 else 0
-    return order[n_val:], order[:n_val]
+    sizes = {name: max(1, round(n * fraction)) for name, fraction in fractions.items()}
+    if n - sum(sizes.values()) < 1:
+        given = " with ".join(f"{name}_fraction={fractions[name]}" for name in fractions)
+        taken = ", ".join(f"{size} {name}" for name, size in sizes.items())
+        raise ValueError(
+            f"dataset {dataset!r}: option {given} leaves the train split empty "
+            f"({n} samples: {taken}; each split needs at least one)"
+        )
+    splits, start = {}, 0
+    for name, size in sizes.items():
+        splits[name] = np.sort(order[start:start + size])
+        start += size
+    splits["train"] = np.sort(order[start:])
+    return splits

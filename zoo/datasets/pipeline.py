@@ -1,16 +1,22 @@
 """From in-memory arrays to ``tf.data`` pipelines: encoding, labelled fraction, augmentation.
 
-Order of the stages (the ``tf.data`` performance guide's advice): slice -> encode
-(parallel map) -> cache (when it fits in memory) -> shuffle (train) -> augment
-(parallel map, fresh randomness every epoch) -> batch -> prefetch(AUTOTUNE).
-Every random choice is seeded, so the same seed gives the same elements in the
-same order.
+Fixed splits (validation, test, an unshuffled train set): slice -> encode (parallel
+map) -> cache (when it fits in memory) -> batch -> prefetch(AUTOTUNE).
+
+A shuffled or augmented train set is a function of (seed, epoch): every iteration
+of the dataset is one epoch, numbered from ``initial_epoch``; that epoch's sample
+order is a stateless permutation keyed by (seed, epoch) and each sample's
+augmentation is keyed by (seed, epoch, position). Per epoch: order -> gather the
+stored sample (parallel map) -> encode -> augment -> batch -> prefetch. So a run
+resumed at epoch k (``initial_epoch=k``) sees in its epoch k what an uninterrupted
+run sees in its epoch k, and the same seed always gives the same elements.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf
@@ -111,6 +117,17 @@ def _augmenter(square: bool, rank: int):
     return augment
 
 
+# Independent streams of randomness drawn from one dataset seed.
+_ORDER, _AUGMENT, _LABELLED_ORDER, _LABELLED_AUGMENT, _UNLABELLED_ORDER, _UNLABELLED_AUGMENT = (
+    range(6))
+
+
+def _key(seed: int, stream: int, epoch: tf.Tensor, index: tf.Tensor | int = 0) -> tf.Tensor:
+    """Stateless seed pair (2,) int64, distinct for each (seed, stream, epoch, index)."""
+    first = tf.constant(seed * 16 + stream, tf.int64)
+    return tf.stack([first, tf.cast(epoch, tf.int64) * (1 << 32) + tf.cast(index, tf.int64)])
+
+
 def make_dataset(
     x: np.ndarray,
     y: np.ndarray,
@@ -124,6 +141,7 @@ def make_dataset(
     drop_remainder: bool = False,
     cache_limit_bytes: int | None = None,
     labelled_per_batch: int = 0,
+    initial_epoch: int = 0,
 ) -> tf.data.Dataset:
     """A ``tf.data.Dataset`` of (x, y) or (x, y, sample_weight) elements.
 
@@ -135,47 +153,66 @@ def make_dataset(
         weights: optional (N,) float32 sample weights; the elements then carry
             them third and samples of weight 0 get an all-zero y.
         batch_size: None yields single elements; otherwise batches of this size.
-        shuffle: reshuffle every epoch (with ``seed``); only with ``batch_size``.
+        shuffle: a new order every epoch, a function of (seed, epoch).
         augment: random flips and 90-degree rotations (rotations when H == W),
-            the same for x, y and every frame of a sequence.
+            the same for x, y and every frame of a sequence; a function of
+            (seed, epoch, position in the epoch).
         seed: seeds shuffling and augmentation.
         drop_remainder: drop the last short batch (stateful models need full batches).
-        cache_limit_bytes: cache encoded elements when they take at most this
-            much memory; defaults to a quarter of the machine's memory.
+        cache_limit_bytes: cache encoded elements of a fixed (unshuffled,
+            unaugmented) dataset when they take at most this much memory; defaults
+            to a quarter of the machine's memory.
         labelled_per_batch: with ``weights``, ``batch_size`` and ``shuffle``: every
             batch holds this many labelled samples (weight > 0), cycling through
-            them reshuffled on each pass, then ``batch_size - labelled_per_batch``
-            unlabelled ones; an epoch is one pass over the unlabelled samples. The
-            batches of a semi-supervised model then all weigh the supervised cost
-            alike, however few the labels (the Ladder paper's batches). 0: off.
+            them reshuffled on each pass (the passes restart every epoch), then
+            ``batch_size - labelled_per_batch`` unlabelled ones; an epoch is one
+            pass over the unlabelled samples. The batches of a semi-supervised model
+            then all weigh the supervised cost alike, however few the labels (the
+            Ladder paper's batches). 0: off. Ignored (nothing to mix) when
+            ``batch_size`` is None.
+        initial_epoch: the epoch (from 0) the first iteration of a shuffled or
+            augmented dataset gives; each further iteration gives the next epoch.
+            Keras' ``fit`` iterates once per epoch, and once more before the first
+            epoch when it builds the model from a batch, in a resumed run as in the
+            first one.
 
     Returns:
         The dataset; elements are float32 x (..., C), y (..., K) and scalar weight.
     """
-    if labelled_per_batch:
+    if labelled_per_batch and batch_size is not None:
         return _mixed_batches(
             x, y, n_classes=n_classes, weights=weights, batch_size=batch_size,
             labelled_per_batch=labelled_per_batch, shuffle=shuffle, augment=augment, seed=seed,
             drop_remainder=drop_remainder, cache_limit_bytes=cache_limit_bytes,
+            initial_epoch=initial_epoch,
         )
-    ds = _encoded(x, y, n_classes, weights, cache_limit_bytes)
+    if shuffle or augment:
+        arrays = _stored(x, y, weights)
+        fetch = _fetcher(arrays, _encoder(n_classes, np.issubdtype(y.dtype, np.integer),
+                                          weights is not None))
+        indices = np.arange(len(x))
+
+        def one_epoch(epoch: tf.Tensor) -> tf.data.Dataset:
+            ds = _samples(indices, fetch, seed, _ORDER, epoch, shuffle)
+            return _augment(ds, x, seed, _AUGMENT, epoch) if augment else ds
+
+        ds = _epochs(initial_epoch, one_epoch)
+    else:
+        ds = _encoded(x, y, n_classes, weights, cache_limit_bytes)
     if batch_size is None:
-        if augment:
-            ds = _augment(ds, x, seed)
         return ds
-    if shuffle:
-        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    if augment:
-        ds = _augment(ds, x, seed)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=AUTOTUNE)
     return ds.prefetch(AUTOTUNE)
 
 
+def _stored(x: np.ndarray, y: np.ndarray, weights: np.ndarray | None) -> tuple[np.ndarray, ...]:
+    return (x, y) if weights is None else (x, y, weights.astype(np.float32))
+
+
 def _encoded(x: np.ndarray, y: np.ndarray, n_classes: int, weights: np.ndarray | None,
              cache_limit_bytes: int | None) -> tf.data.Dataset:
-    """Single model-ready elements, cached when they fit in ``cache_limit_bytes``."""
-    arrays = (x, y) if weights is None else (x, y, weights.astype(np.float32))
-    ds = _slices(arrays)
+    """Model-ready elements in stored order, cached when they fit in ``cache_limit_bytes``."""
+    ds = _slices(_stored(x, y, weights))
     encode = _encoder(n_classes, np.issubdtype(y.dtype, np.integer), weights is not None)
     ds = ds.map(encode, num_parallel_calls=AUTOTUNE)
     if cache_limit_bytes is None:
@@ -188,21 +225,71 @@ def _encoded(x: np.ndarray, y: np.ndarray, n_classes: int, weights: np.ndarray |
     return ds
 
 
-def _augment(ds: tf.data.Dataset, x: np.ndarray, seed: int) -> tf.data.Dataset:
-    # One fresh stateless seed per element and epoch, reproducible from ``seed``.
-    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+def _fetcher(arrays: tuple[np.ndarray, ...], encode: Callable) -> Callable:
+    """A map function from a sample index (int64 scalar) to that sample, encoded."""
+    if sum(a.nbytes for a in arrays) <= _SLICE_LIMIT_BYTES:
+        tensors = tuple(tf.constant(a) for a in arrays)
+
+        def fetch(i):
+            return encode(*(tf.gather(t, i) for t in tensors))
+
+        return fetch
+    dtypes = [tf.as_dtype(a.dtype) for a in arrays]
+
+    def read(j: np.ndarray) -> list[np.ndarray]:
+        return [a[j] for a in arrays]
+
+    def fetch_large(i):
+        # Too large to hand to TensorFlow as constants: read from NumPy by index.
+        parts = tf.numpy_function(read, [i], dtypes, stateful=False)
+        for part, a in zip(parts, arrays, strict=True):
+            part.set_shape(a.shape[1:])
+        return encode(*parts)
+
+    return fetch_large
+
+
+def _epochs(initial_epoch: int, one_epoch: Callable[[tf.Tensor], tf.data.Dataset]
+            ) -> tf.data.Dataset:
+    """A dataset whose k-th iteration (from 0) yields ``one_epoch(initial_epoch + k)``."""
+    counter = tf.Variable(initial_epoch, dtype=tf.int64, trainable=False)
+    # Every new iterator runs this map once, so the iterations number the epochs.
+    epoch = tf.data.Dataset.from_tensors(tf.constant(0, tf.int64)).map(
+        lambda _: counter.assign_add(1) - 1)
+    ds = epoch.flat_map(one_epoch)
+    ds._zoo_epoch_counter = counter  # the dataset's functions hold the variable only weakly
+    return ds
+
+
+def _samples(indices: np.ndarray, fetch: Callable, seed: int, stream: int, epoch: tf.Tensor,
+             shuffle: bool, epoch_pass: tf.Tensor | int = 0) -> tf.data.Dataset:
+    """The samples ``indices``, encoded, in an order keyed by (seed, stream, epoch, pass)."""
+    order = tf.constant(indices, tf.int64)
+    if shuffle:
+        order = tf.random.experimental.stateless_shuffle(
+            order, seed=_key(seed, stream, epoch, epoch_pass))
+    return tf.data.Dataset.from_tensor_slices(order).map(fetch, num_parallel_calls=AUTOTUNE)
+
+
+def _augment(ds: tf.data.Dataset, x: np.ndarray, seed: int, stream: int,
+             epoch: tf.Tensor) -> tf.data.Dataset:
+    """``ds`` augmented, each element by a draw keyed by (seed, stream, epoch, position)."""
     square = x.shape[-3] == x.shape[-2]
     augment = _augmenter(square, x.ndim - 1)
-    return tf.data.Dataset.zip((ds, seeds)).map(augment, num_parallel_calls=AUTOTUNE)
+
+    def apply(position, element):
+        return augment(element, _key(seed, stream, epoch, position))
+
+    return ds.enumerate().map(apply, num_parallel_calls=AUTOTUNE)
 
 
 def _mixed_batches(
     x: np.ndarray, y: np.ndarray, *, n_classes: int, weights: np.ndarray | None,
-    batch_size: int | None, labelled_per_batch: int, shuffle: bool, augment: bool, seed: int,
-    drop_remainder: bool, cache_limit_bytes: int | None,
+    batch_size: int, labelled_per_batch: int, shuffle: bool, augment: bool, seed: int,
+    drop_remainder: bool, cache_limit_bytes: int | None, initial_epoch: int,
 ) -> tf.data.Dataset:
     """Batches of ``labelled_per_batch`` labelled samples (repeated) + the rest unlabelled."""
-    if weights is None or batch_size is None or not shuffle:
+    if weights is None or not shuffle:
         raise ValueError("labelled_per_batch needs sample weights, a batch size and shuffling")
     if not 0 < labelled_per_batch < batch_size:
         raise ValueError(
@@ -214,29 +301,30 @@ def _mixed_batches(
         # Nothing to mix: plain batches (every sample labelled, or none is).
         return make_dataset(x, y, n_classes=n_classes, weights=weights, batch_size=batch_size,
                             shuffle=shuffle, augment=augment, seed=seed,
-                            drop_remainder=drop_remainder, cache_limit_bytes=cache_limit_bytes)
-    # Repeat before batching so that a labelled set smaller than labelled_per_batch
-    # still fills every batch; each pass over it is reshuffled.
-    n_labelled = int(labelled.sum())
-    labelled_ds = _encoded(x[labelled], y[labelled], n_classes, weights[labelled],
-                           cache_limit_bytes)
-    labelled_ds = labelled_ds.shuffle(n_labelled, seed=seed, reshuffle_each_iteration=True)
-    labelled_ds = labelled_ds.repeat()
-    if augment:
-        labelled_ds = _augment(labelled_ds, x, seed)
-    labelled_ds = labelled_ds.batch(labelled_per_batch, drop_remainder=True)
-    n_unlabelled = len(x) - n_labelled
+                            drop_remainder=drop_remainder, cache_limit_bytes=cache_limit_bytes,
+                            initial_epoch=initial_epoch)
+    fetch = _fetcher(_stored(x, y, weights), _encoder(n_classes, np.issubdtype(y.dtype, np.integer),
+                                                      True))
+    labelled_idx, unlabelled_idx = np.flatnonzero(labelled), np.flatnonzero(~labelled)
     rest = batch_size - labelled_per_batch
-    unlabelled_ds = make_dataset(
-        x[~labelled], y[~labelled], n_classes=n_classes, weights=weights[~labelled],
-        batch_size=rest, shuffle=True, augment=augment, seed=seed + 1,
-        drop_remainder=drop_remainder and n_unlabelled >= rest,
-        cache_limit_bytes=cache_limit_bytes,
-    )
 
-    def concat(first: tuple, second: tuple) -> tuple:
-        return tuple(tf.concat([a, b], axis=0) for a, b in zip(first, second, strict=True))
+    def one_epoch(epoch: tf.Tensor) -> tf.data.Dataset:
+        # Endless passes over the labelled samples, each reshuffled, so that a labelled
+        # set smaller than labelled_per_batch still fills every batch.
+        labelled_ds = tf.data.Dataset.counter().flat_map(
+            lambda p: _samples(labelled_idx, fetch, seed, _LABELLED_ORDER, epoch, True, p))
+        unlabelled_ds = _samples(unlabelled_idx, fetch, seed, _UNLABELLED_ORDER, epoch, True)
+        if augment:
+            labelled_ds = _augment(labelled_ds, x, seed, _LABELLED_AUGMENT, epoch)
+            unlabelled_ds = _augment(unlabelled_ds, x, seed, _UNLABELLED_AUGMENT, epoch)
+        labelled_ds = labelled_ds.batch(labelled_per_batch, drop_remainder=True)
+        unlabelled_ds = unlabelled_ds.batch(
+            rest, drop_remainder=drop_remainder and len(unlabelled_idx) >= rest)
+        return tf.data.Dataset.zip((labelled_ds, unlabelled_ds)).map(
+            _concat, num_parallel_calls=AUTOTUNE)
 
-    ds = tf.data.Dataset.zip((labelled_ds, unlabelled_ds)).map(concat,
-                                                               num_parallel_calls=AUTOTUNE)
-    return ds.prefetch(AUTOTUNE)
+    return _epochs(initial_epoch, one_epoch).prefetch(AUTOTUNE)
+
+
+def _concat(first: tuple, second: tuple) -> tuple:
+    return tuple(tf.concat([a, b], axis=0) for a, b in zip(first, second, strict=True))

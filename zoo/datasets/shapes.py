@@ -96,11 +96,11 @@ def generate_shapes(
 @register_dataset(
     "shapes",
     options={"height": 64, "width": 64, "channels": 3, "classes": 4, "train": 512, "val": 128,
-             "objects": 3, "noise": 0.05, "min_radius": None, "max_radius": None},
+             "test": 128, "objects": 3, "noise": 0.05, "min_radius": None, "max_radius": None},
 )
 def build_shapes(
     *, seed: int, height: int, width: int, channels: int, classes: int, train: int, val: int,
-    objects: int, noise: float, min_radius: float | None, max_radius: float | None,
+    test: int, objects: int, noise: float, min_radius: float | None, max_radius: float | None,
 ) -> SplitArrays:
     """Synthetic shapes (circle, square, triangle, ...) on textured noisy backgrounds, any size."""
     height = check_int("shapes", "height", height, 4)
@@ -109,6 +109,7 @@ def build_shapes(
     classes = check_int("shapes", "classes", classes, 1, len(SHAPE_NAMES) + 1)
     train = check_int("shapes", "train", train)
     val = check_int("shapes", "val", val)
+    test = check_int("shapes", "test", test)
     objects = check_int("shapes", "objects", objects)
     if not 0 <= float(noise) < 1:
         raise ValueError(f"dataset 'shapes': option noise={noise!r} must lie in [0, 1)")
@@ -121,9 +122,12 @@ def build_shapes(
         )
     params = {"height": height, "width": width, "channels": channels, "classes": classes,
               "objects": objects, "noise": float(noise), "min_radius": lo, "max_radius": hi}
-    # Separate streams per split: the val set does not change when train grows.
+    # Separate streams per split: val and test do not change when train grows.
     x_train, y_train = generate_shapes(np.random.default_rng([seed, 0]), train, split="train",
                                        **params)
     x_val, y_val = generate_shapes(np.random.default_rng([seed, 1]), val, split="val", **params)
+    x_test, y_test = generate_shapes(np.random.default_rng([seed, 2]), test, split="test",
+                                     **params)
     names = ["foreground"] if classes == 1 else ["background", *SHAPE_NAMES[: classes - 1]]
-    return SplitArrays(x_train, y_train, x_val, y_val, n_classes=classes, class_names=names)
+    return SplitArrays(x_train, y_train, x_val, y_val, n_classes=classes, class_names=names,
+                       x_test=x_test, y_test=y_test)
