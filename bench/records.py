@@ -217,6 +217,7 @@ def trial_rows(
             "predictions_png": png_paths.get(outcome.trial_id),
             "stage": config.get("stage") or STAGE_FINAL,
             "selected_epoch": metrics.get("selected_epoch"),
+            "final_seconds": metrics.get("final_seconds"),
             **{k: v for k, v in metrics.items() if k.startswith("test_")},
         })
         history.extend({**keys, **row} for row in outcome.history)
