@@ -161,7 +161,7 @@ def test_selected_model_is_an_mlflow_model_pyfunc_predicts(tmp_path):
 # ---- one real sweep on another dataset, in its own process and temporary folder
 DIGITS_SPEC = """\
 name: digits_tested
-dataset: {name: digits, height: 16, width: 16, digit_size: 8, train: 16, val: 8}
+dataset: {name: digits, height: 16, width: 16, digit_size: 8, train: 16, val: 8, test: 8}
 models: [testnet]
 losses: [dice]
 seeds: [0]
