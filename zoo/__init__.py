@@ -8,7 +8,11 @@ Pure Keras 3 on TensorFlow; nothing here imports Ray or MLflow.
 ...               metrics=[zoo.get_metric("mean_iou", 4)])
 """
 
-from zoo import datasets, layers  # noqa: F401  (layers: registers custom layers for safe loading)
+from zoo import (  # noqa: F401  (layers: registers custom layers for safe loading)
+    case_metrics,
+    datasets,
+    layers,
+)
 from zoo.losses import describe_loss, get_loss, list_losses
 from zoo.metrics import default_metrics, get_metric, list_metrics
 from zoo.models import describe_model, get_model, list_models, reset_states
@@ -16,6 +20,7 @@ from zoo.models import describe_model, get_model, list_models, reset_states
 __version__ = "0.1.0"
 
 __all__ = [
+    "case_metrics",
     "datasets",
     "default_metrics",
     "describe_loss",
