@@ -155,7 +155,6 @@ def test_selected_model_is_an_mlflow_model_pyfunc_predicts(tmp_path):
     assert np.allclose(loaded.predict(x), model.predict(x, verbose=0), atol=1e-5)
     inputs = loaded.metadata.get_input_schema().inputs[0]
     assert inputs.shape == (-1, 16, 16, 3)
-    mlflow.set_tracking_uri("")
 
 
 # ---- one real sweep on another dataset, in its own process and temporary folder
@@ -232,4 +231,3 @@ def test_sweep_tests_the_best_validation_epoch(digits_sweep):
     model = mlflow.pyfunc.load_model(f"runs:/{trial['mlflow_run_id']}/model")
     out = model.predict(np.zeros((1, 16, 16, 1), np.float32))
     assert out.shape == (1, 16, 16, 11) and np.allclose(out.sum(-1), 1.0, atol=1e-4)
-    mlflow.set_tracking_uri("")
