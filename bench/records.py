@@ -229,7 +229,7 @@ def trial_rows(
     # Every validation metric has its test twin, NaN for the trials that were not tested.
     tested = [f"test_{c.removeprefix('val_')}" for c in trials_frame.columns
               if c.startswith("val_")]
-    for column in dict.fromkeys((*tested, *CASE_MEAN_COLUMNS)):
+    for column in dict.fromkeys((*tested, *CASE_MEAN_COLUMNS, "final_seconds")):
         if column not in trials_frame.columns:
             trials_frame[column] = math.nan
         trials_frame[column] = trials_frame[column].astype("float64")

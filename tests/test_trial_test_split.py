@@ -117,14 +117,14 @@ def _outcome(trial_id: str, metrics: dict, cases: pd.DataFrame | None = None):
     return records.TrialOutcome(trial_id, config, metrics, history, None, None, cases)
 
 
-def test_records_carry_test_columns_and_nan_for_scheduler_stops():
+def test_records_carry_test_columns_and_nan_for_scheduler_stops(tmp_path):
     spec = parse_spec(SMALL_SPEC.replace("epochs: 2", "epochs: 3") + "scheduler: asha\n")
     cases = pd.DataFrame({"case": [0, 0], "class_index": [0, 1],
                           "class_name": ["background", "square"], "dice": [0.9, np.nan],
                           "iou": [0.8, np.nan], "nsd": [1.0, np.nan], "hd95": [0.0, np.nan]})
     tested = _outcome("t1", {"end_reason": "patience", "epochs_done": 2, "selected_epoch": 1,
                              "test_loss": 0.95, "test_mean_iou": 0.45,
-                             "test_case_dice_mean": 0.9}, cases)
+                             "test_case_dice_mean": 0.9, "final_seconds": 1.5}, cases)
     stopped = _outcome("t2", {"epochs_done": 2})  # ASHA stopped it: no end reason, no test
     trials, _ = records.trial_rows([tested, stopped], spec, versions={}, run_ids={},
                                    experiment_id="0", png_paths={})
@@ -142,6 +142,16 @@ def test_records_carry_test_columns_and_nan_for_scheduler_stops():
                                   "class_index", "class_name", "dice", "iou", "nsd", "hd95"]
     assert list(rows["trial_id"]) == ["t1", "t1"] and list(rows["dataset"]) == ["shapes"] * 2
     assert list(records.case_rows([stopped], spec).columns) == list(rows.columns)
+    # A sweep with no tested trial has the same column types: the tables read back as one.
+    untested, _ = records.trial_rows([stopped], spec, versions={}, run_ids={},
+                                     experiment_id="0", png_paths={})
+    records.write_table(tmp_path, "trials", "a", untested)  # read first: its schema leads
+    records.write_table(tmp_path, "trials", "b", trials)
+    records.write_table(tmp_path, "cases", "a", records.case_rows([stopped], spec))
+    records.write_table(tmp_path, "cases", "b", rows)
+    both = pd.read_parquet(tmp_path / "trials.parquet")
+    assert len(both) == 3 and both["test_mean_iou"].notna().sum() == 1
+    assert len(pd.read_parquet(tmp_path / "cases.parquet")) == 2
 
 
 # ---- MLflow Model
