@@ -6,6 +6,7 @@ table with a ``sweep`` column)::
     trials.parquet/sweep=NAME/part-0.parquet       one row per trial
     history.parquet/sweep=NAME/part-0.parquet      one row per trial x epoch
     leaderboard.parquet/sweep=NAME/part-0.parquet  one row per dataset x model x loss
+    cases.parquet/sweep=NAME/part-0.parquet        one row per trial x test case x class
     predictions/NAME/TRIAL_ID.png                  sample predictions of each trial
 
 Read them back with ``bench.leaderboard.load_results``, which unifies the schemas of
@@ -32,7 +33,9 @@ from typing import Any
 import pandas as pd
 
 from bench.spec import SweepSpec
-from bench.trainable import (
+from bench.trial.cases import CASE_COLUMNS, CASE_METRICS
+from bench.trial.context import (
+    CASES_FILE,
     CHECKPOINT_STATE,
     END_COMPLETED,
     END_NAN,
@@ -42,14 +45,18 @@ from bench.trainable import (
 TERMINATED, ERROR, NAN, STOPPED = "TERMINATED", "ERROR", "NAN", "STOPPED"
 FAILED_STATUSES = (ERROR, NAN)
 UNFINISHED_REASONS = ("interrupted", "not_started")  # a rerun of the sweep continues them
-TABLES = ("trials", "history", "leaderboard")
+TABLES = ("trials", "history", "leaderboard", "cases")
+STAGE_FINAL = "final"  # a plain sweep's trials; a protocol's config says ``stage`` itself
+# Per-trial means of the per-case test scores (NaN without cases, e.g. next-frame tasks).
+CASE_MEAN_COLUMNS = tuple(f"test_case_{metric}_mean" for metric in CASE_METRICS)
+_KEY_COLUMNS = ("trial_id", "model", "loss", "dataset", "seed")
 CONTRACT_METRICS = ("val_loss", "val_mean_iou", "val_dice_coef", "val_pixel_accuracy")
 
 # Always strings, even when every value of a sweep is null (keeps sweeps' schemas equal).
 _STRING_COLUMNS = (
     "trial_id", "model", "loss", "dataset", "status", "error", "end_reason", "params",
     "node", "node_ip", "node_id", "mlflow_run_id", "mlflow_experiment_id", "spec", "versions",
-    "metric", "mode", "predictions_png", "trial_name",
+    "metric", "mode", "predictions_png", "trial_name", "stage", "class_name",
 )
 
 
@@ -64,6 +71,8 @@ class TrialOutcome:
         history: one dict per epoch, from the trial's last checkpoint.
         error: Tune's error for a trial that raised, else None.
         png: the predictions PNG from the last checkpoint, if any (a temporary path).
+        cases: the per test case x class scores of a tested trial (``CASE_COLUMNS``),
+            from its final checkpoint; None when it was not tested.
         unfinished: the sweep was interrupted before this trial ended (a rerun continues
             it); see ``bench.interrupted``.
     """
@@ -74,6 +83,7 @@ class TrialOutcome:
     history: list[dict[str, Any]]
     error: BaseException | None
     png: Path | None
+    cases: pd.DataFrame | None = None
     unfinished: bool = False
 
 
@@ -90,14 +100,14 @@ def error_line(error: BaseException) -> str:
 
 def outcome_from_result(result: Any, scratch: Path, *,
                         unfinished: bool = False) -> TrialOutcome:
-    """Read one ``ray.tune.Result``: its last metrics, its checkpoint's history and PNG.
+    """Read one ``ray.tune.Result``: its last metrics, its checkpoint's history, PNG, cases.
 
     ``scratch`` is a folder where the PNG is copied out of the checkpoint; ``unfinished``
     says the sweep's interruption left this trial unfinished.
     """
     trial_id = Path(result.path).name  # plan.trial_dirname names the folder by trial id
     history: list[dict[str, Any]] = []
-    png = None
+    png = cases = None
     if result.checkpoint is not None:
         with result.checkpoint.as_directory() as folder:
             state_path = Path(folder) / CHECKPOINT_STATE
@@ -106,8 +116,10 @@ def outcome_from_result(result: Any, scratch: Path, *,
             if (Path(folder) / PREDICTIONS_PNG).exists():
                 png = scratch / f"{trial_id}.png"
                 shutil.copyfile(Path(folder) / PREDICTIONS_PNG, png)
+            if (Path(folder) / CASES_FILE).exists():
+                cases = pd.read_parquet(Path(folder) / CASES_FILE)
     return TrialOutcome(trial_id, dict(result.config or {}), dict(result.metrics or {}),
-                        history, result.error, png, unfinished)
+                        history, result.error, png, cases=cases, unfinished=unfinished)
 
 
 def _best_row(history: list[dict[str, Any]], metric: str, mode: str) -> dict[str, Any]:
@@ -152,8 +164,10 @@ def trial_rows(
     """``(trials, history)`` tables of a sweep, without the ``sweep`` column (its partition).
 
     Metric values in ``trials`` are those of each trial's best epoch by the sweep's
-    metric and mode. ``run_ids`` maps trial id to MLflow run id for trials that failed
-    before reporting; ``png_paths`` maps trial id to its PNG relative to the results.
+    metric and mode; ``test_*`` and ``selected_epoch`` come from the trial's last result
+    (NaN for a trial that was not tested: stopped by a scheduler, diverged, failed).
+    ``run_ids`` maps trial id to MLflow run id for trials that failed before reporting;
+    ``png_paths`` maps trial id to its PNG relative to the results.
     """
     trials, history = [], []
     for outcome in outcomes:
@@ -206,6 +220,10 @@ def trial_rows(
             "metric": spec.metric,
             "mode": spec.mode,
             "predictions_png": png_paths.get(outcome.trial_id),
+            "stage": config.get("stage") or STAGE_FINAL,
+            "selected_epoch": metrics.get("selected_epoch"),
+            "final_seconds": metrics.get("final_seconds"),
+            **{k: v for k, v in metrics.items() if k.startswith("test_")},
         })
         history.extend({**keys, **row} for row in outcome.history)
     trials_frame = pd.DataFrame(trials)
@@ -213,9 +231,38 @@ def trial_rows(
     for column in dict.fromkeys((spec.metric, *CONTRACT_METRICS)):
         if column not in trials_frame.columns:
             trials_frame[column] = math.nan
+    # Every validation metric has its test twin, NaN for the trials that were not tested.
+    tested = [f"test_{c.removeprefix('val_')}" for c in trials_frame.columns
+              if c.startswith("val_")]
+    for column in dict.fromkeys((*tested, *CASE_MEAN_COLUMNS, "final_seconds")):
+        if column not in trials_frame.columns:
+            trials_frame[column] = math.nan
+        trials_frame[column] = trials_frame[column].astype("float64")
     history_frame = pd.DataFrame(history, columns=None if history else [
         "trial_id", "model", "loss", "dataset", "seed", "epoch"])
     return _typed(trials_frame), _typed(history_frame)
+
+
+def case_rows(outcomes: Iterable[TrialOutcome], spec: SweepSpec) -> pd.DataFrame:
+    """The ``cases`` table of a sweep (without ``sweep``): one row per tested trial x test
+    case x class, keyed like ``trials`` (``trial_id, model, loss, dataset, seed``)."""
+    frames = []
+    for outcome in outcomes:
+        if outcome.cases is None or not len(outcome.cases):
+            continue
+        keys = {"trial_id": outcome.trial_id, "model": outcome.config.get("model"),
+                "loss": outcome.config.get("loss"), "dataset": spec.dataset,
+                "seed": outcome.config.get("seed")}
+        frame = outcome.cases.loc[:, list(CASE_COLUMNS)].copy()
+        for position, (key, value) in enumerate(keys.items()):
+            frame.insert(position, key, value)
+        frames.append(frame)
+    if not frames:
+        frame = pd.DataFrame({c: pd.Series(dtype="float64") for c in (*_KEY_COLUMNS,
+                                                                       *CASE_COLUMNS)})
+    else:
+        frame = pd.concat(frames, ignore_index=True)
+    return _typed(frame)
 
 
 def _typed(frame: pd.DataFrame) -> pd.DataFrame:
@@ -226,7 +273,7 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
         if column in frame.columns:
             frame[column] = pd.to_datetime(frame[column], utc=True)
     for column in ("seed", "batch_size", "epochs", "epochs_done", "best_epoch", "n_params",
-                   "epoch"):
+                   "epoch", "selected_epoch", "case", "class_index"):
         if column in frame.columns:
             frame[column] = frame[column].astype("Int64")
     return frame

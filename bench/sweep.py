@@ -93,6 +93,8 @@ def _context(spec: SweepSpec, track: tracking.Tracking) -> SweepContext:
         cpu=spec.cpu,
         gpu=spec.gpu,
         tracking=track,
+        # The spec key may not exist yet (bench.spec): 1 pixel, the default.
+        nsd_tolerance=float(getattr(spec, "nsd_tolerance", 1.0)),
     )
 
 
@@ -213,11 +215,13 @@ def _run_locked(spec: SweepSpec, options: SweepOptions, results: Path) -> SweepO
         run_ids=tracking.trial_run_ids(track, spec.name),
         experiment_id=track.experiment_id, png_paths=png_paths,
     )
+    cases = records.case_rows(outcomes, spec)
     trials.insert(0, "sweep", spec.name)
     history.insert(0, "sweep", spec.name)
     board = aggregate(trials)
     records.write_table(results, "trials", spec.name, trials)
     records.write_table(results, "history", spec.name, history)
+    records.write_table(results, "cases", spec.name, cases)
     records.write_table(results, "leaderboard", spec.name, board)
     failed = int(trials["status"].isin(records.FAILED_STATUSES).sum())
     unfinished = int(trials["end_reason"].isin(records.UNFINISHED_REASONS).sum())

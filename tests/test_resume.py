@@ -69,6 +69,11 @@ def test_killed_sweep_resumes_and_every_trial_trains_once(tmp_path, capsys):
     assert list(trials["epochs_done"]) == [epochs, epochs]
     for trial_id, rows in history.groupby("trial_id"):
         assert sorted(rows["epoch"]) == list(range(1, epochs + 1)), trial_id
+        # The best epoch may be one before the kill: its weights came back from best.npz.
+        trial = trials[trials["trial_id"] == trial_id].iloc[0]
+        best = rows.sort_values("epoch").set_index("epoch")["val_mean_iou"].idxmax()
+        assert trial["selected_epoch"] == best == trial["best_epoch"], trial_id
+        assert 0.0 <= trial["test_mean_iou"] <= 1.0 and pd.notna(trial["test_loss"])
     client = _tracking(results)
     experiment = client.get_experiment_by_name("zoobench").experiment_id
     for trial in trials.itertuples():
@@ -108,6 +113,9 @@ def test_failing_and_diverging_trials_are_recorded_and_others_finish(tmp_path, c
     assert (ok["status"], ok["epochs_done"]) == ("TERMINATED", 1)
     assert bad["status"] == "ERROR" and bad["epochs_done"] == 0
     assert bad["error"].startswith("ValueError: dice: weights has 2 entries but y_pred needs 3")
+    # Only a trial that ended by itself is tested.
+    assert pd.notna(ok["test_mean_iou"]) and ok["selected_epoch"] == 1
+    assert pd.isna(bad["test_mean_iou"]) and pd.isna(bad["selected_epoch"])
     client = _tracking(results)
     run = client.get_run(bad["mlflow_run_id"])
     assert run.info.status == "FAILED"
@@ -120,6 +128,9 @@ def test_failing_and_diverging_trials_are_recorded_and_others_finish(tmp_path, c
     nan = _read(results, "trials", "diverging").iloc[0]
     assert (nan["status"], nan["epochs_done"], nan["end_reason"]) == ("NAN", 1, "nan")
     assert nan["error"] == "loss became non-finite at epoch 1"
+    assert pd.isna(nan["test_loss"]) and pd.isna(nan["selected_epoch"])  # diverged: not tested
+    cases = pd.read_parquet(results / "cases.parquet")
+    assert set(cases["trial_id"]) == {ok["trial_id"]}
     assert client.get_run(nan["mlflow_run_id"]).info.status == "FAILED"
     # The second sweep was added beside the first, not over it.
     every = pd.read_parquet(results / "trials.parquet")

@@ -21,6 +21,13 @@ TRIAL_COLUMNS = [
     "train_seconds", "samples_per_second", "node", "node_id", "mlflow_run_id",
     "val_pixel_accuracy", "val_iou_class_0", "val_iou_class_2", "n_params", "error", "spec",
     "versions", "metric", "mode", "predictions_png", "epochs", "started_at", "ended_at",
+    "stage", "selected_epoch", "test_loss", "test_mean_iou", "test_dice_coef",
+    "test_pixel_accuracy", "test_iou_class_0", "test_iou_class_2", "test_case_dice_mean",
+    "test_case_iou_mean", "test_case_nsd_mean", "test_case_hd95_mean",
+]
+CASE_COLUMNS = [
+    "sweep", "trial_id", "model", "loss", "dataset", "seed", "case", "class_index",
+    "class_name", "dice", "iou", "nsd", "hd95",
 ]
 HISTORY_COLUMNS = [
     "sweep", "trial_id", "model", "loss", "dataset", "seed", "epoch", "train_loss", "val_loss",
@@ -33,7 +40,7 @@ HISTORY_COLUMNS = [
 @pytest.fixture(scope="module")
 def tables(small_sweep):
     read = {name: pd.read_parquet(small_sweep.results / f"{name}.parquet")
-            for name in ("trials", "history", "leaderboard")}
+            for name in ("trials", "history", "leaderboard", "cases")}
     for frame in read.values():
         frame["sweep"] = frame["sweep"].astype(str)
     return read
@@ -76,6 +83,24 @@ def test_history_matches_trials_best_epoch(tables):
         assert 0.0 <= trial.val_mean_iou <= 1.0
 
 
+def test_each_trial_tests_its_best_validation_epoch(tables):
+    trials, history, cases = tables["trials"], tables["history"], tables["cases"]
+    assert set(trials["stage"]) == {"final"}
+    for trial in trials.itertuples():
+        rows = history[history["trial_id"] == trial.trial_id]
+        best = rows.loc[rows["val_mean_iou"].idxmax(), "epoch"]  # the first of ties
+        assert trial.selected_epoch == best == trial.best_epoch
+        row = trials[trials["trial_id"] == trial.trial_id].iloc[0]
+        for column in [c for c in trials.columns if c.startswith("val_")]:
+            assert math.isfinite(row[f"test_{column[4:]}"]), column
+        assert 0.0 <= row["test_mean_iou"] <= 1.0
+        own = cases[cases["trial_id"] == trial.trial_id]
+        assert len(own) == own["case"].nunique() * 3  # every test case x each of 3 classes
+        assert row["test_case_dice_mean"] == pytest.approx(own["dice"].mean())
+    assert [c for c in CASE_COLUMNS if c not in cases.columns] == []
+    assert set(cases["class_name"]) == {"background", "circle", "square"}
+
+
 def test_leaderboard_ranks_each_model_loss(tables, small_sweep):
     board, trials = tables["leaderboard"], tables["trials"]
     assert len(board) == 2 and sorted(board["rank"]) == [1, 2]
@@ -108,6 +133,9 @@ def test_mlflow_runs_hold_params_metrics_and_model(tables, small_sweep, tmp_path
         rows = history[history["trial_id"] == trial.trial_id]
         assert logged == pytest.approx(dict(zip(rows["epoch"], rows["val_mean_iou"],
                                                 strict=True)))
+        tested = client.get_metric_history(trial.mlflow_run_id, "test_mean_iou")
+        assert [(m.step, m.value) for m in tested] == [
+            (trial.selected_epoch, pytest.approx(trial.test_mean_iou))]
         artifacts = {a.path for a in client.list_artifacts(trial.mlflow_run_id)}
         assert {"model", "predictions.png"} <= artifacts
     path = client.download_artifacts(trials["mlflow_run_id"].iloc[0], "model/model.keras",

@@ -1,0 +1,52 @@
+"""What every trial of a sweep shares, and the names a trial's checkpoint and results use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from bench.tracking import Tracking
+
+# Files in a trial's checkpoint folder (Tune copies the folder to the trial's storage).
+CHECKPOINT_VARIABLES = "state.npz"  # model and optimizer variables (bench.checkpoints)
+CHECKPOINT_BEST = "best.npz"  # model variables of the best validation epoch so far
+CHECKPOINT_STATE = "state.json"  # epoch, MLflow run id, history, elapsed seconds
+PREDICTIONS_PNG = "predictions.png"  # final checkpoint only: selected weights' predictions
+CASES_FILE = "cases.parquet"  # final checkpoint only: per test case x class scores
+PREDICTION_SAMPLES = 4
+
+# Why a trial ended, as reported in its last result (``end_reason``).
+END_COMPLETED, END_PATIENCE, END_TIME_BUDGET, END_NAN = (
+    "completed", "patience", "time_budget", "nan",
+)
+# Ends after which the trial's selected weights are tested (a diverged trial has none
+# worth testing; a scheduler stop never reaches the trial's own end).
+TESTED_ENDS = (END_COMPLETED, END_PATIENCE, END_TIME_BUDGET)
+
+
+@dataclass(frozen=True)
+class SweepContext:
+    """What every trial of a sweep shares (passed with ``tune.with_parameters``).
+
+    ``models`` and ``losses`` map the labels in a trial's config to registry names
+    and options, e.g. ``"focal(gamma=2)" -> ("focal", {"gamma": 2})``.
+    ``nsd_tolerance`` is the normalised surface Dice tolerance in pixels of the
+    per-case test metrics (the spec's ``nsd_tolerance``).
+    """
+
+    sweep: str
+    dataset: str
+    dataset_options: dict[str, Any]
+    models: dict[str, tuple[str, dict[str, Any]]]
+    losses: dict[str, tuple[str, dict[str, Any]]]
+    epochs: int
+    metric: str
+    mode: str
+    patience: int | None
+    time_budget_s: float | None
+    mixed_precision: str
+    xla: bool
+    cpu: float
+    gpu: float
+    tracking: Tracking
+    nsd_tolerance: float = 1.0

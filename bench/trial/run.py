@@ -1,0 +1,156 @@
+"""``train_trial``: the Tune function trainable, from a trial's config to its last report."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from bench.tracking import TrialRun
+from bench.trial.context import END_NAN, PREDICTION_SAMPLES, SweepContext
+from bench.trial.reporter import make_reporter
+from bench.trial.state import TrialState
+
+
+def configure_tensorflow(cpu: float) -> None:
+    """Threads = the trial's CPU share; GPU memory growth on. Call before TF's first op.
+
+    Raises nothing when TensorFlow is already initialised (a reused worker keeps the
+    settings of its first trial, made with the same resources).
+    """
+    import tensorflow as tf
+
+    threads = max(1, int(cpu))
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(min(threads, 2))
+        for gpu in tf.config.list_physical_devices("GPU"):
+            tf.config.experimental.set_memory_growth(gpu, True)
+    except RuntimeError:
+        pass  # already initialised in this process
+
+
+def _optimizer(name: str, lr: float, weight_decay: float) -> Any:
+    import keras
+
+    cls = {"adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW,
+           "sgd": keras.optimizers.SGD, "rmsprop": keras.optimizers.RMSprop}[name]
+    return cls(learning_rate=lr, weight_decay=weight_decay or None)
+
+
+def crop_targets(dataset: Any, out_h: int, out_w: int, height: int, width: int) -> Any:
+    """Centre-crop targets to a model output smaller than its input (valid convolutions)."""
+    if (out_h, out_w) == (height, width):
+        return dataset
+    top, left = (height - out_h) // 2, (width - out_w) // 2
+
+    def crop(x: Any, y: Any, *weight: Any) -> Any:
+        y = y[..., top:top + out_h, left:left + out_w, :]
+        return (x, y, *weight)
+
+    return dataset.map(crop)
+
+
+def compile_model(model: Any, *, optimizer: Any, loss: Any, n_classes: int, task: str,
+                  jit_compile: bool = False) -> None:
+    """``model.compile`` with zoo's default metrics for ``task``.
+
+    The metrics go to ``weighted_metrics``: Keras 3 passes sample weights only to
+    those, and a semi-supervised dataset's weights (0 for unlabelled samples) must keep
+    unlabelled samples out of the training metrics as they are kept out of the loss.
+    """
+    import zoo
+
+    model.compile(optimizer=optimizer, loss=loss,
+                  weighted_metrics=zoo.metrics.default_metrics(n_classes, task),
+                  jit_compile=jit_compile)
+
+
+def _val_sample(val_ds: Any) -> tuple[Any, Any] | None:
+    """Up to PREDICTION_SAMPLES validation inputs and targets as numpy arrays."""
+    for batch in val_ds.unbatch().batch(PREDICTION_SAMPLES).take(1):
+        return batch[0].numpy(), batch[1].numpy()
+    return None
+
+
+def train_trial(config: dict[str, Any], context: SweepContext) -> None:
+    """Tune function trainable for one model x loss x seed x hyperparameter draw.
+
+    Trains on the train split, selects on validation, and when the trial ends by
+    itself tests the selected weights on the test split (``bench.trial.final``).
+
+    Args:
+        config: ``model`` and ``loss`` labels, ``seed``, ``batch_size``, ``lr``,
+            ``optimizer``, ``weight_decay``, ``augment`` (see ``bench.spec.PARAMS``).
+        context: the sweep's shared settings.
+    """
+    configure_tensorflow(context.cpu)
+    import keras
+    from ray import tune
+
+    import zoo
+
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(int(config["seed"]))
+    keras.mixed_precision.set_global_policy(
+        "float32" if context.mixed_precision == "none" else f"mixed_{context.mixed_precision}"
+    )
+    model_name, model_options = context.models[config["model"]]
+    loss_name, loss_params = context.losses[config["loss"]]
+
+    # The MLflow run opens first, so a trial failing while it builds is visible there too.
+    trial = TrialState(context, config)
+    checkpoint = tune.get_checkpoint()
+    checkpoint_dir = Path(checkpoint.to_directory()) if checkpoint is not None else None
+    try:
+        initial_epoch = trial.restore_progress(checkpoint_dir) if checkpoint_dir else 0
+    except BaseException:
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
+        raise
+    params = {**config, "dataset": context.dataset, "epochs": context.epochs,
+              "model_name": model_name, "loss_name": loss_name,
+              "dataset_options": context.dataset_options, "model_options": model_options,
+              "loss_params": loss_params, "mixed_precision": context.mixed_precision,
+              "xla": context.xla}
+    trial.run = TrialRun(context.tracking, trial.trial_name, trial.trial_id, context.sweep,
+                         params, trial.run_id)
+    trial.run_id = trial.run.run_id
+    failed = False
+    try:
+        # A resumed trial's epoch k sees the data an uninterrupted epoch k sees.
+        splits = zoo.datasets.load_splits(
+            context.dataset, batch_size=int(config["batch_size"]), seed=int(config["seed"]),
+            augment=bool(config["augment"]), initial_epoch=initial_epoch,
+            **context.dataset_options,
+        )
+        info = splits.info
+        height, width, channels = info.input_shape[-3:]
+        model, out_h, out_w = zoo.get_model(model_name, height, width, channels,
+                                            info.n_classes, **model_options)
+        train_ds, val_ds, test_ds = (crop_targets(ds, out_h, out_w, height, width)
+                                     for ds in (splits.train, splits.val, splits.test))
+        compile_model(model, optimizer=_optimizer(config["optimizer"], float(config["lr"]),
+                                                  float(config["weight_decay"])),
+                      loss=zoo.get_loss(loss_name, **loss_params), n_classes=info.n_classes,
+                      task=info.task, jit_compile=context.xla)
+        trial.info, trial.val_sample, trial.test_ds = info, _val_sample(val_ds), test_ds
+        trial.n_params = model.count_params()
+        trial.run.log_param("n_params", trial.n_params)
+        if checkpoint_dir is not None:
+            trial.restore_weights(checkpoint_dir, model)
+        if initial_epoch < context.epochs:
+            model.fit(train_ds, validation_data=val_ds, epochs=context.epochs,
+                      initial_epoch=initial_epoch, callbacks=[make_reporter(trial)], verbose=0,
+                      shuffle=False)  # the dataset shuffles itself, seeded
+    except Exception as error:
+        failed = True
+        trial.run.set_error(f"{type(error).__name__}: {error}")
+        raise
+    finally:
+        if checkpoint_dir is not None:
+            shutil.rmtree(checkpoint_dir, ignore_errors=True)
+        # Tune stops a trial (scheduler decision, or right after its last report) by raising
+        # a BaseException in it: that is an end, not a failure.
+        last = trial.history[-1] if trial.history else None
+        diverged = last is not None and trial.end_reason(last) == END_NAN
+        trial.run.end("FAILED" if failed or diverged else "FINISHED")
