@@ -136,6 +136,7 @@ class SweepSpec:
     cpu: float = 1.0
     gpu: float = 0.0
     source: str = ""
+    protocol: Any = None  # bench.protocol.Protocol: tune-then-test in two stages
 
     @property
     def cells(self) -> int:
