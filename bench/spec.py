@@ -35,6 +35,10 @@ The keys (see ``DEFAULT_SPEC`` for a complete example)::
     mixed_precision: none              # none | bfloat16 | float16
     xla: false                         # jit_compile
     resources: {cpu: 1, gpu: 0}        # per trial; fractions of a GPU allowed
+    nsd_tolerance: 1.0                 # pixels: the tolerance of the per-case NSD
+    protocol:                          # optional: tune on validation, then retrain and test
+      tune: {samples: 8, scheduler: asha, seeds: [0]}   # replaces samples/scheduler/seeds
+      final: {seeds: [0, 1, 2, 3, 4]}                   # at least 2 (bench.protocol)
 """
 
 from __future__ import annotations
@@ -46,11 +50,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from bench.errors import UsageError
+
+if TYPE_CHECKING:
+    from bench.protocol import Protocol
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 SEARCHES = ("random", "optuna")
@@ -150,6 +157,8 @@ class SweepSpec:
     gpu: float = 0.0
     source: str = ""
     warnings: tuple[str, ...] = ()
+    nsd_tolerance: float = 1.0
+    protocol: Protocol | None = None  # tune-then-test in two stages (bench.protocol)
 
     @property
     def cells(self) -> int:
@@ -213,7 +222,8 @@ PARAMS: dict[str, tuple[Callable[[Any], Any], Any]] = {
 TOP_KEYS = (
     "name", "dataset", "models", "losses", "seeds", "epochs", "params", "samples", "search",
     "search_seed", "scheduler", "metric", "mode", "patience", "time_budget_s", "max_concurrent",
-    "max_failures", "mixed_precision", "xla", "resources",
+    "max_failures", "mixed_precision", "xla", "resources", "protocol",
+    "nsd_tolerance",
 )
 
 
@@ -630,14 +640,7 @@ def parse_spec(text: str, where: str = "spec", name: str | None = None) -> Sweep
 
     seeds: tuple[int, ...] = (0,)
     with c.section():
-        seeds_raw = raw.get("seeds", [0])
-        if isinstance(seeds_raw, int) and not isinstance(seeds_raw, bool):
-            seeds_raw = [seeds_raw]
-        if not isinstance(seeds_raw, list) or not seeds_raw:
-            raise c.fail("seeds", f"must be a non-empty list of integers, got {seeds_raw!r}")
-        seeds = tuple(c.check(f"seeds[{i}]", s, _int(0)) for i, s in enumerate(seeds_raw))
-        if len(set(seeds)) != len(seeds):
-            raise c.fail("seeds", f"listed twice: {seeds!r}")
+        seeds = _seeds(c, "seeds", raw.get("seeds", [0]))
 
     def value(key: str, check: Callable[[Any], Any], default: Any) -> Any:
         """``raw[key]`` checked (``default`` when absent); a problem is recorded."""
@@ -658,6 +661,9 @@ def parse_spec(text: str, where: str = "spec", name: str | None = None) -> Sweep
     scheduler = Scheduler()
     with c.section():
         scheduler = _scheduler(c, raw.get("scheduler", "fifo"))
+    protocol = None
+    with c.section():
+        protocol = _protocol(c, raw, params)
 
     cpu, gpu = 1.0, 0.0
     with c.section():
@@ -671,7 +677,8 @@ def parse_spec(text: str, where: str = "spec", name: str | None = None) -> Sweep
         gpu = c.check("resources.gpu", resources.get("gpu", 0), _number(0.0))
 
     samples = value("samples", _int(1), 1)
-    if samples > 1 and not any(isinstance(v, Space) for v in params.values()):
+    if samples > 1 and protocol is None and not any(isinstance(v, Space)
+                                                    for v in params.values()):
         c.problems.append(str(c.fail(
             "samples", f"{samples} draws of fixed params would be {samples} identical trials; "
             f"give params a search space (e.g. lr: {{loguniform: [1.0e-4, 1.0e-2]}}), or for "
@@ -701,6 +708,8 @@ def parse_spec(text: str, where: str = "spec", name: str | None = None) -> Sweep
         cpu=cpu,
         gpu=gpu,
         source=text,
+        protocol=protocol,
+        nsd_tolerance=value("nsd_tolerance", _number(0.0), 1.0),
     )
     c.raise_problems()
     _warn_unlikely(c, models, dataset_options, params, info)
@@ -709,26 +718,75 @@ def parse_spec(text: str, where: str = "spec", name: str | None = None) -> Sweep
     return replace(spec, warnings=tuple(c.warnings))
 
 
-def _scheduler(c: _Checker, scheduler_raw: Any) -> Scheduler:
+def _scheduler(c: _Checker, scheduler_raw: Any, key: str = "scheduler") -> Scheduler:
     """``fifo``, ``asha`` or ``{asha: {grace_period: ..., reduction_factor: ...}}``."""
     if isinstance(scheduler_raw, dict) and len(scheduler_raw) == 1:
         scheduler_name, scheduler_options = next(iter(scheduler_raw.items()))
         scheduler_options = scheduler_options or {}
     else:
         scheduler_name, scheduler_options = scheduler_raw, {}
-    scheduler_name = c.check("scheduler", scheduler_name, _one_of(SCHEDULERS))
+    scheduler_name = c.check(key, scheduler_name, _one_of(SCHEDULERS))
     if not isinstance(scheduler_options, dict):
-        raise c.fail(f"scheduler.{scheduler_name}", "options must be a mapping")
-    if not c.unknown_keys(f"scheduler.{scheduler_name}", scheduler_options,
+        raise c.fail(f"{key}.{scheduler_name}", "options must be a mapping")
+    if not c.unknown_keys(f"{key}.{scheduler_name}", scheduler_options,
                           ("grace_period", "reduction_factor") if scheduler_name == "asha"
                           else ()):
         return Scheduler(scheduler_name)
     return Scheduler(
         scheduler_name,
-        c.check("scheduler.asha.grace_period", scheduler_options.get("grace_period", 1), _int(1)),
-        c.check("scheduler.asha.reduction_factor",
+        c.check(f"{key}.asha.grace_period", scheduler_options.get("grace_period", 1), _int(1)),
+        c.check(f"{key}.asha.reduction_factor",
                 scheduler_options.get("reduction_factor", 2), _number(1.0, strict=True)),
     )
+
+
+def _seeds(c: _Checker, key: str, seeds_raw: Any) -> tuple[int, ...]:
+    """A non-empty list of distinct integers >= 0 (a single integer is a list of one)."""
+    if isinstance(seeds_raw, int) and not isinstance(seeds_raw, bool):
+        seeds_raw = [seeds_raw]
+    if not isinstance(seeds_raw, list) or not seeds_raw:
+        raise c.fail(key, f"must be a non-empty list of integers, got {seeds_raw!r}")
+    seeds = tuple(c.check(f"{key}[{i}]", s, _int(0)) for i, s in enumerate(seeds_raw))
+    if len(set(seeds)) != len(seeds):
+        raise c.fail(key, f"listed twice: {seeds!r}")
+    return seeds
+
+
+def _protocol(c: _Checker, raw: dict[str, Any], params: dict[str, Any]) -> Protocol | None:
+    """``protocol: {tune: {samples, scheduler, seeds}, final: {seeds}}``, or None."""
+    from bench.protocol import Protocol, ProtocolError, check_protocol
+
+    value = raw.get("protocol")
+    if value is None:
+        return None
+    shape = "{tune: {samples: 8, scheduler: asha, seeds: [0]}, final: {seeds: [0, 1, 2]}}"
+    if not isinstance(value, dict) or "final" not in value:
+        raise c.fail("protocol", f"must be a mapping like {shape}")
+    # The protocol sets what each stage draws and on which seeds: two places would disagree.
+    clashes = [key for key in ("samples", "seeds", "scheduler") if key in raw]
+    if clashes:
+        raise c.fail("protocol", f"sets the stages' samples, seeds and scheduler; remove the "
+                                 f"top-level {', '.join(clashes)} (or put them under "
+                                 f"protocol.tune / protocol.final)")
+    tune, final = value.get("tune") or {}, value["final"]
+    if not isinstance(tune, dict) or not isinstance(final, dict):
+        raise c.fail("protocol", f"tune and final must be mappings, like {shape}")
+    known = (c.unknown_keys("protocol", value, ("tune", "final"))
+             & c.unknown_keys("protocol.tune", tune, ("samples", "scheduler", "seeds"))
+             & c.unknown_keys("protocol.final", final, ("seeds",)))
+    if "seeds" not in final:
+        raise c.fail("protocol.final.seeds", "missing (required): the seeds of the final stage")
+    protocol = Protocol(
+        tune_samples=c.check("protocol.tune.samples", tune.get("samples", 1), _int(1)),
+        tune_scheduler=_scheduler(c, tune.get("scheduler", "fifo"), "protocol.tune.scheduler"),
+        tune_seeds=_seeds(c, "protocol.tune.seeds", tune.get("seeds", [0])),
+        final_seeds=_seeds(c, "protocol.final.seeds", final["seeds"]),
+    )
+    try:
+        check_protocol(protocol, params)
+    except ProtocolError as error:
+        raise c.fail(f"protocol.{error.key}", error.message) from None
+    return protocol if known else None
 
 
 def check_resources(

@@ -12,15 +12,15 @@ import json
 import math
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from bench import guards, interrupted, records, tracking
+from bench import guards, interrupted, protocol, records, tracking
 from bench.errors import UsageError
-from bench.plan import make_plan
+from bench.plan import Plan, make_plan
 from bench.spec import SweepSpec
 from bench.trainable import SweepContext, train_trial
 
@@ -93,8 +93,7 @@ def _context(spec: SweepSpec, track: tracking.Tracking) -> SweepContext:
         cpu=spec.cpu,
         gpu=spec.gpu,
         tracking=track,
-        # The spec key may not exist yet (bench.spec): 1 pixel, the issue's default.
-        nsd_tolerance=float(getattr(spec, "nsd_tolerance", 1.0)),
+        nsd_tolerance=spec.nsd_tolerance,
     )
 
 
@@ -131,32 +130,140 @@ def _spec_copies(spec: SweepSpec, options: SweepOptions, results: Path) -> list[
     return guards.spec_copies(results, experiment, spec.name)
 
 
-def _tuner(spec: SweepSpec, options: SweepOptions, context: SweepContext) -> Any:
-    """A new Tuner, or the restored one when this sweep name has run before."""
+@dataclass(frozen=True)
+class Stage:
+    """One Tune experiment of a sweep: a plain sweep has one, a ``protocol`` two.
+
+    Attributes:
+        name: the ``stage`` its trials are recorded under (``final`` or ``tune``).
+        spec: the spec it runs (a protocol's stage spec, see ``bench.protocol``).
+        experiment: Tune's experiment name under the storage.
+        plan: what Tune searches (param space and TuneConfig).
+    """
+
+    name: str
+    spec: SweepSpec
+    experiment: str
+    plan: Plan
+
+
+def _plain_stage(spec: SweepSpec) -> Stage:
+    return Stage(records.STAGE_FINAL, spec, spec.name, make_plan(spec))
+
+
+def _tune_stage(spec: SweepSpec) -> Stage:
+    stage_spec = protocol.tune_stage(spec)
+    plan = make_plan(stage_spec)
+    space = {**plan.param_space, "stage": "tune"}
+    return Stage("tune", stage_spec, f"{spec.name}.tune", replace(plan, param_space=space))
+
+
+def _final_stage(spec: SweepSpec, chosen: dict[str, dict[str, Any]]) -> Stage:
+    stage_spec = protocol.final_stage(spec)
+    space = {**protocol.final_param_space(spec, chosen), "stage": records.STAGE_FINAL}
+    plan = Plan(space, make_plan(stage_spec).tune_config, len(chosen) * len(stage_spec.seeds))
+    return Stage(records.STAGE_FINAL, stage_spec, f"{spec.name}.final", plan)
+
+
+def _tuner(stage: Stage, options: SweepOptions, context: SweepContext) -> Any:
+    """A new Tuner for ``stage``, or the restored one when it has run before."""
     from ray import tune
 
     storage = _storage_path(options)
-    experiment = f"{storage.rstrip('/')}/{spec.name}"
+    experiment = f"{storage.rstrip('/')}/{stage.experiment}"
     trainable = tune.with_resources(
         tune.with_parameters(train_trial, context=context),
-        {"cpu": spec.cpu, "gpu": spec.gpu},
+        {"cpu": stage.spec.cpu, "gpu": stage.spec.gpu},
     )
     if tune.Tuner.can_restore(experiment):
-        print(f"zoobench: resuming sweep {spec.name!r} from {experiment}", flush=True)
+        print(f"zoobench: resuming {_stage_words(stage)} from {experiment}", flush=True)
         return tune.Tuner.restore(experiment, trainable, resume_unfinished=True,
                                   resume_errored=True)
     # Keeping one checkpoint per trial makes Tune snapshot its state at every checkpoint,
     # which is what lets a killed sweep resume close to where it stopped; no warning.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    plan = make_plan(spec)
     run_config = tune.RunConfig(
-        name=spec.name,
+        name=stage.experiment,
         storage_path=storage,
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         failure_config=tune.FailureConfig(max_failures=0),
     )
-    return tune.Tuner(trainable, param_space=plan.param_space, tune_config=plan.tune_config,
-                      run_config=run_config)
+    return tune.Tuner(trainable, param_space=stage.plan.param_space,
+                      tune_config=stage.plan.tune_config, run_config=run_config)
+
+
+def _stage_words(stage: Stage) -> str:
+    if stage.experiment == stage.spec.name:
+        return f"sweep {stage.spec.name!r}"
+    return f"stage {stage.name!r} of sweep {stage.spec.name!r}"
+
+
+@dataclass
+class _Tables:
+    """Rows gathered over a sweep's stages, written together at the end."""
+
+    trials: list[pd.DataFrame]
+    history: list[pd.DataFrame]
+    cases: list[pd.DataFrame]
+
+    def frame(self, name: str) -> pd.DataFrame:
+        frames = [f for f in getattr(self, name) if len(f.columns)]
+        if not frames:
+            return pd.DataFrame()
+        return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
+def _run_stage(stage: Stage, options: SweepOptions, context: SweepContext, results: Path,
+               track: tracking.Tracking, scratch: Path, tables: _Tables) -> pd.DataFrame:
+    """Fit (or resume) ``stage``; add its rows to ``tables``; its trials table."""
+    tuner = _tuner(stage, options, context)
+    result_grid = tuner.fit()
+    unfinished_ids = interrupted.unfinished_trial_ids(result_grid)
+    outcomes = [records.outcome_from_result(r, scratch,
+                                            unfinished=Path(r.path).name in unfinished_ids)
+                for r in result_grid]
+    png_paths = {}
+    for outcome in outcomes:
+        if outcome.png is not None:
+            relative = Path("predictions") / stage.spec.name / f"{outcome.trial_id}.png"
+            (results / relative).parent.mkdir(parents=True, exist_ok=True)
+            _copy(outcome.png, results / relative)
+            png_paths[outcome.trial_id] = relative.as_posix()
+    trials, history = records.trial_rows(
+        outcomes, stage.spec, versions=versions(),
+        run_ids=tracking.trial_run_ids(track, stage.spec.name),
+        experiment_id=track.experiment_id, png_paths=png_paths,
+    )
+    tables.trials.append(trials)
+    tables.history.append(history)
+    tables.cases.append(records.case_rows(outcomes, stage.spec))
+    return trials
+
+
+def _planned_trials(spec: SweepSpec) -> int:
+    if spec.protocol is None:
+        return spec.samples * spec.cells
+    cells = len(spec.models) * len(spec.losses)
+    return cells * (spec.protocol.tune_samples * len(spec.protocol.tune_seeds)
+                    + len(spec.protocol.final_seeds))
+
+
+def _run_protocol(spec: SweepSpec, options: SweepOptions, context: SweepContext,
+                  results: Path, track: tracking.Tracking, scratch: Path,
+                  tables: _Tables) -> None:
+    """Stage ``tune`` then, from its results, stage ``final`` (``bench.protocol``)."""
+    tune_trials = _run_stage(_tune_stage(spec), options, context, results, track, scratch,
+                             tables)
+    if tune_trials["end_reason"].isin(records.UNFINISHED_REASONS).any():
+        return  # interrupted: a rerun finishes the search before anything is chosen
+    chosen = protocol.select_params(tune_trials, spec)
+    if not chosen:
+        print("zoobench: every trial of the tune stage failed; nothing to retrain",
+              flush=True)
+        return
+    print(f"zoobench: tune stage done; retraining {len(chosen)} chosen settings on seeds "
+          f"{list(spec.protocol.final_seeds)}", flush=True)
+    _run_stage(_final_stage(spec, chosen), options, context, results, track, scratch, tables)
 
 
 def run_sweep(spec: SweepSpec, options: SweepOptions) -> SweepOutcome:
@@ -186,36 +293,25 @@ def _run_locked(spec: SweepSpec, options: SweepOptions, results: Path) -> SweepO
             uri, results, spec.name, spec.source,
             {"dataset": spec.dataset, "metric": spec.metric, "mode": spec.mode,
              "epochs": spec.epochs, "samples": spec.samples, "search": spec.search,
-             "scheduler": spec.scheduler.name, "trials": spec.samples * spec.cells},
+             "scheduler": spec.scheduler.name, "trials": _planned_trials(spec),
+             "protocol": spec.protocol is not None},
         )
     except Exception as error:  # noqa: BLE001  (any store failure is a bad --tracking-uri)
         raise UsageError(f"--tracking-uri: cannot use {uri!r} ({records.error_line(error)})") \
             from None
     _init_ray(options.address)
     _check_resources(spec)
-    tuner = _tuner(spec, options, _context(spec, track))
+    context = _context(spec, track)
     guards.record_spec(spec.source, copies)
     interrupted.hide_tune_restore_hint()
-    result_grid = tuner.fit()
-    unfinished_ids = interrupted.unfinished_trial_ids(result_grid)
-
+    tables = _Tables([], [], [])
     with tempfile.TemporaryDirectory(prefix="zoobench-png-") as scratch:
-        outcomes = [records.outcome_from_result(r, Path(scratch),
-                                                unfinished=Path(r.path).name in unfinished_ids)
-                    for r in result_grid]
-        png_paths = {}
-        for outcome in outcomes:
-            if outcome.png is not None:
-                relative = Path("predictions") / spec.name / f"{outcome.trial_id}.png"
-                (results / relative).parent.mkdir(parents=True, exist_ok=True)
-                _copy(outcome.png, results / relative)
-                png_paths[outcome.trial_id] = relative.as_posix()
-    trials, history = records.trial_rows(
-        outcomes, spec, versions=versions(),
-        run_ids=tracking.trial_run_ids(track, spec.name),
-        experiment_id=track.experiment_id, png_paths=png_paths,
-    )
-    cases = records.case_rows(outcomes, spec)
+        if spec.protocol is None:
+            _run_stage(_plain_stage(spec), options, context, results, track, Path(scratch),
+                       tables)
+        else:
+            _run_protocol(spec, options, context, results, track, Path(scratch), tables)
+    trials, history, cases = (tables.frame(name) for name in ("trials", "history", "cases"))
     trials.insert(0, "sweep", spec.name)
     history.insert(0, "sweep", spec.name)
     board = aggregate(trials)
