@@ -99,3 +99,132 @@ def test_protocol_checks():
     with pytest.raises(ProtocolError, match=r"final.seeds: needs at least 2 seeds"):
         check_protocol(Protocol(1, Scheduler(), (0,), (0,)), fixed)
     check_protocol(Protocol(1, Scheduler(), (0,), (0, 1)), fixed)  # retrain only: fine
+
+
+# ---------------------------------------------------------------- end to end, real Ray
+
+PROTOCOL_SPEC = """\
+name: {name}
+dataset: {{name: shapes, height: 16, width: 16, channels: 3, classes: 3, train: 32, val: 8,
+          test: 8}}
+models: [testnet]
+losses: [dice]
+epochs: {epochs}
+params:
+  batch_size: 8
+  lr: {{loguniform: [1.0e-4, 3.0e-2]}}
+protocol:
+  tune: {{samples: 2, seeds: [0]}}
+  final: {{seeds: [1, 2]}}
+"""
+
+
+def _protocol_tables(results, name):
+    frames = {}
+    for table in ("trials", "leaderboard"):
+        frame = pd.read_parquet(results / f"{table}.parquet")
+        frame["sweep"] = frame["sweep"].astype(str)
+        frames[table] = frame[frame["sweep"] == name].reset_index(drop=True)
+    return frames["trials"], frames["leaderboard"]
+
+
+def _check_protocol_outcome(trials: pd.DataFrame, board: pd.DataFrame, epochs: int) -> None:
+    tune = trials[trials["stage"] == "tune"]
+    final = trials[trials["stage"] == "final"]
+    assert len(tune) == 2 and len(final) == 2
+    assert sorted(final["seed"]) == [1, 2] and list(tune["seed"]) == [0, 0]
+    # Stage 2 retrains the tune trial that was best on validation, on every final seed.
+    best = tune.loc[tune["val_mean_iou"].idxmax()]
+    assert final["lr"].tolist() == pytest.approx([best["lr"]] * 2)
+    assert set(final["status"]) == {"TERMINATED"} and list(final["epochs_done"]) == [epochs] * 2
+    assert final["test_mean_iou"].between(0, 1).all()
+    # The leaderboard ranks the final stage only: two seeds, not four trials.
+    assert len(board) == 1 and int(board["count"].iloc[0]) == 2
+
+
+def test_protocol_sweep_tunes_then_retrains_the_choice_on_final_seeds(tmp_path, capsys):
+    from tests.conftest import run_cli
+
+    spec = tmp_path / "proto.yaml"
+    spec.write_text(PROTOCOL_SPEC.format(name="proto", epochs=2))
+    results = tmp_path / "results"
+    assert run_cli("sweep", str(spec), "--results", str(results)) == 0
+    assert "retraining 1 chosen settings on seeds [1, 2]" in capsys.readouterr().out
+    trials, board = _protocol_tables(results, "proto")
+    _check_protocol_outcome(trials, board, epochs=2)
+
+    # A rerun resumes both stages: nothing trains again, the same rows come back.
+    assert run_cli("sweep", str(spec), "--results", str(results)) == 0
+    again, _ = _protocol_tables(results, "proto")
+    assert sorted(again["trial_id"]) == sorted(trials["trial_id"])
+
+
+@pytest.mark.parametrize("change, message", [
+    ("  tune: {samples: 4, seeds: [0]}\n  final: {seeds: [1, 2]}\n",
+     "protocol.tune.samples: 4 samples but params has no search space"),
+    ("  tune: {samples: 1}\n  final: {seeds: [1]}\n",
+     "protocol.final.seeds: needs at least 2 seeds"),
+])
+def test_bad_protocols_exit_2_before_ray_starts(tmp_path, capsys, change, message):
+    from tests.conftest import run_cli
+
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(
+        "dataset: {name: shapes, height: 16, width: 16, classes: 3, train: 16, val: 8}\n"
+        "models: [testnet]\nlosses: [dice]\nparams: {batch_size: 8, lr: 1.0e-3}\n"
+        "protocol:\n" + change)
+    assert run_cli("sweep", str(spec), "--results", str(tmp_path / "r")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert not (tmp_path / "r" / "trials.parquet").exists()
+
+
+def test_protocol_with_top_level_seeds_is_refused(tmp_path):
+    from bench.errors import UsageError
+    from bench.spec import parse_spec
+
+    text = ("dataset: {name: shapes, height: 16, width: 16, classes: 3, train: 16, val: 8}\n"
+            "models: [testnet]\nlosses: [dice]\nseeds: [0, 1]\n"
+            "params: {lr: {loguniform: [1.0e-4, 1.0e-2]}}\n"
+            "protocol: {tune: {samples: 2}, final: {seeds: [0, 1]}}\n")
+    with pytest.raises(UsageError, match="protocol: sets the stages' samples, seeds and "
+                                         "scheduler; remove the top-level seeds"):
+        parse_spec(text, "p.yaml")
+
+
+@pytest.mark.slow
+def test_protocol_sweep_killed_in_stage_2_resumes(tmp_path):
+    """SIGKILL the whole sweep (driver, Ray, trials) once stage 2 checkpoints; rerun."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import run_cli
+
+    epochs = 4
+    spec = tmp_path / "killed.yaml"
+    spec.write_text(PROTOCOL_SPEC.format(name="killed", epochs=epochs))
+    results = tmp_path / "results"
+    argv = ["sweep", str(spec), "--results", str(results)]
+    process = subprocess.Popen([sys.executable, "-m", "bench", *argv], start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 900
+        while not list((results / "ray" / "killed.final").glob("*/checkpoint_*")):
+            assert process.poll() is None, "the sweep ended before stage 2 checkpointed"
+            assert time.monotonic() < deadline, "no stage-2 checkpoint within 900 s"
+            time.sleep(0.5)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    assert not (results / "trials.parquet").exists()
+
+    assert run_cli(*argv) == 0
+    trials, board = _protocol_tables(results, "killed")
+    _check_protocol_outcome(trials, board, epochs=epochs)
+    history = pd.read_parquet(results / "history.parquet")
+    history = history[history["sweep"].astype(str) == "killed"]
+    for trial_id, rows in history.groupby("trial_id"):
+        assert sorted(rows["epoch"]) == list(range(1, epochs + 1)), trial_id
