@@ -158,7 +158,9 @@ def test_records_carry_test_columns_and_nan_for_scheduler_stops(tmp_path):
 def test_selected_model_is_an_mlflow_model_pyfunc_predicts(tmp_path):
     model, _, _ = zoo.get_model("testnet", 16, 16, 3, 3)
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    with mlflow.start_run() as run:
+    # Its own artifact folder: the default experiment's is ./mlruns in the working directory.
+    experiment = mlflow.create_experiment("pyfunc", artifact_location=(tmp_path / "art").as_uri())
+    with mlflow.start_run(experiment_id=experiment) as run:
         log_keras_model(model, step=2)
     loaded = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
     x = np.random.default_rng(0).random((2, 16, 16, 3), dtype=np.float32)
