@@ -241,10 +241,12 @@ def summary_lines(result: AcrossResult) -> list[str]:
         return [f"across datasets: {f.n} dataset(s) with {f.k} configuration(s) in common; "
                 f"Friedman's test needs at least 2 of each"]
     verdict = "differ" if f.pvalue < ALPHA else "cannot be told apart"
+    iman = (f"Iman-Davenport F = {f.iman_davenport:.3f}, p = {f.pvalue_f:.3g}"
+            if math.isfinite(f.iman_davenport) else
+            "Iman-Davenport F infinite: every dataset ranks them alike")
     lines = [
         f"Friedman over {f.n} datasets and {f.k} configurations: chi2 = {f.statistic:.3f}, "
-        f"p = {f.pvalue:.3g} (Iman-Davenport F = {f.iman_davenport:.3f}, "
-        f"p = {f.pvalue_f:.3g}): the configurations' mean ranks {verdict} at alpha = "
+        f"p = {f.pvalue:.3g} ({iman}): the configurations' mean ranks {verdict} at alpha = "
         f"{ALPHA}.",
         f"Nemenyi critical difference at alpha = {ALPHA}: {result.cd:.3f} ranks; mean ranks "
         f"closer than that are not significantly different.",

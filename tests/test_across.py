@@ -104,3 +104,99 @@ def test_across_table_and_summary_on_a_constructed_board():
     lines = across.summary_lines(result)
     assert lines[0].startswith("Friedman over 3 datasets and 3 configurations")
     assert any("Kendall's tau between datasets' rankings: 1.00 to 1.00" in li for li in lines)
+
+
+def test_cli_across_prints_the_table_and_the_tests(tmp_path, capsys):
+    import json
+
+    from tests.conftest import run_cli
+    from tests.test_leaderboard import make_results
+
+    for sweep, dataset, seed in (("on_shapes", "shapes", 0), ("on_digits", "digits", 1)):
+        trials, history = make_results(sweep, seed=seed)
+        trials["dataset"], history["dataset"] = dataset, dataset
+        for name, frame in (("trials", trials), ("history", history)):
+            part = tmp_path / f"{name}.parquet" / f"sweep={sweep}"
+            part.mkdir(parents=True, exist_ok=True)
+            frame.drop(columns=["sweep"]).to_parquet(part / "part-0.parquet")
+    assert run_cli("leaderboard", "--results", str(tmp_path), "--across") == 0
+    captured = capsys.readouterr()
+    assert "Friedman over 2 datasets and 6 configurations" in captured.err
+    assert "Nemenyi critical difference at alpha = 0.05" in captured.err
+    header = captured.out.splitlines()[0].split()
+    assert header[:6] == ["config", "model", "loss", "mean_rank", "n_datasets", "complete"]
+    assert {"rank_shapes", "rank_digits"} <= set(header)
+    assert run_cli("leaderboard", "--results", str(tmp_path), "--across", "--format",
+                   "json") == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["friedman"]["n"] == 2 and payload["friedman"]["k"] == 6
+    assert payload["critical_difference"] == pytest.approx(
+        across.critical_difference(6, 2))
+    # unet_shallow x dice is best on both (its seed-2 failure scores 0 but 2 of 3 remain
+    # at 0.75); its mean rank is the mean of its two ranks.
+    rows = {row["config"]: row for row in payload["table"]}
+    mean = np.mean([rows["unet_shallow x categorical_crossentropy"]["rank_shapes"],
+                    rows["unet_shallow x categorical_crossentropy"]["rank_digits"]])
+    assert rows["unet_shallow x categorical_crossentropy"]["mean_rank"] == pytest.approx(mean)
+    assert run_cli("leaderboard", "--results", str(tmp_path), "--across", "--compare",
+                   "x") == 2
+
+
+def _two_dataset_results(root):
+    """One sweep whose trials ran on two datasets (as a multi-dataset sweep records them)."""
+    from tests.test_leaderboard import make_results
+
+    a, ha = make_results("multi", seed=0)
+    b, hb = make_results("multi", seed=1, shift=-0.05)
+    b["dataset"], hb["dataset"] = "digits", "digits"
+    b["trial_id"] = b["trial_id"] + "_d"
+    hb["trial_id"] = hb["trial_id"] + "_d"
+    for name, frame in (("trials", pd.concat([a, b])), ("history", pd.concat([ha, hb]))):
+        part = root / f"{name}.parquet" / "sweep=multi"
+        part.mkdir(parents=True, exist_ok=True)
+        frame.drop(columns=["sweep"]).to_parquet(part / "part-0.parquet")
+
+
+def test_report_draws_the_cd_diagram_and_renders_in_chromium(tmp_path):
+    import re
+    import shutil
+    import subprocess
+
+    from bench.report import build_report
+
+    _two_dataset_results(tmp_path)
+    html = build_report(tmp_path, sweep="multi", progress=None).read_text(encoding="utf-8")
+    section = html[html.index('<section id="across">'):]
+    section = section[:section.index("</section>")]
+    assert "could not be drawn" not in section
+    assert "<svg" in section and "CD = " in section
+    assert "Friedman over 2 datasets and 6 configurations" in section
+    labels = re.findall(r"<title>([^<]+ \(\d\.\d\d\))</title>", section)
+    assert len(labels) == 6
+    if shutil.which("chromium") is None:
+        pytest.skip("chromium is not installed: cannot check the diagram renders")
+    from PIL import Image
+
+    # The section alone, so the screenshot shows the diagram.
+    page = tmp_path / "cd.html"
+    page.write_text(f"<!DOCTYPE html><html><body>{section}</body></html>", encoding="utf-8")
+    shot = tmp_path / "cd.png"
+    subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu",
+                    "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
+                    f"--screenshot={shot}", "--window-size=1000,500", page.as_uri()],
+                   check=True, capture_output=True, timeout=120)
+    rgb = np.asarray(Image.open(shot).convert("RGB"), dtype=int)
+    dark = (rgb.max(axis=-1) < 100).mean()
+    red = ((rgb[..., 0] > 150) & (rgb[..., 1] < 90) & (rgb[..., 2] < 90)).mean()
+    assert dark > 0.002  # the axis, ticks and labels were drawn
+    assert red > 0.0001  # and the bars of configurations not told apart
+
+
+def test_report_of_one_dataset_says_the_diagram_needs_several(tmp_path):
+    from bench.report import build_report
+    from tests.test_leaderboard import make_results
+
+    make_results("one", root=tmp_path)
+    html = build_report(tmp_path, sweep="one", progress=None).read_text(encoding="utf-8")
+    section = html[html.index('<section id="across">'):]
+    assert "a comparison across datasets needs a sweep over several" in section[:2000]
