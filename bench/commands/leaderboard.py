@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench import across
 from bench import leaderboard as lb
 from bench.commands.base import command
 from bench.errors import UsageError
@@ -132,6 +133,24 @@ def _other_side(args: argparse.Namespace, trials: pd.DataFrame) -> tuple[str, pd
     return other, other_trials
 
 
+def _print_across(board: pd.DataFrame, fmt: str) -> int:
+    """``--across``: the across-datasets table, and what it means on stderr."""
+    result = across.across(board)
+    if fmt == "json":
+        payload = {"table": json.loads(result.table.to_json(orient="records")),
+                   "friedman": result.friedman._asdict(), "critical_difference": result.cd,
+                   "cliques": result.cliques, "datasets_to_separate_top_two": result.needed,
+                   "kendall_tau": json.loads(result.kendall.to_json())}
+        sys.stdout.write(json.dumps(payload, indent=2, default=_json_default) + "\n")
+        return 0
+    if fmt in ("table", "markdown"):
+        for line in across.summary_lines(result):
+            print(line, file=sys.stderr)
+    table = result.table.round(3) if fmt != "csv" else result.table
+    sys.stdout.write(render(table, fmt))
+    return 0
+
+
 @command("leaderboard", help="rank the configurations of a sweep (mean ± std over seeds)")
 class Leaderboard:
     """Print the leaderboard of the sweeps in a results folder, or compare two sweeps."""
@@ -151,6 +170,10 @@ class Leaderboard:
                                  "sweep's mode for its metric; min for losses, else max)")
         parser.add_argument("--format", choices=FORMATS, default="table",
                             help="output format (default: table)")
+        parser.add_argument("--across", action="store_true",
+                            help="compare configurations across the datasets of the results: "
+                                 "mean rank, Friedman's test, Nemenyi's critical difference, "
+                                 "Kendall's tau between datasets")
         parser.add_argument("--compare", metavar="OTHER",
                             help="another sweep name, or another results folder: print both "
                                  "means, their difference, and a paired test over the seeds "
@@ -160,6 +183,11 @@ class Leaderboard:
     @staticmethod
     def run(args: argparse.Namespace) -> int:
         trials, history = load_trials(args.results, args.sweep)
+        if args.across:
+            if args.compare is not None:
+                raise UsageError("--across: cannot be combined with --compare")
+            return _print_across(board_for(trials, args.metric, args.mode, history),
+                                 args.format)
         if args.compare is None:
             board = board_for(trials, args.metric, args.mode, history)
             table = board if args.format in ("csv", "json") else lb.summary(board)

@@ -9,6 +9,7 @@ from importlib import import_module
 PAGE_ORDER = (
     "leaderboard",
     "heatmap",
+    "across",
     "cost",
     "curves",
     "per_class",
