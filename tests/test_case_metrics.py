@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import pytest
@@ -143,13 +142,12 @@ def test_binary_maps_score_only_the_foreground_and_bad_input_is_refused():
         case_scores(truth, truth, 1, tolerance=-1)
 
 
-def test_a_test_set_of_100_cases_and_11_classes_is_scored_quickly():
+def test_a_test_set_of_100_cases_and_11_classes_is_scored_whole():
+    # Speed is measured in tests/perf/case_metrics.py, not asserted here (shared machines).
     rng = np.random.default_rng(0)
     truth = rng.integers(0, 11, size=(100, 32, 32))
     pred = np.where(rng.random(truth.shape) < 0.8, truth, rng.integers(0, 11, truth.shape))
-    case_scores(truth[:2], pred[:2], 11)  # warm up
-    start = time.perf_counter()
     result = case_scores(truth, pred, 11)
-    elapsed = time.perf_counter() - start
     assert len(result["dice"]) == 1100
-    assert elapsed < 2.0, f"{elapsed:.2f} s"
+    assert np.array_equal(result["case"], np.repeat(np.arange(100), 11))
+    assert np.isfinite(result["dice"]).all()  # every class is present in every case here
