@@ -134,7 +134,8 @@ def test_interrupted_asha_sweep_exits_130_with_its_trials_unfinished(tmp_path, c
                     else "interrupted before epoch 1/4 ended")
         line = next(line for line in out.splitlines() if f"x {trial.loss} seed 0:" in line)
         assert expected in line and "nan" not in line, line
-    assert trials["epochs_done"].max() >= 1
+    # Whether Tune recorded the first checkpoint before the Ctrl-C depends on the machine's
+    # load: both cases are checked above, line by line, against epochs_done.
 
     # Without Tune's state (deleted, or another --storage) the spec copy beside the Parquet
     # still refuses a changed spec instead of starting the name afresh over its rows.
