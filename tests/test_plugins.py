@@ -140,7 +140,7 @@ def test_plugins_must_be_module_names(tmp_path, capsys, value):
     assert err.count("\n") == 1
 
 
-def test_entry_point_plugins_load_with_their_dataset(tmp_path, monkeypatch):
+def test_entry_point_plugins_load_with_their_dataset(tmp_path, monkeypatch, capsys):
     """An installed package's ``zoobench.plugins`` entry point registers a dataset that the
     spec then accepts (and ``zoobench datasets`` lists)."""
     import zoo
@@ -165,8 +165,10 @@ def test_entry_point_plugins_load_with_their_dataset(tmp_path, monkeypatch):
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: ep-plugin-data\nVersion: 1.0\n")
     (info / "entry_points.txt").write_text("[zoobench.plugins]\nstripes = ep_plugin_data\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    assert "ep_plugin_data" in load_entry_points()
+    assert run_cli("datasets") == 0  # loads the entry points, then lists
+    assert "ep_stripes" in capsys.readouterr().out
     assert "ep_stripes" in zoo.datasets.list_datasets()
+    assert load_entry_points() == []  # once per process
     spec = parse_spec("dataset: {name: ep_stripes, size: 16}\nmodels: [testnet]\n"
                       "losses: [binary_crossentropy]\n", "ep.yaml")
     assert spec.dataset == "ep_stripes" and spec.dataset_options == {"size": 16}
