@@ -27,6 +27,7 @@ trial's worker (``bench.trial.run`` imports them first):
 from __future__ import annotations
 
 import importlib
+import socket
 from collections.abc import Sequence
 from importlib.metadata import entry_points
 from types import ModuleType
@@ -95,3 +96,14 @@ def import_plugins(modules: Sequence[str] = (), where: str = "plugins") -> None:
     load_entry_points()
     for i, module in enumerate(modules):
         import_plugin(module, f"{where}[{i}]")
+
+
+def import_plugins_on_worker(modules: Sequence[str]) -> None:
+    """:func:`import_plugins` in a trial's worker; a failure is an ``ImportError`` (the
+    trial's error) saying on which host, and how to make the module importable there."""
+    try:
+        import_plugins(modules, "plugins")
+    except UsageError as error:
+        raise ImportError(f"{error} on the worker at {socket.gethostname()}: make it "
+                          f"importable on every node (install it, or ship it with Ray's "
+                          f"runtime_env py_modules or working_dir)") from None

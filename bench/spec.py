@@ -733,6 +733,8 @@ def _plugins(c: _Checker, plugins_raw: Any) -> tuple[str, ...]:
     """
     from bench.plugins import import_plugins
 
+    if plugins_raw is None:
+        plugins_raw = []
     if isinstance(plugins_raw, str):
         plugins_raw = [plugins_raw]
     if not isinstance(plugins_raw, list) or not all(

@@ -172,3 +172,14 @@ def test_entry_point_plugins_load_with_their_dataset(tmp_path, monkeypatch, caps
     spec = parse_spec("dataset: {name: ep_stripes, size: 16}\nmodels: [testnet]\n"
                       "losses: [binary_crossentropy]\n", "ep.yaml")
     assert spec.dataset == "ep_stripes" and spec.dataset_options == {"size": 16}
+
+
+def test_a_worker_without_the_plugin_fails_its_trial_saying_where_and_how(monkeypatch):
+    from bench.plugins import import_plugins_on_worker
+
+    with pytest.raises(ImportError) as raised:
+        import_plugins_on_worker(["no_such_plugin_on_worker_q"])
+    message = str(raised.value)
+    assert message.startswith("plugins[0]: cannot import plugin module "
+                              "'no_such_plugin_on_worker_q' (ModuleNotFoundError")
+    assert "on the worker at " in message and "runtime_env py_modules" in message
