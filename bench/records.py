@@ -41,6 +41,7 @@ from bench.trial.context import (
     END_NAN,
     PREDICTIONS_PNG,
 )
+from bench.trial.cost import COST_COLUMNS
 
 TERMINATED, ERROR, NAN, STOPPED = "TERMINATED", "ERROR", "NAN", "STOPPED"
 FAILED_STATUSES = (ERROR, NAN)
@@ -223,6 +224,7 @@ def trial_rows(
             "stage": config.get("stage") or STAGE_FINAL,
             "selected_epoch": metrics.get("selected_epoch"),
             "final_seconds": metrics.get("final_seconds"),
+            **{column: metrics.get(column) for column in COST_COLUMNS},
             **{k: v for k, v in metrics.items() if k.startswith("test_")},
         })
         history.extend({**keys, **row} for row in outcome.history)
@@ -234,7 +236,8 @@ def trial_rows(
     # Every validation metric has its test twin, NaN for the trials that were not tested.
     tested = [f"test_{c.removeprefix('val_')}" for c in trials_frame.columns
               if c.startswith("val_")]
-    for column in dict.fromkeys((*tested, *CASE_MEAN_COLUMNS, "final_seconds")):
+    for column in dict.fromkeys((*tested, *CASE_MEAN_COLUMNS, "final_seconds",
+                                 *COST_COLUMNS)):
         if column not in trials_frame.columns:
             trials_frame[column] = math.nan
         trials_frame[column] = trials_frame[column].astype("float64")

@@ -36,6 +36,7 @@ The keys (see ``DEFAULT_SPEC`` for a complete example)::
     xla: false                         # jit_compile
     resources: {cpu: 1, gpu: 0}        # per trial; fractions of a GPU allowed
     nsd_tolerance: 1.0                 # pixels: the tolerance of the per-case NSD
+    plugins: [my_package.extra_models] # modules registering models/losses/datasets (bench.plugins)
     protocol:                          # optional: tune on validation, then retrain and test
       tune: {samples: 8, scheduler: asha, seeds: [0]}   # replaces samples/scheduler/seeds
       final: {seeds: [0, 1, 2, 3, 4]}                   # at least 2 (bench.protocol)
@@ -159,6 +160,7 @@ class SweepSpec:
     warnings: tuple[str, ...] = ()
     nsd_tolerance: float = 1.0
     protocol: Protocol | None = None  # tune-then-test in two stages (bench.protocol)
+    plugins: tuple[str, ...] = ()  # modules every process imports first (bench.plugins)
 
     @property
     def cells(self) -> int:
@@ -223,7 +225,7 @@ TOP_KEYS = (
     "name", "dataset", "models", "losses", "seeds", "epochs", "params", "samples", "search",
     "search_seed", "scheduler", "metric", "mode", "patience", "time_budget_s", "max_concurrent",
     "max_failures", "mixed_precision", "xla", "resources", "protocol",
-    "nsd_tolerance",
+    "nsd_tolerance", "plugins",
 )
 
 
@@ -603,6 +605,9 @@ def parse_spec(text: str, where: str = "spec", name: str | None = None) -> Sweep
     c = _Checker(where)
     raw = _load_yaml(c, text)
     c.unknown_keys("", raw, TOP_KEYS)
+    # Plugins register names the rest of the spec uses: import them first, and stop at one
+    # that fails (every model or loss it defines would be reported unknown otherwise).
+    plugins = _plugins(c, raw.get("plugins", []))
     for key in ("dataset", "models", "losses"):
         if key not in raw:
             c.problems.append(str(c.fail(key, "missing (required)")))
@@ -710,12 +715,35 @@ def parse_spec(text: str, where: str = "spec", name: str | None = None) -> Sweep
         source=text,
         protocol=protocol,
         nsd_tolerance=value("nsd_tolerance", _number(0.0), 1.0),
+        plugins=plugins,
     )
     c.raise_problems()
     _warn_unlikely(c, models, dataset_options, params, info)
     for warning in c.warnings:
         print(f"zoobench: warning: {warning}", file=sys.stderr)
     return replace(spec, warnings=tuple(c.warnings))
+
+
+def _plugins(c: _Checker, plugins_raw: Any) -> tuple[str, ...]:
+    """The ``plugins`` module names, imported (with the ``zoobench.plugins`` entry points).
+
+    Raises:
+        UsageError: at once, for a list that is not one of module names, or a module
+            that cannot be imported (named, with why).
+    """
+    from bench.plugins import import_plugins
+
+    if plugins_raw is None:
+        plugins_raw = []
+    if isinstance(plugins_raw, str):
+        plugins_raw = [plugins_raw]
+    if not isinstance(plugins_raw, list) or not all(
+            isinstance(m, str) and m.strip() for m in plugins_raw):
+        raise c.fail("plugins", f"must be a list of module names (e.g. [my_package.models]), "
+                                f"got {plugins_raw!r}")
+    modules = tuple(m.strip() for m in plugins_raw)
+    import_plugins(modules, f"{c.where}: plugins")
+    return modules
 
 
 def _scheduler(c: _Checker, scheduler_raw: Any, key: str = "scheduler") -> Scheduler:

@@ -94,6 +94,7 @@ def _context(spec: SweepSpec, track: tracking.Tracking) -> SweepContext:
         gpu=spec.gpu,
         tracking=track,
         nsd_tolerance=spec.nsd_tolerance,
+        plugins=spec.plugins,
     )
 
 

@@ -6,6 +6,9 @@ Pure Keras 3 on TensorFlow; nothing here imports Ray or MLflow.
 >>> model, out_h, out_w = zoo.get_model("unet_shallow", 64, 64, 3, 4)
 >>> model.compile(optimizer="adam", loss=zoo.get_loss("dice"),
 ...               metrics=[zoo.get_metric("mean_iou", 4)])
+
+Your own models, losses and datasets join the built-in ones with ``zoo.register_model``,
+``zoo.register_loss`` and ``zoo.datasets.register_dataset`` (decorators).
 """
 
 from zoo import (  # noqa: F401  (layers: registers custom layers for safe loading)
@@ -13,9 +16,9 @@ from zoo import (  # noqa: F401  (layers: registers custom layers for safe loadi
     datasets,
     layers,
 )
-from zoo.losses import describe_loss, get_loss, list_losses
+from zoo.losses import describe_loss, get_loss, list_losses, register_loss
 from zoo.metrics import default_metrics, get_metric, list_metrics
-from zoo.models import describe_model, get_model, list_models, reset_states
+from zoo.models import describe_model, get_model, list_models, register_model, reset_states
 
 __version__ = "0.1.0"
 
@@ -31,5 +34,7 @@ __all__ = [
     "list_losses",
     "list_metrics",
     "list_models",
+    "register_loss",
+    "register_model",
     "reset_states",
 ]

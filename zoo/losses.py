@@ -480,6 +480,23 @@ def ce_dice(weights: Sequence[float] | None = None, smooth: float = 1.0) -> Comb
     return CombinedLoss(_terms(combined), name="ce_dice")
 
 
+def register_loss(name: str, *, params: dict[str, Any] | None = None,
+                  summary: str = "") -> Callable[[LossFactory], LossFactory]:
+    """Decorator registering a loss factory under ``name`` (how plugins add their losses).
+
+    ``factory(**params) -> keras.losses.Loss`` is what :func:`get_loss` calls, with the
+    parameters the user gave (those not given take the factory's defaults); ``params``
+    maps each parameter name to its default, and names outside it are refused. The loss
+    should return one value per sample, shape ``(B,)`` (see the module docstring), so
+    that sample weights weight samples. The summary defaults to the docstring's first line.
+
+    >>> @register_loss("scaled_ce", params={"scale": 1.0})
+    ... def scaled_ce(scale: float = 1.0) -> keras.losses.Loss:
+    ...     return scale * get_loss("categorical_crossentropy")
+    """
+    return LOSSES.register(name, summary=summary, params=dict(params or {}))
+
+
 def get_loss(name: str, **params: Any) -> keras.losses.Loss:
     """A new loss by registry name, e.g. ``get_loss("focal", gamma=2.0, alpha=0.25)``.
 

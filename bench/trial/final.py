@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from bench.trial.cases import case_frame, case_means, predict_cases, write_cases
 from bench.trial.context import CASES_FILE, PREDICTIONS_PNG
+from bench.trial.cost import trial_cost
 
 if TYPE_CHECKING:
     from bench.trial.state import TrialState
@@ -39,8 +40,10 @@ def test_metrics(model: Any, test_ds: Any, val_names: list[str]) -> dict[str, fl
 def test_selected(trial: TrialState, model: Any, folder: Path) -> dict[str, Any]:
     """Test the trial's selected weights; its result entries, files in ``folder``.
 
-    Returns ``test_*`` metrics, ``test_case_*_mean``, ``selected_epoch`` and
-    ``final_seconds`` (what this testing and logging took); writes
+    Returns ``test_*`` metrics, ``test_case_*_mean``, the cost columns
+    (``bench.trial.cost``: ``flops``, ``latency_ms``, ``throughput``, ``peak_memory_mb``,
+    ...), ``selected_epoch`` and ``final_seconds`` (what this testing, measuring and
+    logging took); writes
     ``cases.parquet`` (segmentation only) and ``predictions.png`` into ``folder`` (the
     final checkpoint, which carries them to the driver). ``model`` keeps the selected
     weights afterwards.
@@ -57,6 +60,8 @@ def test_selected(trial: TrialState, model: Any, folder: Path) -> dict[str, Any]
                            trial.context.nsd_tolerance)
         write_cases(cases, folder / CASES_FILE)
     metrics.update(case_means(cases))
+    metrics.update(trial_cost(model, tuple(trial.info.input_shape),
+                              int(trial.config["batch_size"])))
     metrics["selected_epoch"] = selected
     trial.run.log_epoch({k: v for k, v in metrics.items() if math.isfinite(v)}, selected)
     log_selected_model(trial, model, folder, selected)

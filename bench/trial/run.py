@@ -89,6 +89,10 @@ def train_trial(config: dict[str, Any], context: SweepContext) -> None:
     from ray import tune
 
     import zoo
+    from bench.plugins import import_plugins_on_worker
+
+    # The plugins register the models, losses and datasets this trial's labels may name.
+    import_plugins_on_worker(context.plugins)
 
     keras.backend.clear_session()
     keras.utils.set_random_seed(int(config["seed"]))

@@ -1,4 +1,5 @@
-"""Accuracy against cost (parameters, training time), with the Pareto front marked."""
+"""Accuracy against cost (parameters, FLOPs, latency, memory, training time), with the Pareto
+front marked: one plot per cost the trials recorded."""
 
 from __future__ import annotations
 
@@ -11,7 +12,11 @@ from bench.report.context import ReportContext
 from bench.report.html import esc, figure, figure_img, note, table
 from bench.report.registry import register_section
 
-COSTS = (("n_params", "parameters"), ("train_seconds_mean", "training time (s)"))  # column, label
+# The cost axes (column, label), lower is cheaper; one plot each that the leaderboard has.
+COSTS = (("n_params", "parameters"), ("flops_mean", "forward FLOPs per sample"),
+         ("latency_ms_mean", "latency, batch 1 (ms)"), ("peak_memory_mb_mean", "peak memory (MiB)"),
+         ("train_seconds_mean", "training time (s)"))
+COLUMNS_PER_ROW = 3
 
 
 def pareto_front(cost: np.ndarray, value: np.ndarray, mode: str) -> np.ndarray:
@@ -37,10 +42,12 @@ def render(ctx: ReportContext) -> str:
               if c in board and board[c].astype(float).notna().any()]
     if board.empty or not usable:
         return note("No finished trial with a recorded cost: nothing to plot.")
-    fig = Figure(figsize=(5.8 * len(usable), 4.6), layout="constrained")
+    ncols = min(COLUMNS_PER_ROW, len(usable))
+    nrows = -(-len(usable) // ncols)
+    fig = Figure(figsize=(5.8 * ncols, 4.6 * nrows), layout="constrained")
     on_front = pd.DataFrame(False, index=board.index, columns=[label for _, label in usable])
     for k, (col, label) in enumerate(usable):
-        ax = fig.add_subplot(1, len(usable), k + 1)
+        ax = fig.add_subplot(nrows, ncols, k + 1)
         b = board[board[col].astype(float).notna()]
         x, y = b[col].to_numpy(dtype=float), b[mean].to_numpy(dtype=float)
         err = b[std].fillna(0).to_numpy(dtype=float)
@@ -88,8 +95,9 @@ def render(ctx: ReportContext) -> str:
         **{f"front of {label}": on_front.loc[front.index, label].map({True: "yes", False: ""})
            for _, label in usable},
     })
-    return (figure(figure_img(fig, f"{ctx.metric} against parameters and training time"),
-                   f"Left: model size; right: mean training time per trial. "
+    axes = ", ".join(label for _, label in usable)
+    return (figure(figure_img(fig, f"{ctx.metric} against {axes}"),
+                   f"One plot per cost: {esc(axes)} (means over the trials). "
                    f"{esc(ctx.metric_label())}.")
             + "<p>The configurations on a front:</p>" + table(rows))
 

@@ -1,0 +1,97 @@
+"""Cost columns: FLOPs against a hand count, and latency, throughput and memory measured in a
+real sweep, carried to trials.parquet, the leaderboard, MLflow and the report."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from bench.trial.cost import COST_COLUMNS, count_flops, forward_function, measure_cost
+
+
+def _conv(height: int, width: int, cin: int, cout: int, k: int, bias: bool) -> keras.Model:
+    inputs = keras.Input((height, width, cin))
+    return keras.Model(inputs, keras.layers.Conv2D(cout, k, padding="same",
+                                                   use_bias=bias)(inputs))
+
+
+@pytest.mark.parametrize("height,width,cin,cout,k", [(16, 16, 3, 8, 3), (12, 20, 5, 4, 5)])
+def test_flops_of_one_convolution_is_the_hand_count(height, width, cin, cout, k):
+    model = _conv(height, width, cin, cout, k, bias=False)
+    flops = count_flops(forward_function(model, (height, width, cin)), (height, width, cin))
+    assert flops == 2 * height * width * k * k * cin * cout  # a multiply and an add per weight
+
+
+def test_flops_count_bias_adds_one_per_output_element():
+    model = _conv(16, 16, 3, 8, 3, bias=True)
+    assert count_flops(forward_function(model, (16, 16, 3)), (16, 16, 3)) == (
+        2 * 16 * 16 * 9 * 3 * 8 + 16 * 16 * 8)
+
+
+def test_flops_are_per_sample_and_add_up_over_layers():
+    inputs = keras.Input((8, 8, 2))
+    hidden = keras.layers.Conv2D(4, 3, padding="same", use_bias=False)(inputs)
+    outputs = keras.layers.Conv2D(6, 1, use_bias=False)(hidden)
+    model = keras.Model(inputs, outputs)
+    cost = measure_cost(model, (8, 8, 2), batch_size=5)
+    assert cost["flops"] == 2 * 64 * 9 * 2 * 4 + 2 * 64 * 1 * 4 * 6
+    assert set(cost) == set(COST_COLUMNS)
+    assert cost["latency_p10_ms"] <= cost["latency_ms"] <= cost["latency_p90_ms"]
+    assert cost["throughput"] > 0 and cost["peak_memory_mb"] > 10  # TF alone is ~500 MiB
+    assert 0 < cost["cost_seconds"] < 60
+
+
+@pytest.fixture(scope="module")
+def trials(small_sweep) -> pd.DataFrame:
+    return pd.read_parquet(small_sweep.results / "trials.parquet")
+
+
+def test_sweep_records_positive_costs_per_trial(trials):
+    assert len(trials) == 2
+    for column in COST_COLUMNS:
+        assert trials[column].dtype == "float64"
+        assert (trials[column] > 0).all(), column
+    # The same model (testnet) at the same input size: the same FLOPs in both trials.
+    assert trials["flops"].nunique() == 1
+    import zoo
+
+    net, _, _ = zoo.get_model("testnet", 16, 16, 3, 3)
+    assert trials["flops"].iloc[0] == count_flops(forward_function(net, (16, 16, 3)),
+                                                  (16, 16, 3))
+    # Measuring stays a small part of the trial (its time is recorded, and part of final).
+    assert (trials["cost_seconds"] < trials["final_seconds"]).all()
+
+
+def test_leaderboard_averages_costs_over_seeds(small_sweep, trials):
+    board = pd.read_parquet(small_sweep.results / "leaderboard.parquet")
+    for row in board.itertuples():
+        mine = trials[(trials["model"] == row.model) & (trials["loss"] == row.loss)]
+        for column in ("flops", "latency_ms", "throughput", "peak_memory_mb"):
+            assert math.isclose(getattr(row, f"{column}_mean"), mine[column].mean()), column
+
+
+def test_mlflow_run_has_the_costs(small_sweep, trials):
+    client = MlflowClient(tracking_uri=small_sweep.tracking_uri)
+    for trial in trials.itertuples():
+        logged = client.get_run(trial.mlflow_run_id).data.metrics
+        for column in ("flops", "latency_ms", "throughput", "peak_memory_mb"):
+            assert math.isclose(logged[column], getattr(trial, column), rel_tol=1e-6), column
+
+
+def test_report_plots_accuracy_against_each_recorded_cost(small_sweep):
+    from bench.leaderboard import load_results
+    from bench.report.context import ReportContext
+    from bench.report.sections import cost
+
+    trials, history = load_results(small_sweep.results, "small")
+    ctx = ReportContext.build(small_sweep.results, "small", trials, history)
+    html = cost.render(ctx)
+    for label in ("parameters", "forward FLOPs per sample", "latency, batch 1 (ms)",
+                  "peak memory (MiB)", "training time (s)"):
+        assert label in html, label
+    assert np.isfinite(ctx.board["latency_ms_mean"]).all()
