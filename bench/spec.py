@@ -36,6 +36,7 @@ The keys (see ``DEFAULT_SPEC`` for a complete example)::
     xla: false                         # jit_compile
     resources: {cpu: 1, gpu: 0}        # per trial; fractions of a GPU allowed
     nsd_tolerance: 1.0                 # pixels: the tolerance of the per-case NSD
+    register_best: null                # a model registry name: register the sweep's best model
     protocol:                          # optional: tune on validation, then retrain and test
       tune: {samples: 8, scheduler: asha, seeds: [0]}   # replaces samples/scheduler/seeds
       final: {seeds: [0, 1, 2, 3, 4]}                   # at least 2 (bench.protocol)
@@ -159,6 +160,7 @@ class SweepSpec:
     warnings: tuple[str, ...] = ()
     nsd_tolerance: float = 1.0
     protocol: Protocol | None = None  # tune-then-test in two stages (bench.protocol)
+    register_best: str | None = None  # registry name for the best model (bench.model_registry)
 
     @property
     def cells(self) -> int:
@@ -223,7 +225,7 @@ TOP_KEYS = (
     "name", "dataset", "models", "losses", "seeds", "epochs", "params", "samples", "search",
     "search_seed", "scheduler", "metric", "mode", "patience", "time_budget_s", "max_concurrent",
     "max_failures", "mixed_precision", "xla", "resources", "protocol",
-    "nsd_tolerance",
+    "nsd_tolerance", "register_best",
 )
 
 
@@ -710,12 +712,20 @@ def parse_spec(text: str, where: str = "spec", name: str | None = None) -> Sweep
         source=text,
         protocol=protocol,
         nsd_tolerance=value("nsd_tolerance", _number(0.0), 1.0),
+        register_best=optional("register_best", _registry_name),
     )
     c.raise_problems()
     _warn_unlikely(c, models, dataset_options, params, info)
     for warning in c.warnings:
         print(f"zoobench: warning: {warning}", file=sys.stderr)
     return replace(spec, warnings=tuple(c.warnings))
+
+
+def _registry_name(value: Any) -> str:
+    """A model registry name: letters, digits, '.', '_', '-' (safe in MLflow's URIs)."""
+    if not isinstance(value, str) or not NAME_PATTERN.match(value):
+        raise ValueError(f"{value!r} is not a model name; use letters, digits, '.', '_', '-'")
+    return value
 
 
 def _scheduler(c: _Checker, scheduler_raw: Any, key: str = "scheduler") -> Scheduler:
