@@ -8,6 +8,7 @@ headless Chromium; it ends only the server process group it started.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -22,6 +23,7 @@ from mlflow.tracking import MlflowClient
 
 from bench import tracking
 from bench.errors import UsageError
+from bench.mlflow_ui import experiment_url, ui_lines
 from bench.model_registry import register_best
 from bench.spec import parse_spec
 
@@ -159,13 +161,30 @@ def chromium_dom(url: str, tmp_path: Path, screenshot: Path | None = None) -> st
     return done.stdout
 
 
+def _text(dom: str) -> str:
+    """The page's visible words: tags, scripts and styles dropped."""
+    dom = re.sub(r"<(script|style)[^>]*>.*?</\1>", " ", dom, flags=re.S)
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", dom))
+
+
 def test_ui_opens_the_experiment_on_its_runs(mlflow_server, tmp_path):
-    url, track, run_ids = mlflow_server
-    page = f"{url}/#/experiments/{track.experiment_id}"
+    url, track, _ = mlflow_server
     shot = tmp_path / "experiment.png"
-    dom = chromium_dom(page, tmp_path, shot)
-    # The default view is the runs table: the trial runs and the sweep's parent are listed.
-    assert "testnet-dice-s0" in dom or "uisweep" in dom, dom[-3000:]
-    assert "testnet-focal-s0" in dom or "uisweep" in dom
-    assert "No data available" not in dom
+    # The link zoobench prints after a sweep: the runs table, with the sweep's parent run.
+    link = experiment_url(track, url)
+    assert link.endswith(f"/#/experiments/{track.experiment_id}?workflowType=machine_learning")
+    text = _text(chromium_dom(link, tmp_path, shot))
+    assert "Run Name" in text and "uisweep" in text, text[:2000]
+    assert "Source" in text
+    assert "No data available" not in text
     assert shot.stat().st_size > 10_000
+
+
+def test_ui_lines_name_the_command_and_the_link(tmp_path):
+    track = tracking.Tracking("sqlite:////r/mlflow.db", "3", "p")
+    assert ui_lines(track) == [
+        "MLflow UI: mlflow ui --backend-store-uri sqlite:////r/mlflow.db",
+        "  then open http://127.0.0.1:5000/#/experiments/3?workflowType=machine_learning"]
+    server = tracking.Tracking("http://mlflow.internal:5000", "7", "p")
+    assert ui_lines(server) == [
+        "  then open http://mlflow.internal:5000/#/experiments/7?workflowType=machine_learning"]
