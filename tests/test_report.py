@@ -292,3 +292,11 @@ def test_report_ranks_on_the_test_split_when_recorded(results):
 
     html = curves.render(ctx)  # per epoch there is only validation: its twin is drawn
     assert "Validation <b>val_mean_iou</b>" in html and len(IMG.findall(html)) == 2
+
+
+def test_cost_labels_only_the_front_and_the_top_rows():
+    from bench.report.sections.cost import labelled
+
+    on_front = np.array([True, False, False, False, False, False, False])
+    rank = np.array([7, 1, 2, 5, 6, np.nan, 3])
+    assert list(labelled(on_front, rank, top=5)) == [True, True, True, True, False, False, True]
