@@ -37,6 +37,7 @@ The keys (see ``DEFAULT_SPEC`` for a complete example)::
     resources: {cpu: 1, gpu: 0}        # per trial; fractions of a GPU allowed
     nsd_tolerance: 1.0                 # pixels: the tolerance of the per-case NSD
     plugins: [my_package.extra_models] # modules registering models/losses/datasets (bench.plugins)
+    register_best: null                # a model registry name: register the sweep's best model
     protocol:                          # optional: tune on validation, then retrain and test
       tune: {samples: 8, scheduler: asha, seeds: [0]}   # replaces samples/scheduler/seeds
       final: {seeds: [0, 1, 2, 3, 4]}                   # at least 2 (bench.protocol)
@@ -161,6 +162,7 @@ class SweepSpec:
     nsd_tolerance: float = 1.0
     protocol: Protocol | None = None  # tune-then-test in two stages (bench.protocol)
     plugins: tuple[str, ...] = ()  # modules every process imports first (bench.plugins)
+    register_best: str | None = None  # registry name for the best model (bench.model_registry)
 
     @property
     def cells(self) -> int:
@@ -225,7 +227,7 @@ TOP_KEYS = (
     "name", "dataset", "models", "losses", "seeds", "epochs", "params", "samples", "search",
     "search_seed", "scheduler", "metric", "mode", "patience", "time_budget_s", "max_concurrent",
     "max_failures", "mixed_precision", "xla", "resources", "protocol",
-    "nsd_tolerance", "plugins",
+    "nsd_tolerance", "plugins", "register_best",
 )
 
 
@@ -716,6 +718,7 @@ def parse_spec(text: str, where: str = "spec", name: str | None = None) -> Sweep
         protocol=protocol,
         nsd_tolerance=value("nsd_tolerance", _number(0.0), 1.0),
         plugins=plugins,
+        register_best=optional("register_best", _registry_name),
     )
     c.raise_problems()
     _warn_unlikely(c, models, dataset_options, params, info)
@@ -744,6 +747,13 @@ def _plugins(c: _Checker, plugins_raw: Any) -> tuple[str, ...]:
     modules = tuple(m.strip() for m in plugins_raw)
     import_plugins(modules, f"{c.where}: plugins")
     return modules
+
+
+def _registry_name(value: Any) -> str:
+    """A model registry name: letters, digits, '.', '_', '-' (safe in MLflow's URIs)."""
+    if not isinstance(value, str) or not NAME_PATTERN.match(value):
+        raise ValueError(f"{value!r} is not a model name; use letters, digits, '.', '_', '-'")
+    return value
 
 
 def _scheduler(c: _Checker, scheduler_raw: Any, key: str = "scheduler") -> Scheduler:

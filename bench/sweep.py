@@ -320,6 +320,10 @@ def _run_locked(spec: SweepSpec, options: SweepOptions, results: Path) -> SweepO
     records.write_table(results, "history", spec.name, history)
     records.write_table(results, "cases", spec.name, cases)
     records.write_table(results, "leaderboard", spec.name, board)
+    if spec.register_best is not None:
+        from bench.model_registry import register_best
+
+        register_best(track, board, spec.register_best, spec.name)
     failed = int(trials["status"].isin(records.FAILED_STATUSES).sum())
     unfinished = int(trials["end_reason"].isin(records.UNFINISHED_REASONS).sum())
     tracking.finish_sweep(

@@ -22,6 +22,14 @@ TAG_SWEEP = "zoobench.sweep"
 TAG_TRIAL = "zoobench.trial_id"
 TAG_ROLE = "zoobench.role"
 TAG_RESULTS = "zoobench.results"  # the parent run's results folder: a sweep is name + folder
+# MLflow 3's UI opens an experiment of this kind on its runs, not on the GenAI overview
+# (the UI reads this tag; its other value is "genai_development").
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+
+
+def source_tags(sweep: str) -> dict[str, str]:
+    """The runs' source as the UI shows it: the command, not Ray's ``default_worker.py``."""
+    return {"mlflow.source.name": f"zoobench sweep {sweep}", "mlflow.source.type": "JOB"}
 
 
 @dataclass(frozen=True)
@@ -58,9 +66,12 @@ def start_sweep(uri: str, results: Path, sweep: str, spec_yaml: str,
         location = None
         if _is_local_store(uri):
             location = (Path(results).resolve() / "mlartifacts").as_uri()
-        experiment_id = client.create_experiment(EXPERIMENT, artifact_location=location)
+        experiment_id = client.create_experiment(EXPERIMENT, artifact_location=location,
+                                                 tags=EXPERIMENT_KIND)
     else:
         experiment_id = experiment.experiment_id
+        if "mlflow.experimentKind" not in experiment.tags:  # made by an older zoobench
+            client.set_experiment_tag(experiment_id, *next(iter(EXPERIMENT_KIND.items())))
     folder = str(Path(results).resolve())
     # The folder is matched here, not in the filter: a path may hold quotes.
     found = [run for run in client.search_runs(
@@ -73,7 +84,8 @@ def start_sweep(uri: str, results: Path, sweep: str, spec_yaml: str,
         client.update_run(run_id, status="RUNNING")
     else:
         run = client.create_run(experiment_id, run_name=sweep,
-                                tags={TAG_SWEEP: sweep, TAG_ROLE: "sweep", TAG_RESULTS: folder})
+                                tags={TAG_SWEEP: sweep, TAG_ROLE: "sweep", TAG_RESULTS: folder,
+                                      **source_tags(sweep)})
         run_id = run.info.run_id
         for key, value in params.items():
             client.log_param(run_id, key, _param_text(value))
@@ -144,7 +156,7 @@ class TrialRun:
                 experiment_id=tracking.experiment_id,
                 run_name=run_name,
                 tags={"mlflow.parentRunId": tracking.parent_run_id, TAG_SWEEP: sweep,
-                      TAG_TRIAL: trial_id, TAG_ROLE: "trial"},
+                      TAG_TRIAL: trial_id, TAG_ROLE: "trial", **source_tags(sweep)},
             )
             mlflow.log_params({key: _param_text(value) for key, value in params.items()})
         self.run_id = self.run.info.run_id

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,3 +25,81 @@ def test_readme_python_example_runs(index, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     namespace: dict = {"__name__": f"readme_block_{index}"}
     exec(compile(BLOCKS[index], f"README.md python block {index}", "exec"), namespace)
+
+
+# The README's shell blocks. A block whose line before the fence is
+# ``<!-- readme-test: skip (reason) -->`` is not run (it needs a cluster, Docker, a GPU or
+# a network); every other bash block must be one the tests below run.
+SKIP_MARK = re.compile(r"<!--\s*readme-test:\s*skip\b")
+TEXT = README.read_text(encoding="utf-8")
+BASH = [(match.group(1), TEXT[:match.start()].rstrip().rsplit("\n", 1)[-1])
+        for match in re.finditer(r"```bash\n(.*?)```", TEXT, re.S)]
+
+
+def _quickstart() -> str:
+    """The quickstart's command line without its ``pip install ... &&`` (CI installs first)."""
+    (line,) = [block.strip() for block, _ in BASH
+               if "zoobench sweep && zoobench leaderboard" in block]
+    return re.sub(r"^pip install [^&]*&&\s*", "", line)
+
+
+def _zoobench_env() -> dict[str, str]:
+    env = dict(os.environ, PYTHONPATH=str(README.parent), TF_CPP_MIN_LOG_LEVEL="2")
+    # ``zoobench`` is the installed entry point; ``python -m bench`` is the same command and
+    # runs this checkout even where the package is not installed.
+    return env
+
+
+def _as_module(command: str) -> str:
+    return re.sub(r"\bzoobench\b", f"{shlex.quote(sys.executable)} -m bench", command)
+
+
+def test_quickstart_runs_as_written(tmp_path):
+    """``zoobench sweep && zoobench leaderboard && zoobench report`` in a fresh folder."""
+    command = _quickstart()
+    assert command == "zoobench sweep && zoobench leaderboard && zoobench report"
+    done = subprocess.run(_as_module(command), shell=True, cwd=tmp_path, env=_zoobench_env(),
+                          capture_output=True, text=True, timeout=1500)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    results = tmp_path / "results"
+    assert (results / "trials.parquet" / "sweep=smoke").is_dir()
+    assert (results / "leaderboard.parquet" / "sweep=smoke").is_dir()
+    report = results / "report.html"
+    assert report.stat().st_size > 10_000
+    assert "testnet" in done.stdout and "unet_shallow" in done.stdout  # the leaderboard
+    assert "workflowType=machine_learning" in done.stdout  # the MLflow UI link
+
+
+@pytest.mark.parametrize("command", [
+    "zoobench sweep --print-spec", "zoobench models", "zoobench losses --format csv",
+    "zoobench datasets --format markdown", "zoobench models --format json",
+])
+def test_readme_listing_commands_run(command, tmp_path):
+    assert command.split(" --")[0] in TEXT or command.split()[1] in TEXT
+    done = subprocess.run(_as_module(command), shell=True, cwd=tmp_path, env=_zoobench_env(),
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip()
+
+
+def test_print_spec_is_the_quickstarts_valid_spec(tmp_path):
+    from bench.spec import DEFAULT_SPEC, parse_spec
+
+    spec = parse_spec(DEFAULT_SPEC)
+    assert spec.name == "smoke" and spec.epochs == 2
+
+
+def test_readme_spec_block_is_a_valid_spec():
+    """The README's full spec example (the block starting ``name:``) passes validation."""
+    from bench.spec import parse_spec
+
+    blocks = [b for b in re.findall(r"```yaml\n(.*?)```", TEXT, re.S) if b.startswith("name:")]
+    assert blocks
+    for block in blocks:
+        assert parse_spec(block, "README.md").name
+
+
+def test_skipped_bash_blocks_say_why():
+    for _block, before in BASH:
+        if SKIP_MARK.search(before):
+            assert re.search(r"skip\s*\(.+\)", before), f"a skip marker gives no reason: {before}"

@@ -292,3 +292,25 @@ def test_report_ranks_on_the_test_split_when_recorded(results):
 
     html = curves.render(ctx)  # per epoch there is only validation: its twin is drawn
     assert "Validation <b>val_mean_iou</b>" in html and len(IMG.findall(html)) == 2
+
+
+def test_cost_labels_only_the_front_and_the_top_rows():
+    from bench.report.sections.cost import labelled
+
+    on_front = np.array([True, False, False, False, False, False, False])
+    rank = np.array([7, 1, 2, 5, 6, np.nan, 3])
+    assert list(labelled(on_front, rank, top=5)) == [True, True, True, True, False, False, True]
+
+
+def test_per_class_chart_fits_the_page_and_many_classes_become_a_heat_map():
+    from bench.report.sections import per_class
+
+    names = [f"#{i} m / l" for i in range(5)]
+    many = per_class._heat_map(np.linspace(0, 1, 55).reshape(5, 11),
+                               [f"class {k}" for k in range(11)], names)
+    few = per_class._bars(np.full((5, 3), 0.5), [f"class {k}" for k in range(3)], names)
+    for fig in (many, few):
+        assert fig.get_figwidth() <= per_class.PAGE_INCHES
+    assert many.axes[0].images  # a heat map, one text per cell
+    assert len(many.axes[0].texts) == 55
+    assert per_class.BARS_UP_TO < 11

@@ -52,6 +52,9 @@ class Sweep:
         print("\n".join(summary_lines(outcome)))
         print(f"results: {Path(args.results).resolve()} (trials.parquet, history.parquet, "
               f"leaderboard.parquet); MLflow: {outcome.tracking.uri}")
+        from bench.mlflow_ui import ui_lines
+
+        print("\n".join(ui_lines(outcome.tracking)))
         if outcome.unfinished:
             print(f"zoobench: interrupted with {outcome.unfinished} trials unfinished; run the "
                   f"same command again to resume", file=sys.stderr)

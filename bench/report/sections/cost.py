@@ -17,6 +17,17 @@ COSTS = (("n_params", "parameters"), ("flops_mean", "forward FLOPs per sample"),
          ("latency_ms_mean", "latency, batch 1 (ms)"), ("peak_memory_mb_mean", "peak memory (MiB)"),
          ("train_seconds_mean", "training time (s)"))
 COLUMNS_PER_ROW = 3
+TOP_LABELS = 5  # the leaderboard's top rows keep their labels; at 50 configurations the rest
+                # would overprint into an unreadable pile (issue 14)
+
+
+def labelled(on_front: np.ndarray, rank: np.ndarray, top: int = TOP_LABELS) -> np.ndarray:
+    """Mask (n,) of the points that get a text label: the Pareto front and ranks 1..``top``.
+
+    ``on_front``: bool (n,); ``rank``: the leaderboard's rank (n,), NaN for unranked rows.
+    """
+    rank = np.asarray(rank, dtype=float)
+    return np.asarray(on_front, dtype=bool) | (np.nan_to_num(rank, nan=np.inf) <= top)
 
 
 def pareto_front(cost: np.ndarray, value: np.ndarray, mode: str) -> np.ndarray:
@@ -67,7 +78,11 @@ def render(ctx: ReportContext) -> str:
         f = np.log10 if ax.get_xscale() == "log" else (lambda v: v)
         lo_x, hi_x = (f(v) for v in ax.get_xlim())
         placed: list[tuple[float, float, bool]] = []  # labels so far: x, y (pixels), side
+        ranks = b["rank"].to_numpy(dtype=float) if "rank" in b else np.full(len(b), np.nan)
+        show = labelled(on, ranks)
         for i in np.argsort(-y):  # top down, so a crowded label moves below its neighbours
+            if not show[i]:
+                continue
             left = (f(x[i]) - lo_x) / (hi_x - lo_x) > 0.55
             px, py = ax.transData.transform((x[i], y[i]))
             dy = 3.0
@@ -98,6 +113,7 @@ def render(ctx: ReportContext) -> str:
     axes = ", ".join(label for _, label in usable)
     return (figure(figure_img(fig, f"{ctx.metric} against {axes}"),
                    f"One plot per cost: {esc(axes)} (means over the trials). "
+                   f"Labelled: the Pareto front and the top {TOP_LABELS} of the leaderboard. "
                    f"{esc(ctx.metric_label())}.")
             + "<p>The configurations on a front:</p>" + table(rows))
 

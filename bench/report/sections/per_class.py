@@ -13,6 +13,8 @@ from bench.report.html import figure, figure_img, note, table
 from bench.report.registry import register_section
 
 TOP = 5
+BARS_UP_TO = 6  # classes drawn as grouped bars; more become a configurations x classes heat map
+PAGE_INCHES = 12.0
 _CLASS = re.compile(r"^(?:val|test)_iou_class_(\d+)$")
 
 
@@ -48,17 +50,10 @@ def render(ctx: ReportContext) -> str:
     labels = [f"class {_CLASS.match(c).group(1)}" for c in cols]
     values = frame[cols].to_numpy(dtype=float)
     n, k = values.shape
-    fig = Figure(figsize=(max(6.0, 0.9 * k * n / 2 + 3), 3.6))
-    ax = fig.add_subplot()
-    width = 0.8 / n
-    for i in range(n):
-        ax.bar(np.arange(k) + (i - (n - 1) / 2) * width, np.nan_to_num(values[i]), width,
-               label=frame["configuration"][i], color=f"C{i}")
-    ax.set_xticks(range(k), labels)
-    ax.set_ylabel("IoU")
-    ax.set_ylim(0, 1)
-    ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
+    # Page width is ~12 inches at the report's 110 dpi: a wider figure is shrunk and its
+    # labels with it (issue 14: 11 classes were ~5 px). Many classes become a heat map.
+    fig = _heat_map(values, labels, list(frame["configuration"])) if k > BARS_UP_TO \
+        else _bars(values, labels, list(frame["configuration"]))
     shown = frame.rename(columns=dict(zip(cols, labels, strict=True)))
     for c in labels:
         shown[c] = shown[c].map(lambda v: "" if pd.isna(v) else f"{v:.3f}")
@@ -66,3 +61,41 @@ def render(ctx: ReportContext) -> str:
                   f"Top {n} configurations by {ctx.metric}: IoU per class on the {split} "
                   "split; class 0 is the background.") \
         + table(shown)
+
+
+def _bars(values: np.ndarray, labels: list[str], names: list[str]) -> Figure:
+    """Grouped bars: ``values`` (n configurations, k classes), within the page's width."""
+    n, k = values.shape
+    fig = Figure(figsize=(min(PAGE_INCHES, max(6.0, 0.9 * k * n / 2 + 3)), 3.6),
+                 layout="constrained")
+    ax = fig.add_subplot()
+    width = 0.8 / n
+    for i in range(n):
+        ax.bar(np.arange(k) + (i - (n - 1) / 2) * width, np.nan_to_num(values[i]), width,
+               label=names[i], color=f"C{i}")
+    ax.set_xticks(range(k), labels)
+    ax.set_ylabel("IoU")
+    ax.set_ylim(0, 1)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
+    return fig
+
+
+def _heat_map(values: np.ndarray, labels: list[str], names: list[str]) -> Figure:
+    """Configurations (rows) x classes (columns), each cell's IoU written in it; the width
+    stays within the page and the height grows with the configurations."""
+    n, k = values.shape
+    fig = Figure(figsize=(min(PAGE_INCHES, 3.5 + 0.75 * k), 1.2 + 0.45 * n),
+                 layout="constrained")
+    ax = fig.add_subplot()
+    image = ax.imshow(values, cmap="viridis", vmin=0, vmax=1, aspect="auto")
+    ax.set_xticks(range(k), [label.replace("class ", "") for label in labels], fontsize=9)
+    ax.set_yticks(range(n), names, fontsize=9)
+    ax.set_xlabel("class")
+    for i in range(n):
+        for j in range(k):
+            if np.isfinite(values[i, j]):
+                ax.text(j, i, f"{values[i, j]:.2f}", ha="center", va="center", fontsize=8,
+                        color="white" if values[i, j] < 0.5 else "black")
+    fig.colorbar(image, ax=ax, label="IoU", fraction=0.03)
+    return fig
