@@ -52,6 +52,14 @@ class Sweep:
         print("\n".join(summary_lines(outcome)))
         print(f"results: {Path(args.results).resolve()} (trials.parquet, history.parquet, "
               f"leaderboard.parquet); MLflow: {outcome.tracking.uri}")
+        missing = outcome.mlflow_missing
+        if missing.runs:
+            uri = outcome.tracking.uri
+            print(f"zoobench: warning: MLflow at {uri} did not answer ({missing.error}); it "
+                  f"lacks data of {missing.runs} runs ({missing.epochs} epochs of metrics), "
+                  f"kept in {Path(args.results).resolve() / 'outbox' / spec.name}; send "
+                  f"them with: zoobench sync-mlflow --sweep {spec.name} --results "
+                  f"{args.results} --tracking-uri {uri}", file=sys.stderr)
         if outcome.unfinished:
             print(f"zoobench: interrupted with {outcome.unfinished} trials unfinished; run the "
                   f"same command again to resume", file=sys.stderr)
