@@ -10,6 +10,7 @@ as a fallback it is found again by the trial's tags.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,25 @@ def _is_local_store(uri: str) -> bool:
 
 def start_sweep(uri: str, results: Path, sweep: str, spec_yaml: str,
                 params: dict[str, Any]) -> Tracking:
+    """``_start_sweep``, tried again a few times on a local store.
+
+    Two sweeps starting at once on one new SQLite store both create its tables; MLflow's
+    migration then fails in one of them ("Online migration expected to match one row"),
+    and succeeds once the other is done. A server is asked once (its client retries).
+    """
+    tries = 5 if _is_local_store(uri) else 1
+    for attempt in range(tries):
+        try:
+            return _start_sweep(uri, results, sweep, spec_yaml, params)
+        except Exception:  # noqa: BLE001  (re-raised on the last try)
+            if attempt == tries - 1:
+                raise
+            time.sleep(1.0 + attempt)
+    raise AssertionError("unreachable")
+
+
+def _start_sweep(uri: str, results: Path, sweep: str, spec_yaml: str,
+                 params: dict[str, Any]) -> Tracking:
     """Create (or find again, on resume) the experiment and the sweep's parent run.
 
     A sweep is its name *and* its results folder: two sweeps called ``smoke`` in different
