@@ -9,8 +9,11 @@ as a fallback it is found again by the trial's tags.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,17 +54,35 @@ def start_sweep(uri: str, results: Path, sweep: str, spec_yaml: str,
 
     Two sweeps starting at once on one new SQLite store both create its tables; MLflow's
     migration then fails in one of them ("Online migration expected to match one row"),
-    and succeeds once the other is done. A server is asked once (its client retries).
+    and may leave a half-made table behind: a SQLite store is set up under a file lock
+    beside it. A server is asked once (its client retries).
     """
     tries = 5 if _is_local_store(uri) else 1
     for attempt in range(tries):
         try:
-            return _start_sweep(uri, results, sweep, spec_yaml, params)
+            with _store_lock(uri):
+                return _start_sweep(uri, results, sweep, spec_yaml, params)
         except Exception:  # noqa: BLE001  (re-raised on the last try)
             if attempt == tries - 1:
                 raise
             time.sleep(1.0 + attempt)
     raise AssertionError("unreachable")
+
+
+@contextlib.contextmanager
+def _store_lock(uri: str) -> Iterator[None]:
+    """Hold ``<db>.zoobench-lock`` (``flock``, dropped if we die) for a SQLite ``uri``."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    lock = Path(uri.removeprefix("sqlite:///") + ".zoobench-lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _start_sweep(uri: str, results: Path, sweep: str, spec_yaml: str,
