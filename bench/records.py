@@ -32,12 +32,14 @@ from typing import Any
 
 import pandas as pd
 
+from bench.errors import UsageError
 from bench.spec import SweepSpec
 from bench.trial.cases import CASE_COLUMNS, CASE_METRICS
 from bench.trial.context import (
     CASES_FILE,
     CHECKPOINT_STATE,
     END_COMPLETED,
+    END_ERROR,
     END_NAN,
     PREDICTIONS_PNG,
 )
@@ -76,6 +78,10 @@ class TrialOutcome:
             from its final checkpoint; None when it was not tested.
         unfinished: the sweep was interrupted before this trial ended (a rerun continues
             it); see ``bench.interrupted``.
+        outbox: what the trial's MLflow run may still lack (``bench.outbox``, as a dict),
+            from its last checkpoint or its error result; None without either.
+        attempts: how many times the trial started: 1 + the failures (lost process or
+            node) Tune retried it after.
     """
 
     trial_id: str
@@ -86,6 +92,8 @@ class TrialOutcome:
     png: Path | None
     cases: pd.DataFrame | None = None
     unfinished: bool = False
+    outbox: dict[str, Any] | None = None
+    attempts: int = 1
 
 
 def error_line(error: BaseException) -> str:
@@ -99,8 +107,8 @@ def error_line(error: BaseException) -> str:
     return (text if text.startswith(name) else f"{name}: {text}".rstrip(": "))[:500]
 
 
-def outcome_from_result(result: Any, scratch: Path, *,
-                        unfinished: bool = False) -> TrialOutcome:
+def outcome_from_result(result: Any, scratch: Path, *, unfinished: bool = False,
+                        attempts: int = 1) -> TrialOutcome:
     """Read one ``ray.tune.Result``: its last metrics, its checkpoint's history, PNG, cases.
 
     ``scratch`` is a folder where the PNG is copied out of the checkpoint; ``unfinished``
@@ -108,19 +116,24 @@ def outcome_from_result(result: Any, scratch: Path, *,
     """
     trial_id = Path(result.path).name  # plan.trial_dirname names the folder by trial id
     history: list[dict[str, Any]] = []
-    png = cases = None
+    png = cases = outbox = None
     if result.checkpoint is not None:
         with result.checkpoint.as_directory() as folder:
             state_path = Path(folder) / CHECKPOINT_STATE
             if state_path.exists():
-                history = json.loads(state_path.read_text())["history"]
+                state = json.loads(state_path.read_text())
+                history, outbox = state["history"], state.get("mlflow_outbox")
             if (Path(folder) / PREDICTIONS_PNG).exists():
                 png = scratch / f"{trial_id}.png"
                 shutil.copyfile(Path(folder) / PREDICTIONS_PNG, png)
             if (Path(folder) / CASES_FILE).exists():
                 cases = pd.read_parquet(Path(folder) / CASES_FILE)
-    return TrialOutcome(trial_id, dict(result.config or {}), dict(result.metrics or {}),
-                        history, result.error, png, cases=cases, unfinished=unfinished)
+    metrics = dict(result.metrics or {})
+    if isinstance(metrics.get("mlflow_outbox"), str):  # an error result's (newer) outbox
+        outbox = json.loads(metrics.pop("mlflow_outbox"))
+    return TrialOutcome(trial_id, dict(result.config or {}), metrics, history, result.error,
+                        png, cases=cases, unfinished=unfinished, outbox=outbox,
+                        attempts=attempts)
 
 
 def _best_row(history: list[dict[str, Any]], metric: str, mode: str) -> dict[str, Any]:
@@ -136,9 +149,13 @@ def _best_row(history: list[dict[str, Any]], metric: str, mode: str) -> dict[str
 
 def _status(outcome: TrialOutcome) -> tuple[str, str, str | None]:
     """(status, end_reason, error message) of a trial."""
-    if outcome.error is not None:
+    if outcome.error is not None:  # raised in Tune: a process or node lost too often
         return ERROR, "error", error_line(outcome.error)
     reason = outcome.metrics.get("end_reason") or ""
+    if reason == END_ERROR:  # the trial's own code raised: reported as its end, not retried
+        lines = [line.strip() for line in str(outcome.metrics.get("error") or "").splitlines()
+                 if line.strip()]
+        return ERROR, reason, (lines[0] if lines else "error")[:500]
     if reason == END_NAN:
         epoch = outcome.metrics.get("epoch")
         return NAN, reason, f"loss became non-finite at epoch {epoch}"
@@ -194,6 +211,7 @@ def trial_rows(
             "augment": config.get("augment"),
             "epochs": spec.epochs,
             "epochs_done": len(outcome.history),
+            "attempts": outcome.attempts,
             "status": status,
             "end_reason": reason,
             "error": error,
@@ -275,7 +293,8 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
     for column in ("started_at", "ended_at", "first_step_at"):
         if column in frame.columns:
             frame[column] = pd.to_datetime(frame[column], utc=True)
-    for column in ("seed", "batch_size", "epochs", "epochs_done", "best_epoch", "n_params",
+    for column in ("seed", "batch_size", "epochs", "epochs_done", "attempts", "best_epoch",
+                   "n_params",
                    "epoch", "selected_epoch", "case", "class_index"):
         if column in frame.columns:
             frame[column] = frame[column].astype("Int64")
@@ -298,6 +317,11 @@ def write_table(results: Path, table: str, sweep: str, frame: pd.DataFrame) -> P
     path.parent.mkdir(parents=True, exist_ok=True)
     # Hidden name: pyarrow's dataset discovery skips files starting with "." or "_".
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    frame.drop(columns=["sweep"], errors="ignore").to_parquet(tmp, index=False)
-    os.replace(tmp, path)
+    try:
+        frame.drop(columns=["sweep"], errors="ignore").to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    except OSError as error:  # a full disk, a quota: the previous version stays in place
+        tmp.unlink(missing_ok=True)
+        raise UsageError(f"{path}: cannot write ({error.strerror or error}); the previous "
+                         f"version is kept") from None
     return path

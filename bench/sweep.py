@@ -12,14 +12,16 @@ import json
 import math
 import os
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from bench import guards, interrupted, protocol, records, tracking
+from bench import guards, interrupted, outbox, protocol, records, tracking
+from bench.attempts import trial_attempts
 from bench.errors import UsageError
+from bench.live_tables import LiveTables
 from bench.plan import Plan, make_plan
 from bench.spec import SweepSpec
 from bench.trainable import SweepContext, train_trial
@@ -54,6 +56,7 @@ class SweepOutcome:
     failed: int
     unfinished: int
     tracking: tracking.Tracking
+    mlflow_missing: outbox.Delivery = outbox.Delivery(0, 0, None)
 
 
 def versions() -> dict[str, str]:
@@ -187,7 +190,13 @@ def _tuner(stage: Stage, options: SweepOptions, context: SweepContext) -> Any:
         name=stage.experiment,
         storage_path=storage,
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-        failure_config=tune.FailureConfig(max_failures=0),
+        # A lost process or node: retried from the last checkpoint. A trial's own Python
+        # error is reported as its end instead of raised (bench.trial.run): never retried.
+        failure_config=tune.FailureConfig(max_failures=stage.spec.max_failures),
+        # Tables rewritten as each trial ends (pickled with the experiment: a resumed
+        # sweep gets it back from Tune).
+        callbacks=[LiveTables(options.results.resolve(), stage.spec, stage.name,
+                              context.tracking.experiment_id, versions())],
     )
     return tune.Tuner(trainable, param_space=stage.plan.param_space,
                       tune_config=stage.plan.tune_config, run_config=run_config)
@@ -206,6 +215,7 @@ class _Tables:
     trials: list[pd.DataFrame]
     history: list[pd.DataFrame]
     cases: list[pd.DataFrame]
+    outboxes: dict[str, dict[str, Any]] = field(default_factory=dict)  # trial id -> unsent
 
     def frame(self, name: str) -> pd.DataFrame:
         frames = [f for f in getattr(self, name) if len(f.columns)]
@@ -220,8 +230,10 @@ def _run_stage(stage: Stage, options: SweepOptions, context: SweepContext, resul
     tuner = _tuner(stage, options, context)
     result_grid = tuner.fit()
     unfinished_ids = interrupted.unfinished_trial_ids(result_grid)
+    attempts = trial_attempts(result_grid)
     outcomes = [records.outcome_from_result(r, scratch,
-                                            unfinished=Path(r.path).name in unfinished_ids)
+                                            unfinished=Path(r.path).name in unfinished_ids,
+                                            attempts=attempts.get(Path(r.path).name, 1))
                 for r in result_grid]
     png_paths = {}
     for outcome in outcomes:
@@ -232,13 +244,47 @@ def _run_stage(stage: Stage, options: SweepOptions, context: SweepContext, resul
             png_paths[outcome.trial_id] = relative.as_posix()
     trials, history = records.trial_rows(
         outcomes, stage.spec, versions=versions(),
-        run_ids=tracking.trial_run_ids(track, stage.spec.name),
+        run_ids=_trial_run_ids(track, stage.spec.name),
         experiment_id=track.experiment_id, png_paths=png_paths,
     )
     tables.trials.append(trials)
     tables.history.append(history)
     tables.cases.append(records.case_rows(outcomes, stage.spec))
+    tables.outboxes.update({o.trial_id: o.outbox for o in outcomes if o.outbox})
     return trials
+
+
+def _trial_run_ids(track: tracking.Tracking, sweep: str) -> dict[str, str]:
+    """``tracking.trial_run_ids``, or {} when the server does not answer (outboxes know)."""
+    try:
+        return tracking.trial_run_ids(track, sweep)
+    except Exception:  # noqa: BLE001  (an unreachable server must not lose the tables)
+        return {}
+
+
+def _send_to_mlflow(trials: pd.DataFrame, tables: _Tables, track: tracking.Tracking,
+                    results: Path, sweep: str, failed: bool) -> outbox.Delivery:
+    """Send what the trials' runs may lack, each run's status and the parent's status.
+
+    What the server does not take is saved for ``zoobench sync-mlflow`` (``bench.outbox``).
+    """
+    boxes: dict[str, outbox.Outbox] = {}
+    saved = outbox.read_all(results, sweep)
+    for row in trials.itertuples():
+        state = tables.outboxes.get(row.trial_id)
+        run_id = row.mlflow_run_id if isinstance(row.mlflow_run_id, str) else None
+        if state is None and run_id is None:
+            continue  # never reached MLflow and never reported: nothing to send
+        box = outbox.Outbox.from_dict(state) if state else outbox.Outbox(track.uri, run_id)
+        earlier = saved.get(outbox.folder(results, sweep) / f"{row.trial_id}.json")
+        if earlier is not None:
+            box.merge(earlier)
+        # A stopped trial is killed mid-fit and cannot end its own run.
+        box.status = "FAILED" if row.status in records.FAILED_STATUSES else "FINISHED"
+        boxes[str(row.trial_id)] = box
+    boxes["_sweep"] = outbox.Outbox(track.uri, track.parent_run_id,
+                                    status="FAILED" if failed else "FINISHED")
+    return outbox.deliver(boxes, results, sweep)
 
 
 def _planned_trials(spec: SweepSpec) -> int:
@@ -288,6 +334,7 @@ def _run_locked(spec: SweepSpec, options: SweepOptions, results: Path) -> SweepO
 
     copies = _spec_copies(spec, options, results)
     guards.check_same_spec(spec.source, spec.name, copies)
+    outbox.bound_http_retries()  # a dead server fails a call in seconds (workers inherit it)
     uri = options.tracking_uri or tracking.default_tracking_uri(results)
     try:
         track = tracking.start_sweep(
@@ -326,13 +373,8 @@ def _run_locked(spec: SweepSpec, options: SweepOptions, results: Path) -> SweepO
         register_best(track, board, spec.register_best, spec.name)
     failed = int(trials["status"].isin(records.FAILED_STATUSES).sum())
     unfinished = int(trials["end_reason"].isin(records.UNFINISHED_REASONS).sum())
-    tracking.finish_sweep(
-        track,
-        {row.mlflow_run_id: row.status for row in trials.itertuples()
-         if isinstance(row.mlflow_run_id, str)},
-        failed=failed > 0,
-    )
-    return SweepOutcome(trials, history, board, failed, unfinished, track)
+    missing = _send_to_mlflow(trials, tables, track, results, spec.name, failed > 0)
+    return SweepOutcome(trials, history, board, failed, unfinished, track, missing)
 
 
 def _copy(source: Path, target: Path) -> None:

@@ -9,13 +9,19 @@ as a fallback it is found again by the trial's tags.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import mlflow
 from mlflow.tracking import MlflowClient
+
+from bench.outbox import Outbox, bound_http_retries, find_run
 
 EXPERIMENT = "zoobench"
 TAG_SWEEP = "zoobench.sweep"
@@ -52,6 +58,43 @@ def _is_local_store(uri: str) -> bool:
 
 def start_sweep(uri: str, results: Path, sweep: str, spec_yaml: str,
                 params: dict[str, Any]) -> Tracking:
+    """``_start_sweep``, tried again a few times on a local store.
+
+    Two sweeps starting at once on one new SQLite store both create its tables; MLflow's
+    migration then fails in one of them ("Online migration expected to match one row"),
+    and may leave a half-made table behind: a SQLite store is set up under a file lock
+    beside it. A server is asked once (its client retries).
+    """
+    tries = 5 if _is_local_store(uri) else 1
+    for attempt in range(tries):
+        try:
+            with _store_lock(uri):
+                return _start_sweep(uri, results, sweep, spec_yaml, params)
+        except Exception:  # noqa: BLE001  (re-raised on the last try)
+            if attempt == tries - 1:
+                raise
+            time.sleep(1.0 + attempt)
+    raise AssertionError("unreachable")
+
+
+@contextlib.contextmanager
+def _store_lock(uri: str) -> Iterator[None]:
+    """Hold ``<db>.zoobench-lock`` (``flock``, dropped if we die) for a SQLite ``uri``."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    lock = Path(uri.removeprefix("sqlite:///") + ".zoobench-lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _start_sweep(uri: str, results: Path, sweep: str, spec_yaml: str,
+                 params: dict[str, Any]) -> Tracking:
     """Create (or find again, on resume) the experiment and the sweep's parent run.
 
     A sweep is its name *and* its results folder: two sweeps called ``smoke`` in different
@@ -61,17 +104,7 @@ def start_sweep(uri: str, results: Path, sweep: str, spec_yaml: str,
     would scatter them.
     """
     client = MlflowClient(tracking_uri=uri)
-    experiment = client.get_experiment_by_name(EXPERIMENT)
-    if experiment is None:
-        location = None
-        if _is_local_store(uri):
-            location = (Path(results).resolve() / "mlartifacts").as_uri()
-        experiment_id = client.create_experiment(EXPERIMENT, artifact_location=location,
-                                                 tags=EXPERIMENT_KIND)
-    else:
-        experiment_id = experiment.experiment_id
-        if "mlflow.experimentKind" not in experiment.tags:  # made by an older zoobench
-            client.set_experiment_tag(experiment_id, *next(iter(EXPERIMENT_KIND.items())))
+    experiment_id = _experiment_id(client, uri, results)
     folder = str(Path(results).resolve())
     # The folder is matched here, not in the filter: a path may hold quotes.
     found = [run for run in client.search_runs(
@@ -93,23 +126,29 @@ def start_sweep(uri: str, results: Path, sweep: str, spec_yaml: str,
     return Tracking(uri, experiment_id, run_id)
 
 
-def finish_sweep(tracking: Tracking, trial_statuses: dict[str, str], failed: bool) -> None:
-    """Close the parent run, and any child run a stopped trial left ``RUNNING``.
+def _experiment_id(client: MlflowClient, uri: str, results: Path) -> str:
+    """The ``zoobench`` experiment's id, created if missing.
 
-    ``trial_statuses`` maps MLflow run id to the trial's status in the records;
-    a trial stopped by the scheduler is killed mid-fit and cannot end its own run.
+    Two sweeps starting at once (other names, one store) may both find none: the second
+    create fails, and the experiment the first made is found again.
     """
-    client = MlflowClient(tracking_uri=tracking.uri)
-    for run_id, status in trial_statuses.items():
-        try:
-            run = client.get_run(run_id)
-        except mlflow.exceptions.MlflowException:
-            continue
-        if run.info.status == "RUNNING":
-            client.set_terminated(
-                run_id, "FAILED" if status in ("ERROR", "NAN") else "FINISHED"
-            )
-    client.set_terminated(tracking.parent_run_id, "FAILED" if failed else "FINISHED")
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    if experiment is not None:
+        if "mlflow.experimentKind" not in experiment.tags:  # made by an older zoobench
+            client.set_experiment_tag(experiment.experiment_id,
+                                      *next(iter(EXPERIMENT_KIND.items())))
+        return experiment.experiment_id
+    location = None
+    if _is_local_store(uri):
+        location = (Path(results).resolve() / "mlartifacts").as_uri()
+    try:
+        return client.create_experiment(EXPERIMENT, artifact_location=location,
+                                        tags=EXPERIMENT_KIND)
+    except mlflow.exceptions.MlflowException:
+        experiment = client.get_experiment_by_name(EXPERIMENT)
+        if experiment is None:
+            raise
+        return experiment.experiment_id
 
 
 def trial_run_ids(tracking: Tracking, sweep: str) -> dict[str, str]:
@@ -134,47 +173,91 @@ def _param_text(value: Any) -> str:
 
 
 class TrialRun:
-    """The trial's own MLflow run, used from inside the trial process."""
+    """The trial's own MLflow run, used from inside the trial process.
+
+    Params, tags, metrics and the final status go through an ``Outbox`` (``bench.outbox``):
+    sent when the server answers, kept (and checkpointed by the trial) when it does not, so
+    a tracking server that goes away never stalls or fails a trial.
+    """
 
     def __init__(self, tracking: Tracking, run_name: str, trial_id: str, sweep: str,
-                 params: dict[str, Any], run_id: str | None) -> None:
-        """Start the run, or continue ``run_id`` (or the run tagged with ``trial_id``)."""
+                 params: dict[str, Any], run_id: str | None,
+                 outbox: dict[str, Any] | None = None) -> None:
+        """Start the run, or continue ``run_id`` (or the run tagged with ``trial_id``).
+
+        ``outbox`` is the unsent part a checkpoint carried; it is sent again first (entries
+        keep their timestamps, so what an earlier attempt did deliver is not doubled).
+        """
+        bound_http_retries()
         mlflow.set_tracking_uri(tracking.uri)
-        if run_id is None:
-            found = MlflowClient(tracking.uri).search_runs(
-                [tracking.experiment_id],
-                filter_string=f"tags.`{TAG_TRIAL}` = '{trial_id}' and "
-                              f"tags.`{TAG_SWEEP}` = '{sweep}' and "
-                              f"tags.`mlflow.parentRunId` = '{tracking.parent_run_id}'",
-                max_results=1,
-            )
-            run_id = found[0].info.run_id if found else None
-        if run_id is not None:
-            self.run = mlflow.start_run(run_id=run_id)
-        else:
-            self.run = mlflow.start_run(
-                experiment_id=tracking.experiment_id,
-                run_name=run_name,
-                tags={"mlflow.parentRunId": tracking.parent_run_id, TAG_SWEEP: sweep,
-                      TAG_TRIAL: trial_id, TAG_ROLE: "trial", **source_tags(sweep)},
-            )
-            mlflow.log_params({key: _param_text(value) for key, value in params.items()})
-        self.run_id = self.run.info.run_id
+        self.online = False  # whether this process holds the run as MLflow's active run
+        self.outbox = Outbox(tracking.uri, run_id)
+        if outbox is not None:
+            self.outbox.merge(Outbox.from_dict(outbox))
+        create = {"experiment_id": tracking.experiment_id, "run_name": run_name,
+                  "tags": {"mlflow.parentRunId": tracking.parent_run_id, TAG_SWEEP: sweep,
+                           TAG_TRIAL: trial_id, TAG_ROLE: "trial", **source_tags(sweep)}}
+        try:
+            run_id = self.outbox.run_id or find_run(MlflowClient(tracking.uri), create)
+            if run_id is None:
+                run_id = mlflow.start_run(experiment_id=tracking.experiment_id,
+                                          run_name=run_name, tags=create["tags"]).info.run_id
+                self.outbox.params.update({k: _param_text(v) for k, v in params.items()})
+            else:
+                mlflow.start_run(run_id=run_id)
+            self.online = True
+            self.outbox.run_id = run_id
+        except Exception:  # noqa: BLE001  (server unreachable: the outbox keeps it all)
+            if self.outbox.run_id is None:
+                self.outbox.create = create
+                self.outbox.params.update({k: _param_text(v) for k, v in params.items()})
+        self.flush()
+
+    @property
+    def run_id(self) -> str | None:
+        """The run's id; None while the server has not been reachable to create it."""
+        return self.outbox.run_id
+
+    def flush(self) -> bool:
+        """Send what waits in the outbox; whether everything went."""
+        if self.outbox.empty():
+            return True
+        try:
+            self.outbox.send()
+        except Exception:  # noqa: BLE001  (kept for the next flush, or the driver)
+            return False
+        return True
 
     def log_epoch(self, metrics: dict[str, float], epoch: int) -> None:
-        """One batched call per epoch; ``epoch`` is 1-based and is MLflow's step."""
-        mlflow.log_metrics(metrics, step=epoch)
+        """Queue one epoch's metrics; ``epoch`` is 1-based and is MLflow's step.
+
+        Sent by the next ``flush``, which the trial calls once the epoch's checkpoint is
+        Tune's: a retry then never trains (and logs) again an epoch MLflow already has.
+        """
+        self.outbox.add_metrics(metrics, epoch)
 
     def log_artifact(self, path: str | Path, folder: str | None = None) -> None:
         mlflow.log_artifact(str(path), artifact_path=folder)
 
     def log_param(self, key: str, value: Any) -> None:
-        mlflow.log_param(key, _param_text(value))
+        self.outbox.params[key] = _param_text(value)
+
+    def missed_artifacts(self) -> None:
+        """Tag the run: its model and pictures could not be uploaded (the server was away)."""
+        self.outbox.tags["zoobench.missing_artifacts"] = "model, predictions.png"
 
     def set_error(self, message: str) -> None:
         """Record why the trial failed (tag ``zoobench.error``, first 5000 characters)."""
-        mlflow.set_tag("zoobench.error", message[:5000])
+        self.outbox.tags["zoobench.error"] = message[:5000]
 
     def end(self, status: str) -> None:
-        """``FINISHED``, ``FAILED`` or ``KILLED``."""
-        mlflow.end_run(status=status)
+        """``FINISHED``, ``FAILED`` or ``KILLED``: sent with whatever still waits."""
+        self.outbox.status = status
+        if self.online:
+            self.online = False
+            try:
+                mlflow.end_run(status=status)  # pops the active run before calling the server
+                self.outbox.status = None
+            except Exception:  # noqa: BLE001  (the outbox still holds the status)
+                pass
+        self.flush()

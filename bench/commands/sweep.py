@@ -55,6 +55,14 @@ class Sweep:
         from bench.mlflow_ui import ui_lines
 
         print("\n".join(ui_lines(outcome.tracking)))
+        missing = outcome.mlflow_missing
+        if missing.runs:
+            uri = outcome.tracking.uri
+            print(f"zoobench: warning: MLflow at {uri} did not answer ({missing.error}); it "
+                  f"lacks data of {missing.runs} runs ({missing.epochs} epochs of metrics), "
+                  f"kept in {Path(args.results).resolve() / 'outbox' / spec.name}; send "
+                  f"them with: zoobench sync-mlflow --sweep {spec.name} --results "
+                  f"{args.results} --tracking-uri {uri}", file=sys.stderr)
         if outcome.unfinished:
             print(f"zoobench: interrupted with {outcome.unfinished} trials unfinished; run the "
                   f"same command again to resume", file=sys.stderr)

@@ -16,8 +16,8 @@ CASES_FILE = "cases.parquet"  # final checkpoint only: per test case x class sco
 PREDICTION_SAMPLES = 4
 
 # Why a trial ended, as reported in its last result (``end_reason``).
-END_COMPLETED, END_PATIENCE, END_TIME_BUDGET, END_NAN = (
-    "completed", "patience", "time_budget", "nan",
+END_COMPLETED, END_PATIENCE, END_TIME_BUDGET, END_NAN, END_ERROR = (
+    "completed", "patience", "time_budget", "nan", "error",
 )
 # Ends after which the trial's selected weights are tested (a diverged trial has none
 # worth testing; a scheduler stop never reaches the trial's own end).

@@ -78,19 +78,26 @@ def log_selected_model(trial: TrialState, model: Any, folder: Path, step: int = 
     that ``keras.saving.load_model`` reads after ``import zoo``.
     """
     assert trial.run is not None
-    log_keras_model(model, step)
-    with tempfile.TemporaryDirectory(prefix="zoobench-final-") as scratch:
-        model_path = Path(scratch) / "model.keras"
-        model.save(model_path)
-        trial.run.log_artifact(model_path, "model")
-    if trial.val_sample is None:
-        return
-    from bench.predictions import save_predictions_png
+    png = None
+    if trial.val_sample is not None:  # the records keep the picture whatever MLflow does
+        from bench.predictions import save_predictions_png
 
-    x, y = trial.val_sample
-    y_pred = model.predict(x, verbose=0)
-    png = save_predictions_png(x, y, y_pred, trial.info.task, folder / PREDICTIONS_PNG)
-    trial.run.log_artifact(png)
+        x, y = trial.val_sample
+        y_pred = model.predict(x, verbose=0)
+        png = save_predictions_png(x, y, y_pred, trial.info.task, folder / PREDICTIONS_PNG)
+    if not trial.run.online:  # the tracking server was away: the run is told it lacks them
+        trial.run.missed_artifacts()
+        return
+    try:
+        log_keras_model(model, step)
+        with tempfile.TemporaryDirectory(prefix="zoobench-final-") as scratch:
+            model_path = Path(scratch) / "model.keras"
+            model.save(model_path)
+            trial.run.log_artifact(model_path, "model")
+        if png is not None:
+            trial.run.log_artifact(png)
+    except Exception:  # noqa: BLE001  (the server went away: training results still count)
+        trial.run.missed_artifacts()
 
 
 def model_signature(model: Any) -> Any:

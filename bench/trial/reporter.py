@@ -45,6 +45,9 @@ def make_reporter(trial: TrialState) -> Any:
             try:
                 metrics, checkpoint_dir = trial.finish_epoch(row, reason, self.model)
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(checkpoint_dir))
+                # Only now, with the epoch's checkpoint Tune's, does MLflow get the epoch: a
+                # retry restarts from that checkpoint and never logs an epoch twice.
+                trial.run.flush()
             finally:  # Tune has copied it to the trial's storage
                 if checkpoint_dir is not None:
                     shutil.rmtree(checkpoint_dir, ignore_errors=True)

@@ -117,7 +117,7 @@ def train_trial(config: dict[str, Any], context: SweepContext) -> None:
               "loss_params": loss_params, "mixed_precision": context.mixed_precision,
               "xla": context.xla}
     trial.run = TrialRun(context.tracking, trial.trial_name, trial.trial_id, context.sweep,
-                         params, trial.run_id)
+                         params, trial.run_id, trial.outbox_state)
     trial.run_id = trial.run.run_id
     failed = False
     try:
@@ -146,15 +146,19 @@ def train_trial(config: dict[str, Any], context: SweepContext) -> None:
             model.fit(train_ds, validation_data=val_ds, epochs=context.epochs,
                       initial_epoch=initial_epoch, callbacks=[make_reporter(trial)], verbose=0,
                       shuffle=False)  # the dataset shuffles itself, seeded
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001  (the trial's own code failed: reported, ends)
+        # Not raised: Tune would retry it (FailureConfig retries any failure), and the same
+        # code fails the same way again. A lost process or node never gets here; Tune
+        # retries those from the last checkpoint.
         failed = True
-        trial.run.set_error(f"{type(error).__name__}: {error}")
-        raise
+        message = f"{type(error).__name__}: {error}"
+        trial.run.set_error(message)
+        tune.report(trial.error_result(message))
     finally:
         if checkpoint_dir is not None:
             shutil.rmtree(checkpoint_dir, ignore_errors=True)
         # Tune stops a trial (scheduler decision, or right after its last report) by raising
-        # a BaseException in it: that is an end, not a failure.
+        # a BaseException (SystemExit) in it: that is an end, not a failure.
         last = trial.history[-1] if trial.history else None
         diverged = last is not None and trial.end_reason(last) == END_NAN
         trial.run.end("FAILED" if failed or diverged else "FINISHED")

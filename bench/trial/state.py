@@ -27,6 +27,7 @@ from bench.trial.context import (
     CHECKPOINT_STATE,
     CHECKPOINT_VARIABLES,
     END_COMPLETED,
+    END_ERROR,
     END_NAN,
     END_PATIENCE,
     END_TIME_BUDGET,
@@ -66,6 +67,7 @@ class TrialState:
         self.history: list[dict[str, Any]] = []
         self.train_seconds = 0.0
         self.run_id: str | None = None
+        self.outbox_state: dict[str, Any] | None = None  # MLflow's unsent part, checkpointed
         self.best_arrays: list[np.ndarray] | None = None
         self._best_npz: bytes | None = None  # best_arrays serialised, made when they change
         tune_context = tune.get_context()
@@ -85,6 +87,7 @@ class TrialState:
         self.history = state["history"]
         self.train_seconds = state["train_seconds"]
         self.run_id = state["mlflow_run_id"]
+        self.outbox_state = state.get("mlflow_outbox")
         best = checkpoint_dir / CHECKPOINT_BEST
         if best.exists():
             self._best_npz = best.read_bytes()
@@ -104,10 +107,16 @@ class TrialState:
             if self._best_npz is None:
                 self._best_npz = npz_bytes(self.best_arrays)
             (folder / CHECKPOINT_BEST).write_bytes(self._best_npz)
-        state = {"epoch": epoch, "history": self.history, "train_seconds": self.train_seconds,
-                 "mlflow_run_id": self.run_id}
-        (folder / CHECKPOINT_STATE).write_text(json.dumps(state))
+        self.write_state(folder, epoch)
         return folder
+
+    def write_state(self, folder: Path, epoch: int) -> None:
+        """``state.json``: epoch, history, time, MLflow run id and its unsent entries."""
+        state = {"epoch": epoch, "history": self.history, "train_seconds": self.train_seconds,
+                 "mlflow_run_id": self.run.run_id if self.run else self.run_id,
+                 # What MLflow has not confirmed: a retry (or the driver) sends it again.
+                 "mlflow_outbox": self.run.outbox.to_dict() if self.run else None}
+        (folder / CHECKPOINT_STATE).write_text(json.dumps(state))
 
     # ---- per epoch
     def epoch_row(self, epoch: int, logs: dict[str, Any], epoch_seconds: float,
@@ -167,6 +176,41 @@ class TrialState:
             return END_TIME_BUDGET
         return None
 
+    def bookkeeping(self) -> dict[str, Any]:
+        """Entries every result of the trial carries: where it ran, its MLflow run, time."""
+        assert self.run is not None
+        return {
+            "train_seconds": self.train_seconds,
+            "n_params": self.n_params,
+            "trial_name": self.trial_name,
+            "attempt_started_at": self.started_at,
+            "first_step_at": self.first_step_at,
+            "node": self.node,
+            "node_ip": self.node_ip,
+            "node_id": self.node_id,
+            "mlflow_run_id": self.run.run_id,
+            "mlflow_experiment_id": self.context.tracking.experiment_id,
+        }
+
+    def error_result(self, message: str) -> dict[str, Any]:
+        """The last result of a trial its own code failed in: a terminal ``error`` end.
+
+        Reported instead of raising, so Tune does not retry it (the same code would fail
+        the same way); lost processes and nodes still raise in Tune and are retried. The
+        unsent MLflow entries travel as JSON (there is no checkpoint for them).
+        """
+        assert self.run is not None
+        best = self.best()
+        return {
+            self.context.metric: math.nan,
+            "epochs_done": len(self.history),
+            "end_reason": END_ERROR,
+            "error": message[:2000],
+            "best_epoch": best["epoch"] if best else 0,
+            **self.bookkeeping(),
+            "mlflow_outbox": json.dumps(self.run.outbox.to_dict()),
+        }
+
     def finish_epoch(self, row: dict[str, Any], reason: str | None,
                      model: Any) -> tuple[dict[str, Any], Path]:
         """Log the epoch to MLflow and checkpoint it; on a tested end, test the selected
@@ -187,20 +231,12 @@ class TrialState:
             "epochs_done": row["epoch"],
             "end_reason": reason or "",
             "best_epoch": best["epoch"] if best else 0,
-            "train_seconds": self.train_seconds,
-            "n_params": self.n_params,
-            "trial_name": self.trial_name,
-            "attempt_started_at": self.started_at,
-            "first_step_at": self.first_step_at,
-            "node": self.node,
-            "node_ip": self.node_ip,
-            "node_id": self.node_id,
-            "mlflow_run_id": self.run.run_id,
-            "mlflow_experiment_id": self.context.tracking.experiment_id,
+            **self.bookkeeping(),
         }
         if reason in TESTED_ENDS:
             try:
                 metrics.update(test_selected(self, model, folder))
+                self.write_state(folder, row["epoch"])  # with the test metrics' outbox
             except BaseException:
                 shutil.rmtree(folder, ignore_errors=True)  # nobody else will
                 raise
