@@ -252,3 +252,25 @@ def test_ladder_beats_supervised_only_with_few_labels():
     supervised, _ = perf.train(perf.variants(args)["supervised"], data, args, seed=0)
     ladder, _ = perf.train(perf.variants(args)["ladder"], data, args, seed=0)
     assert ladder > supervised + 0.1, (ladder, supervised)
+
+
+@pytest.mark.slow
+def test_fc_ladder_learns_from_unlabelled_digits():
+    """The full ladder beats its noise alone on digits with 10 labels per class (~5 min).
+
+    tests/perf/ladder_fc_digits.py at 50 epochs, seeds 0-2 (README table): test error
+    noise-only 9.2, 7.2, 11.4 %, full ladder 6.6, 6.6, 7.8 % (500 test digits, so one
+    digit is 0.2 points): a mean gain of 2.3 points, ladder better on each seed. The
+    assertion asks for a mean gain of at least one point, under half the measured one
+    (seed-to-seed spread of the gain: 1.6 points).
+    """
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "perf"))
+    import ladder_fc_digits as perf
+
+    args = perf.parse_args(["--epochs", "50"])
+    gains = []
+    for seed in (0, 1, 2):
+        _, _, noise_only, _ = perf.train_one(("noise_only", seed, args))
+        _, _, ladder, _ = perf.train_one(("ladder", seed, args))
+        gains.append(noise_only - ladder)
+    assert np.mean(gains) >= 1.0, gains

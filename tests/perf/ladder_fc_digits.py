@@ -38,11 +38,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
-os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
-
-import numpy as np  # noqa: E402
+import numpy as np
 
 VARIANTS = ("supervised", "noise_only", "gamma", "ladder")
 N_LEVELS = 7
@@ -158,15 +154,22 @@ def linear_tail(lr: float, start: int, end: int) -> Any:
     return LinearTail()
 
 
-def paired(a: np.ndarray, b: np.ndarray) -> str:
-    """``a - b`` per seed: mean ± std, Wilcoxon signed-rank and paired t p-values."""
+def paired(a: np.ndarray, b: np.ndarray, better: str = "lower") -> str:
+    """``a - b`` per seed: mean ± std, seeds where ``a`` is better (``lower`` or
+    ``higher``), Wilcoxon signed-rank and paired t p-values (two-sided)."""
     from scipy import stats
 
     diff = a - b
+    wins = int(np.sum(diff < 0 if better == "lower" else diff > 0))
     wilcoxon = stats.wilcoxon(a, b).pvalue if np.any(diff != 0) else 1.0
     t = stats.ttest_rel(a, b).pvalue if np.any(diff != 0) else 1.0
-    return (f"{diff.mean():+.2f} ± {diff.std(ddof=1):.2f}  wins {int(np.sum(diff < 0))}/"
-            f"{len(diff)}  Wilcoxon p={wilcoxon:.3g}  paired t p={t:.3g}")
+    return (f"{diff.mean():+.3f} ± {std(diff):.3f}  better on {wins}/{len(diff)} seeds"
+            f"  Wilcoxon p={wilcoxon:.3g}  paired t p={t:.3g}")
+
+
+def std(values: np.ndarray) -> float:
+    """Sample standard deviation over seeds (0 for one seed)."""
+    return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
 
 
 def run(args: argparse.Namespace) -> dict[str, np.ndarray]:
@@ -191,7 +194,7 @@ def table(errors: dict[str, np.ndarray], args: argparse.Namespace) -> str:
         f"{'variant':>10}  test error % (mean ± std over seeds)",
     ]
     for name, values in errors.items():
-        lines.append(f"{name:>10}  {values.mean():5.2f} ± {values.std(ddof=1):.2f}")
+        lines.append(f"{name:>10}  {values.mean():5.2f} ± {std(values):.2f}")
     if "ladder" in errors:
         for other in errors:
             if other != "ladder":
@@ -201,6 +204,10 @@ def table(errors: dict[str, np.ndarray], args: argparse.Namespace) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # Seeds side by side, one TensorFlow thread each; the forked workers load TensorFlow.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+    os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
     start = time.perf_counter()
     errors = run(args)
     print()
