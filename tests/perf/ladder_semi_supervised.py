@@ -30,7 +30,7 @@ training. Metrics: ``zoo.get_metric("mean_iou", 11)`` and ``"pixel_accuracy"``.
     python tests/perf/ladder_semi_supervised.py          # the README's table, ~30 min, 2 cores
     python tests/perf/ladder_semi_supervised.py --seeds 0 --epochs 20 --curve-every 5
     python tests/perf/ladder_semi_supervised.py --seeds 0 1 2 3 4 --train 1000 \
-        --fraction 0.1 --epochs 15 --jobs 2     # the README's 5-seed paired table
+        --fraction 0.1 --epochs 20 --jobs 2     # the README's 5-seed paired table
 """
 
 from __future__ import annotations

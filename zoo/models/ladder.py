@@ -36,6 +36,11 @@ is ``denoising_costs[l] * mean((BN_clean(z^(l)) - z(l))**2)`` where ``BN_clean``
 normalises with the clean path's batch mean and standard deviation (layer 0 is not
 normalised), as in the paper's Algorithm 1.
 
+The algorithm is :class:`LadderBase`, whatever the layers; :class:`LadderNetwork` gives
+it the convolutions above, :class:`zoo.models.ladder_fc.LadderFC` fully connected layers
+(the paper's MNIST network, used to check these pieces against the paper on digits:
+``tests/perf/ladder_fc_digits.py``).
+
 Training convention (shared by every zoobench model of kind ``semi_supervised``):
 fit on ``(x, y, sample_weight)`` where ``sample_weight`` is 1.0 for a labelled sample
 and 0.0 for an unlabelled one (whose ``y`` is all zeros). The compiled loss is the
