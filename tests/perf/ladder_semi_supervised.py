@@ -10,12 +10,17 @@ labelled and 50 unlabelled samples, as in the paper):
   the labelled masks only (unlabelled samples reach it only through batch statistics);
 - ``noise_only``: the noisy encoder without the decoder (``denoising_costs`` all 0): what
   the ladder's noise alone does, still supervised only;
-- ``ladder``: the noise and the denoising costs, which use every image.
+- ``ladder``: the noise and the denoising costs (``--costs``), which use every image;
+- ``ladder_paper``: the same with the paper's cost shape ``[1000, 10, 0.1, ..., 0.1]``
+  (``zoo.models.ladder_fc.PAPER_DENOISING_COSTS``; Keras averages the supervised cost
+  over the whole batch, so with half the batch labelled these weigh twice the paper's).
 
 Prints, per seed and as mean ± standard deviation over seeds, the validation mean IoU
 (over the classes present in truth or prediction) and pixel accuracy of the clean
-(inference) path, the labelled fraction, the command and the seconds taken; with
-``--curve-every N`` also the validation mean IoU every N epochs.
+(inference) path, the labelled fraction, the command and the seconds taken, and the
+ladder's paired differences with the other variants over seeds (Wilcoxon signed-rank
+and paired t p-values); with ``--curve-every N`` also the validation mean IoU every N
+epochs. Seeds run side by side in ``--jobs`` processes, one TensorFlow thread each.
 
 Data: ``zoo.datasets.load("digits", labelled_fraction=..., labelled_per_batch=...)`` —
 scikit-learn's 8x8 handwritten digits placed on a canvas, each stroke pixel labelled
@@ -24,24 +29,37 @@ training. Metrics: ``zoo.get_metric("mean_iou", 11)`` and ``"pixel_accuracy"``.
 
     python tests/perf/ladder_semi_supervised.py          # the README's table, ~30 min, 2 cores
     python tests/perf/ladder_semi_supervised.py --seeds 0 --epochs 20 --curve-every 5
+    python tests/perf/ladder_semi_supervised.py --seeds 0 1 2 3 4 --train 1000 \
+        --fraction 0.1 --epochs 20 --jobs 2     # the README's 5-seed paired table
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import shlex
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+if "--jobs" in sys.argv or os.environ.get("TF_NUM_INTRAOP_THREADS") == "1":
+    # Seeds side by side: one TensorFlow thread each (set before TensorFlow loads).
+    os.environ["TF_NUM_INTRAOP_THREADS"] = os.environ["TF_NUM_INTEROP_THREADS"] = "1"
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import zoo  # noqa: E402
 from zoo.models.ladder import DEFAULT_DENOISING_COSTS, N_LEVELS  # noqa: E402
+from zoo.models.ladder_fc import PAPER_DENOISING_COSTS  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ladder_fc_digits import paired, std  # noqa: E402
+
+VARIANTS = ("supervised", "noise_only", "ladder", "ladder_paper")
 
 
 def load_data(args: argparse.Namespace, seed: int) -> tuple[Any, Any, Any]:
@@ -99,7 +117,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="labelled samples in every batch (0: as they fall)")
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--variants", nargs="+", default=["supervised", "noise_only", "ladder"],
-                        choices=["supervised", "ladder", "noise_only"])
+                        choices=VARIANTS)
+    parser.add_argument("--jobs", type=int, default=1, help="seeds run side by side")
     parser.add_argument("--curve-every", type=int, default=0,
                         help="also print the validation mean IoU every N epochs (0: off)")
     parser.add_argument("--noise-std", type=float, default=0.3)
@@ -117,25 +136,32 @@ def variants(args: argparse.Namespace) -> dict[str, dict]:
         "ladder": {"noise_std": args.noise_std, "denoising_costs": list(args.costs)},
         # What the noise alone does: the noisy encoder, no decoder.
         "noise_only": {"noise_std": args.noise_std, "denoising_costs": [0.0] * N_LEVELS},
+        "ladder_paper": {"noise_std": args.noise_std,
+                         "denoising_costs": list(PAPER_DENOISING_COSTS)},
     }
     return {name: everything[name] for name in args.variants}
+
+
+def train_job(job: tuple[str, int, argparse.Namespace]) -> tuple[str, int, float, float, float]:
+    """One variant on one seed: (variant, seed, mean IoU, pixel accuracy, seconds)."""
+    name, seed, args = job
+    t0 = time.perf_counter()
+    iou, acc = train(variants(args)[name], load_data(args, seed), args, seed)
+    return name, seed, iou, acc, time.perf_counter() - t0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     start = time.perf_counter()
-    results: dict[str, list[tuple[float, float]]] = {name: [] for name in variants(args)}
-    for seed in args.seeds:
-        data = load_data(args, seed)
-        for name, options in variants(args).items():
-            t0 = time.perf_counter()
-            iou, acc = train(options, data, args, seed)
-            results[name].append((iou, acc))
-            print(
-                f"seed {seed} {name:>10}: val mean IoU {iou:.3f}  pixel accuracy {acc:.3f}"
-                f"  ({time.perf_counter() - t0:.0f} s)",
-                flush=True,
-            )
+    jobs = [(name, seed, args) for seed in args.seeds for name in variants(args)]
+    by_seed: dict[str, dict[int, tuple[float, float]]] = {name: {} for name in variants(args)}
+    context = multiprocessing.get_context("spawn")  # TensorFlow is not fork-safe
+    with ProcessPoolExecutor(max_workers=args.jobs, mp_context=context) as pool:
+        for name, seed, iou, acc, seconds in pool.map(train_job, jobs):
+            by_seed[name][seed] = (iou, acc)
+            print(f"seed {seed} {name:>12}: val mean IoU {iou:.3f}  pixel accuracy {acc:.3f}"
+                  f"  ({seconds:.0f} s)", flush=True)
+    results = {name: [values[s] for s in args.seeds] for name, values in by_seed.items()}
     print(f"\nlabelled fraction {args.fraction} of {args.train} training images "
           f"({round(args.fraction * args.train)} masks), {args.val} validation, "
           f"{args.size}x{args.size}, {args.epochs} epochs, seeds {args.seeds}, batch "
@@ -143,11 +169,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"ladder denoising_costs {args.costs}, noise_std {args.noise_std}")
     for name, values in results.items():
         iou, acc = np.array(values).T
-        print(f"{name:>10}: val mean IoU {iou.mean():.3f} ± {iou.std():.3f}   "
-              f"pixel accuracy {acc.mean():.3f} ± {acc.std():.3f}")
-    if "ladder" in results and "supervised" in results:
-        gain = np.array([v[0] for v in results["ladder"]]) - [v[0] for v in results["supervised"]]
-        print(f"ladder - supervised mean IoU per seed: {np.round(gain, 3).tolist()}")
+        print(f"{name:>12}: val mean IoU {iou.mean():.3f} ± {std(iou):.3f}   "
+              f"pixel accuracy {acc.mean():.3f} ± {std(acc):.3f}")
+    ious = {name: np.array([v[0] for v in values]) for name, values in results.items()}
+    for ladder in ("ladder", "ladder_paper"):
+        for other in ious:
+            if ladder in ious and other != ladder and not other.startswith("ladder"):
+                test = paired(ious[ladder], ious[other], better="higher")
+                print(f"{ladder} - {other:>10} mean IoU: {test}")
     print(f"command: python {shlex.join(sys.argv)}")
     print(f"seconds: {time.perf_counter() - start:.0f}")
     return 0

@@ -36,6 +36,11 @@ is ``denoising_costs[l] * mean((BN_clean(z^(l)) - z(l))**2)`` where ``BN_clean``
 normalises with the clean path's batch mean and standard deviation (layer 0 is not
 normalised), as in the paper's Algorithm 1.
 
+The algorithm is :class:`LadderBase`, whatever the layers; :class:`LadderNetwork` gives
+it the convolutions above, :class:`zoo.models.ladder_fc.LadderFC` fully connected layers
+(the paper's MNIST network, used to check these pieces against the paper on digits:
+``tests/perf/ladder_fc_digits.py``).
+
 Training convention (shared by every zoobench model of kind ``semi_supervised``):
 fit on ``(x, y, sample_weight)`` where ``sample_weight`` is 1.0 for a labelled sample
 and 0.0 for an unlabelled one (whose ``y`` is all zeros). The compiled loss is the
@@ -57,7 +62,9 @@ from keras import ops
 
 from zoo.models.registry import register_model
 
-__all__ = ["LadderCombinator", "LadderNetwork", "build_ladder", "DEFAULT_DENOISING_COSTS"]
+__all__ = [
+    "DEFAULT_DENOISING_COSTS", "LadderBase", "LadderCombinator", "LadderNetwork", "build_ladder",
+]
 
 # One weight per level l = 0..6 (input, five hidden layers, top), in the shape of the
 # paper's MNIST setting [1000, 10, 0.1, ...] (most weight on the input, a step down per
@@ -91,8 +98,8 @@ class LadderCombinator(keras.layers.Layer):
     channel (shared over positions, as a convolution shares its kernel). Initial
     values as in the authors' code: a2 = a7 = 1, the rest 0.
 
-    Call on ``[z_tilde, u]``, two tensors of shape (B, H, W, channels); returns z^ of
-    the same shape.
+    Call on ``[z_tilde, u]``, two tensors of shape (B, ..., channels) (feature maps
+    (B, H, W, C) or fully connected units (B, C)); returns z^ of the same shape.
     """
 
     _INITIAL = (0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0)
@@ -120,14 +127,185 @@ class LadderCombinator(keras.layers.Layer):
 
 
 def _normalise(z: Any, epsilon: float) -> tuple[Any, Any, Any]:
-    """Batch-normalise ``z`` (B, H, W, C) per channel; return (z_bn, mean, std)."""
-    mean, var = ops.moments(z, axes=(0, 1, 2), keepdims=True)
+    """Batch-normalise ``z`` per channel (last axis) over all other axes.
+
+    ``z`` is (B, units) or (B, H, W, C); returns (z_bn, mean, std), mean and std with
+    ``z``'s rank (kept dims).
+    """
+    mean, var = ops.moments(z, axes=tuple(range(len(z.shape) - 1)), keepdims=True)
     std = ops.sqrt(var + epsilon)
     return (z - mean) / std, mean, std
 
 
+class LadderBase(keras.layers.Layer):
+    """The Ladder algorithm (Rasmus et al. 2015, Algorithm 1), whatever the layers.
+
+    Subclasses give the encoder maps ``W(l)``, l = 1..L (``self.encoder``, bias-free
+    layers built here), and the decoder maps ``V(l+1): z^(l+1) -> u(l)`` for the levels
+    ``lowest_level .. L-1`` (``self.decoder``, output width set in ``build``), and call
+    ``_init_ladder`` from ``__init__``. Everything else is shared: the clean and noisy
+    encoders, the batch normalisation, the combinators and the costs. The fully
+    connected ladder (:mod:`zoo.models.ladder_fc`) checks these pieces on the paper's own
+    kind of task.
+
+    Maps x to the top layer's pre-activation ``gamma * (z + beta)``: the noisy
+    encoder's when ``training=True`` (and then adds the denoising costs with
+    ``add_loss``), the clean encoder's otherwise.
+    """
+
+    def _init_ladder(
+        self,
+        n_classes: int,
+        n_levels: int,
+        noise_std: float,
+        denoising_costs: tuple[float, ...] | list[float],
+        momentum: float,
+        epsilon: float,
+        seed: int | None,
+    ) -> None:
+        self.n_classes = int(n_classes)
+        self.n_levels = int(n_levels)
+        self.noise_std = float(noise_std)
+        self.denoising_costs = [float(c) for c in denoising_costs]
+        self.momentum = float(momentum)
+        self.epsilon = float(epsilon)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        # The clean path's statistics at inference; the batch's own while training.
+        self.clean_norms = [
+            keras.layers.BatchNormalization(
+                center=False, scale=False, momentum=self.momentum, epsilon=self.epsilon,
+                name=f"clean_norm_{l}",
+            )
+            for l in range(1, self.n_levels)
+        ]
+        # One combinator per level from the top down to the lowest level with a cost
+        # (the levels below would get no gradient): combinators[i] is g at level
+        # lowest + i; subclasses make decoder[i] = V(lowest + i + 1) likewise.
+        costly = [l for l, c in enumerate(self.denoising_costs) if c > 0]
+        self.lowest_level = costly[0] if costly else self.n_levels
+        self.combinators = [
+            LadderCombinator(name=f"combinator_{l}")
+            for l in range(self.lowest_level, self.n_levels)
+        ]
+
+    @property
+    def uses_decoder(self) -> bool:
+        """Whether any level has a denoising cost (else this is a plain BN network)."""
+        return self.lowest_level < self.n_levels
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        shapes = [tuple(input_shape)]
+        for layer, norm in zip(self.encoder, self.clean_norms, strict=True):
+            layer.build(shapes[-1])
+            shapes.append(tuple(layer.compute_output_shape(shapes[-1])))
+            norm.build(shapes[-1])
+        channels = [int(shape[-1]) for shape in shapes]
+        self.gammas = [
+            self.add_weight(name=f"gamma_{l}", shape=(channels[l],), initializer="ones")
+            for l in range(1, self.n_levels)
+        ]
+        self.betas = [
+            self.add_weight(name=f"beta_{l}", shape=(channels[l],), initializer="zeros")
+            for l in range(1, self.n_levels)
+        ]
+        for l, layer in enumerate(self.decoder, start=self.lowest_level):
+            # V(l+1) outputs channels[l]; set here because only now the input's are known.
+            if hasattr(layer, "filters"):
+                layer.filters = channels[l]
+            else:
+                layer.units = channels[l]
+            layer.build(shapes[l + 1])
+        for l, combinator in enumerate(self.combinators, start=self.lowest_level):
+            combinator.build([shapes[l], shapes[l]])
+
+    def _activate(self, l: int, z: Any) -> Any:
+        """h(l) = act(gamma(l) * (z(l) + beta(l))) for l = 1..L; the pre-activation at top."""
+        pre = self.gammas[l - 1] * (z + self.betas[l - 1])
+        return pre if l == self.n_levels - 1 else ops.relu(pre)
+
+    def _top_activation(self, pre: Any) -> Any:
+        return ops.sigmoid(pre) if self.n_classes == 1 else ops.softmax(pre, axis=-1)
+
+    def _noise(self, z: Any) -> Any:
+        if self.noise_std == 0.0:
+            return z
+        return z + self.noise_std * keras.random.normal(
+            ops.shape(z), dtype=z.dtype, seed=self.seed_generator
+        )
+
+    def _clean(self, x: Any, training: bool) -> tuple[Any, list[Any], list[Any], list[Any]]:
+        """Clean encoder: (top pre-activation, z(l), batch mean(l), batch std(l)), l = 0..L."""
+        zs, means, stds = [x], [None], [None]
+        h = x
+        for l in range(1, self.n_levels):
+            z_pre = self.encoder[l - 1](h)
+            if training and self.uses_decoder:
+                # The targets' statistics; the same numbers BatchNormalization uses.
+                _, mean, std = _normalise(z_pre, self.epsilon)
+                means.append(mean)
+                stds.append(std)
+            z = self.clean_norms[l - 1](z_pre, training=training)
+            zs.append(z)
+            h = self._activate(l, z)
+        return h, zs, means, stds
+
+    def _noisy(self, x: Any) -> tuple[Any, list[Any]]:
+        """Noisy encoder (training only): (top pre-activation, z~(l) for l = 0..L)."""
+        z = self._noise(x)
+        zs, h = [z], z
+        for l in range(1, self.n_levels):
+            z, _, _ = _normalise(self.encoder[l - 1](h), self.epsilon)
+            z = self._noise(z)
+            zs.append(z)
+            h = self._activate(l, z)
+        return h, zs
+
+    def _denoising_costs(
+        self, top: Any, noisy_zs: list[Any], clean_zs: list[Any], means: list[Any],
+        stds: list[Any],
+    ) -> None:
+        """Run the decoder top-down and add each level's weighted reconstruction cost."""
+        u, _, _ = _normalise(self._top_activation(top), self.epsilon)
+        lowest = self.lowest_level
+        for l in range(self.n_levels - 1, lowest - 1, -1):
+            z_hat = self.combinators[l - lowest]([noisy_zs[l], u])
+            if self.denoising_costs[l] > 0:
+                target = clean_zs[l]
+                z_hat_bn = z_hat if l == 0 else (z_hat - means[l]) / stds[l]
+                error = ops.mean(ops.square(ops.cast(z_hat_bn - target, "float32")))
+                self.add_loss(self.denoising_costs[l] * error)
+            if l > lowest:
+                u, _, _ = _normalise(self.decoder[l - 1 - lowest](z_hat), self.epsilon)
+
+    def call(self, inputs: Any, training: bool | None = None) -> Any:
+        training = bool(training)
+        clean_top, clean_zs, means, stds = self._clean(inputs, training)
+        if not training or (self.noise_std == 0.0 and not self.uses_decoder):
+            # Without noise the noisy path is the clean one: no need to run it twice.
+            return clean_top
+        noisy_top, noisy_zs = self._noisy(inputs)
+        if self.uses_decoder:
+            self._denoising_costs(noisy_top, noisy_zs, clean_zs, means, stds)
+        return noisy_top
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple:
+        return (*tuple(input_shape)[:-1], self.n_classes)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "n_classes": self.n_classes,
+            "noise_std": self.noise_std,
+            "denoising_costs": list(self.denoising_costs),
+            "momentum": self.momentum,
+            "epsilon": self.epsilon,
+            "seed": self.seed,
+        }
+
+
 @keras.saving.register_keras_serializable(package="zoo")
-class LadderNetwork(keras.layers.Layer):
+class LadderNetwork(LadderBase):
     """Clean encoder, noisy encoder and denoising decoder of a convolutional Ladder.
 
     Maps x (B, H, W, C) to the top layer's pre-activation ``gamma * (z + beta)``
@@ -159,161 +337,26 @@ class LadderNetwork(keras.layers.Layer):
     ) -> None:
         super().__init__(**kwargs)
         _check_options(n_classes, filters, noise_std, denoising_costs)
-        self.n_classes = int(n_classes)
         self.filters = int(filters)
-        self.noise_std = float(noise_std)
-        self.denoising_costs = [float(c) for c in denoising_costs]
-        self.momentum = float(momentum)
-        self.epsilon = float(epsilon)
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
-
         # Encoder maps W(l), l = 1..6, shared by the clean and the noisy path; no bias
         # since batch normalisation follows (beta plays its part).
         self.encoder: list[keras.layers.Layer] = []
         for i, (kind, mult, dilation) in enumerate(_ENCODER, start=1):
             self.encoder.append(_conv(kind, mult * self.filters, dilation, f"encoder_{i}"))
         self.encoder.append(
-            keras.layers.Conv2D(self.n_classes, 1, use_bias=False, name=f"encoder_{N_LEVELS - 1}")
+            keras.layers.Conv2D(n_classes, 1, use_bias=False, name=f"encoder_{N_LEVELS - 1}")
         )
-        # The clean path's statistics at inference; the batch's own while training.
-        self.clean_norms = [
-            keras.layers.BatchNormalization(
-                center=False, scale=False, momentum=self.momentum, epsilon=self.epsilon,
-                name=f"clean_norm_{l}",
-            )
-            for l in range(1, N_LEVELS)
-        ]
-        # Decoder maps V(l+1): z^(l+1) -> u(l), mirroring encoder layer l+1, and one
-        # combinator per level, from the top down to the lowest level with a cost (the
-        # levels below would get no gradient): decoder[i] is V(lowest + i + 1) and
-        # combinators[i] is g at level lowest + i.
-        costly = [l for l, c in enumerate(self.denoising_costs) if c > 0]
-        self.lowest_level = costly[0] if costly else N_LEVELS
+        self._init_ladder(n_classes, N_LEVELS, noise_std, denoising_costs, momentum, epsilon,
+                          seed)
+        # Decoder maps V(l+1): z^(l+1) -> u(l), mirroring encoder layer l+1.
         self.decoder: list[keras.layers.Layer] = []
         for l in range(self.lowest_level, N_LEVELS - 1):
             kind, _, dilation = _ENCODER[l] if l < len(_ENCODER) else ("top", 1, 1)
             mirror = {"down": "up", "up": "down"}.get(kind, "conv")
             self.decoder.append(_conv(mirror, None, dilation, f"decoder_{l}"))
-        self.combinators = [
-            LadderCombinator(name=f"combinator_{l}") for l in range(self.lowest_level, N_LEVELS)
-        ]
-
-    @property
-    def uses_decoder(self) -> bool:
-        """Whether any level has a denoising cost (else this is a plain BN conv net)."""
-        return self.lowest_level < N_LEVELS
-
-    def _channels(self, input_channels: int) -> list[int]:
-        """Channels of z(l) for l = 0..6."""
-        return [input_channels] + [m * self.filters for _, m, _ in _ENCODER] + [self.n_classes]
-
-    def build(self, input_shape: tuple[int | None, ...]) -> None:
-        channels = self._channels(int(input_shape[-1]))
-        shapes = [tuple(input_shape)]
-        for layer, norm in zip(self.encoder, self.clean_norms, strict=True):
-            layer.build(shapes[-1])
-            shapes.append(tuple(layer.compute_output_shape(shapes[-1])))
-            norm.build(shapes[-1])
-        self.gammas = [
-            self.add_weight(name=f"gamma_{l}", shape=(channels[l],), initializer="ones")
-            for l in range(1, N_LEVELS)
-        ]
-        self.betas = [
-            self.add_weight(name=f"beta_{l}", shape=(channels[l],), initializer="zeros")
-            for l in range(1, N_LEVELS)
-        ]
-        for l, layer in enumerate(self.decoder, start=self.lowest_level):
-            # V(l+1) outputs channels[l]; set here because only now C is known.
-            layer.filters = channels[l]
-            layer.build(shapes[l + 1])
-        for l, combinator in enumerate(self.combinators, start=self.lowest_level):
-            combinator.build([shapes[l], shapes[l]])
-
-    def _activate(self, l: int, z: Any) -> Any:
-        """h(l) = act(gamma(l) * (z(l) + beta(l))) for l = 1..6; returns pre-activation at top."""
-        pre = self.gammas[l - 1] * (z + self.betas[l - 1])
-        return pre if l == N_LEVELS - 1 else ops.relu(pre)
-
-    def _top_activation(self, pre: Any) -> Any:
-        return ops.sigmoid(pre) if self.n_classes == 1 else ops.softmax(pre, axis=-1)
-
-    def _noise(self, z: Any) -> Any:
-        if self.noise_std == 0.0:
-            return z
-        return z + self.noise_std * keras.random.normal(
-            ops.shape(z), dtype=z.dtype, seed=self.seed_generator
-        )
-
-    def _clean(self, x: Any, training: bool) -> tuple[Any, list[Any], list[Any], list[Any]]:
-        """Clean encoder: (top pre-activation, z(l), batch mean(l), batch std(l)), l = 0..6."""
-        zs, means, stds = [x], [None], [None]
-        h = x
-        for l in range(1, N_LEVELS):
-            z_pre = self.encoder[l - 1](h)
-            if training and self.uses_decoder:
-                # The targets' statistics; the same numbers BatchNormalization uses.
-                _, mean, std = _normalise(z_pre, self.epsilon)
-                means.append(mean)
-                stds.append(std)
-            z = self.clean_norms[l - 1](z_pre, training=training)
-            zs.append(z)
-            h = self._activate(l, z)
-        return h, zs, means, stds
-
-    def _noisy(self, x: Any) -> tuple[Any, list[Any]]:
-        """Noisy encoder (training only): (top pre-activation, z~(l) for l = 0..6)."""
-        z = self._noise(x)
-        zs, h = [z], z
-        for l in range(1, N_LEVELS):
-            z, _, _ = _normalise(self.encoder[l - 1](h), self.epsilon)
-            z = self._noise(z)
-            zs.append(z)
-            h = self._activate(l, z)
-        return h, zs
-
-    def _denoising_costs(
-        self, top: Any, noisy_zs: list[Any], clean_zs: list[Any], means: list[Any],
-        stds: list[Any],
-    ) -> None:
-        """Run the decoder top-down and add each level's weighted reconstruction cost."""
-        u, _, _ = _normalise(self._top_activation(top), self.epsilon)
-        lowest = self.lowest_level
-        for l in range(N_LEVELS - 1, lowest - 1, -1):
-            z_hat = self.combinators[l - lowest]([noisy_zs[l], u])
-            if self.denoising_costs[l] > 0:
-                target = clean_zs[l]
-                z_hat_bn = z_hat if l == 0 else (z_hat - means[l]) / stds[l]
-                error = ops.mean(ops.square(ops.cast(z_hat_bn - target, "float32")))
-                self.add_loss(self.denoising_costs[l] * error)
-            if l > lowest:
-                u, _, _ = _normalise(self.decoder[l - 1 - lowest](z_hat), self.epsilon)
-
-    def call(self, inputs: Any, training: bool | None = None) -> Any:
-        training = bool(training)
-        clean_top, clean_zs, means, stds = self._clean(inputs, training)
-        if not training or (self.noise_std == 0.0 and not self.uses_decoder):
-            # Without noise the noisy path is the clean one: no need to run it twice.
-            return clean_top
-        noisy_top, noisy_zs = self._noisy(inputs)
-        if self.uses_decoder:
-            self._denoising_costs(noisy_top, noisy_zs, clean_zs, means, stds)
-        return noisy_top
-
-    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple:
-        return (*tuple(input_shape)[:-1], self.n_classes)
 
     def get_config(self) -> dict[str, Any]:
-        return {
-            **super().get_config(),
-            "n_classes": self.n_classes,
-            "filters": self.filters,
-            "noise_std": self.noise_std,
-            "denoising_costs": list(self.denoising_costs),
-            "momentum": self.momentum,
-            "epsilon": self.epsilon,
-            "seed": self.seed,
-        }
+        return {**super().get_config(), "filters": self.filters}
 
 
 def _conv(kind: str, filters: int | None, dilation: int, name: str) -> keras.layers.Layer:
