@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from bench.trial.cases import case_frame, case_means, predict_cases, write_cases
 from bench.trial.context import CASES_FILE, PREDICTIONS_PNG
+from bench.trial.rollout import rollout_metrics
 
 if TYPE_CHECKING:
     from bench.trial.state import TrialState
@@ -39,7 +40,8 @@ def test_metrics(model: Any, test_ds: Any, val_names: list[str]) -> dict[str, fl
 def test_selected(trial: TrialState, model: Any, folder: Path) -> dict[str, Any]:
     """Test the trial's selected weights; its result entries, files in ``folder``.
 
-    Returns ``test_*`` metrics, ``test_case_*_mean``, ``selected_epoch`` and
+    Returns ``test_*`` metrics, ``test_case_*_mean``, ``test_psnr_step_*`` (next-frame
+    data, ``bench.trial.rollout``), ``selected_epoch`` and
     ``final_seconds`` (what this testing and logging took); writes
     ``cases.parquet`` (segmentation only) and ``predictions.png`` into ``folder`` (the
     final checkpoint, which carries them to the driver). ``model`` keeps the selected
@@ -57,6 +59,9 @@ def test_selected(trial: TrialState, model: Any, folder: Path) -> dict[str, Any]
                            trial.context.nsd_tolerance)
         write_cases(cases, folder / CASES_FILE)
     metrics.update(case_means(cases))
+    # Next frames: PSNR n steps ahead, predictions fed back (test_psnr_step_k).
+    model_name, model_options = trial.context.models[trial.config["model"]]
+    metrics.update(rollout_metrics(model, model_name, model_options, trial.info, trial.test_ds))
     metrics["selected_epoch"] = selected
     trial.run.log_epoch({k: v for k, v in metrics.items() if math.isfinite(v)}, selected)
     log_selected_model(trial, model, folder, selected)
