@@ -13,6 +13,7 @@ PAGE_ORDER = (
     "curves",
     "per_class",
     "predictions",
+    "rollout",
     "failures",
     "reproduce",
 )
