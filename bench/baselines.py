@@ -128,11 +128,12 @@ def add_gain(board: pd.DataFrame) -> pd.DataFrame:
 
 
 def with_baselines(board: pd.DataFrame, trials: pd.DataFrame, dataset: str,
-                   options: dict[str, Any], metric: str, mode: str) -> pd.DataFrame:
+                   options: dict[str, Any]) -> pd.DataFrame:
     """``board`` plus the ``persistence`` and ``mean_frame`` rows and ``gain_vs_persistence``
     when ``dataset`` with ``options`` is next-frame data; ``board`` unchanged otherwise.
 
-    The baselines are scored on the data of every seed among the ranked trials.
+    The baselines are scored on the data of every seed among the ranked trials, and
+    ranked by the board's metric (not given a rank: references, not contestants).
     """
     import zoo
     from bench.leaderboard import final_stage
@@ -144,8 +145,39 @@ def with_baselines(board: pd.DataFrame, trials: pd.DataFrame, dataset: str,
     seeds = sorted({int(s) for s in final_stage(trials)["seed"].dropna()})
     scores = baseline_scores(dataset, options, seeds)
     board = board.assign(baseline=False)
+    # The board ranks by the test twin of the sweep's metric when trials were tested.
+    metric, mode = str(board["metric"].iloc[0]), str(board["mode"].iloc[0])
     rows = baseline_rows(scores, str(board["sweep"].iloc[0]), dataset, metric, mode)
     out = pd.concat([board, rows], ignore_index=True)
+    out["rank"] = out["rank"].astype("Int64")
+    out["baseline"] = out["baseline"].astype(bool)
+    return add_gain(out)
+
+
+def stored_baselines(results: Any, board: pd.DataFrame) -> pd.DataFrame:
+    """``board`` (re-aggregated from trials) plus the baseline rows its sweeps stored in
+    ``results/leaderboard.parquet``, scored by ``board``'s metric; ``gain_vs_persistence``
+    added when there are any. ``board`` unchanged when nothing was stored."""
+    from pathlib import Path
+
+    from bench.leaderboard import _read_table
+
+    path = Path(results) / "leaderboard.parquet"
+    if board.empty or not path.exists():
+        return board
+    stored = _read_table(path, None)
+    if "baseline" not in stored:
+        return board
+    rows = stored[stored["baseline"].fillna(False).astype(bool)
+                  & stored["sweep"].isin(board["sweep"].unique())]
+    if rows.empty:
+        return board
+    metric, mode = str(board["metric"].iloc[0]), str(board["mode"].iloc[0])
+    value = rows.get(f"{metric}_mean", math.nan)
+    rows = rows[[c for c in rows if c.endswith("_mean") or c in (
+        "sweep", "dataset", "model", "loss", "count", "failed", "unfinished",
+        "seed_values", "baseline")]].assign(metric=metric, mode=mode, score=value)
+    out = pd.concat([board.assign(baseline=False), rows], ignore_index=True)
     out["rank"] = out["rank"].astype("Int64")
     out["baseline"] = out["baseline"].astype(bool)
     return add_gain(out)

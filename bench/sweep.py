@@ -317,8 +317,7 @@ def _run_locked(spec: SweepSpec, options: SweepOptions, results: Path) -> SweepO
     history.insert(0, "sweep", spec.name)
     board = aggregate(trials)
     # Next-frame data: persistence and mean-frame rows, scored on the same frames.
-    board = with_baselines(board, trials, spec.dataset, spec.dataset_options, spec.metric,
-                           spec.mode)
+    board = with_baselines(board, trials, spec.dataset, spec.dataset_options)
     records.write_table(results, "trials", spec.name, trials)
     records.write_table(results, "history", spec.name, history)
     records.write_table(results, "cases", spec.name, cases)

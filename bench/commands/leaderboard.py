@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench import leaderboard as lb
+from bench.baselines import stored_baselines
 from bench.commands.base import command
 from bench.errors import UsageError
 
@@ -162,6 +163,7 @@ class Leaderboard:
         trials, history = load_trials(args.results, args.sweep)
         if args.compare is None:
             board = board_for(trials, args.metric, args.mode, history)
+            board = stored_baselines(args.results, board)  # next frames: persistence, ...
             table = board if args.format in ("csv", "json") else lb.summary(board)
             if args.format in ("table", "markdown"):
                 _explain(board)
