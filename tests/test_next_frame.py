@@ -227,3 +227,20 @@ def test_sequence_rollout_metrics_score_the_last_frames():
         assert got[f"test_psnr_step_{j + 1}"] == pytest.approx(
             psnr_numpy(ys[:, 3 + j], frame[:, 0]), abs=1e-4)
         seq = np.concatenate([seq, frame], axis=1)
+
+
+# ---------------------------------------------------------------------------- your data
+def test_npz_next_frame_task_takes_stacked_frames(tmp_path):
+    rng = np.random.default_rng(0)
+    frames = rng.random((10, 5, 16, 16), "float32")
+    x, y = stack_frames(frames, 3)  # x (20, 16, 16, 3), y (20, 16, 16, 1)
+    path = tmp_path / "frames.npz"
+    np.savez(path, x=x, y=y)
+    info = zoo.datasets.load("npz", path=str(path), task="next_frame")[2]
+    assert (info.kind, info.task, info.input_shape, info.n_classes) == (
+        "image", "next_frame", (16, 16, 3), 1)
+    text = spec(f"{{name: npz, path: {path}, task: next_frame}}")
+    assert parse_spec(text).metric == "val_psnr"
+    np.savez(tmp_path / "masks.npz", x=x, y=(y[..., 0] > 0.5).astype(np.int64))
+    with pytest.raises(ValueError, match="task next_frame needs y as frames"):
+        zoo.datasets.load("npz", path=str(tmp_path / "masks.npz"), task="next_frame")
