@@ -625,7 +625,8 @@ def summary(board: pd.DataFrame, *, digits: int = 4) -> pd.DataFrame:
     (followed by "n<5" when it rests on fewer than 5 trials), ``n`` (finished trials),
     ``failed``, ``p vs best`` (Holm-corrected paired test), ``tied`` (with the best),
     ``P(first)``, ``rank 95%`` (bootstrap rank interval), ``best``, ``best run`` (MLflow
-    run id, else trial id), ``params``, ``samples/s``, ``train s``.
+    run id, else trial id), ``params``, ``samples/s``, ``train s``; for next frames
+    ``test_ssim`` and ``gain vs persistence dB`` (baseline rows have rank ``-``).
     """
     if board.empty:
         return pd.DataFrame()
@@ -638,7 +639,7 @@ def summary(board: pd.DataFrame, *, digits: int = 4) -> pd.DataFrame:
         cell = _fmt(mean, f) + (f" ± {_fmt(std, f)}" if _fmt(std, f) else "")
         lo, hi = _fmt(r.get(f"{m}_ci_low"), f), _fmt(r.get(f"{m}_ci_high"), f)
         rows.append({
-            "rank": str(r["rank"]),
+            "rank": _fmt(r["rank"], "d") or "-",  # baselines are not ranked
             "sweep": str(r["sweep"]),
             "dataset": str(r["dataset"]),
             "model": str(r["model"]),
@@ -658,5 +659,9 @@ def summary(board: pd.DataFrame, *, digits: int = 4) -> pd.DataFrame:
             "params": _fmt(r.get("n_params"), ",d"),
             "samples/s": _fmt(r.get("samples_per_second_mean"), ".1f"),
             "train s": _fmt(r.get("train_seconds_mean"), ".1f"),
+            # Next frames (bench.baselines): SSIM beside PSNR, and the gain over persistence.
+            **({"test_ssim": _fmt(r.get("test_ssim_mean"), f),
+                "gain vs persistence dB": _fmt(r.get("gain_vs_persistence"), "+.2f")}
+               if "gain_vs_persistence" in board else {}),
         })
     return pd.DataFrame(rows)

@@ -1,4 +1,5 @@
-"""A PNG of a few validation samples: input, ground truth and prediction side by side."""
+"""A PNG of a few validation samples: input, ground truth and prediction side by side
+(next frames: the last input frame, and the absolute error as a fourth panel)."""
 
 from __future__ import annotations
 
@@ -31,7 +32,10 @@ def _input_picture(x: np.ndarray) -> tuple[np.ndarray, dict]:
 def save_predictions_png(
     x: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, task: str, path: str | Path
 ) -> Path:
-    """Write a grid of ``len(x)`` rows (input | ground truth | prediction) to ``path``.
+    """Write a grid of ``len(x)`` rows (input | ground truth | prediction [| |error|]).
+
+    Next frames (``task="next_frame"``) show the latest input frame and a fourth panel,
+    the absolute error |truth - prediction| on [0, 1].
 
     Args:
         x: inputs, (N, H, W, C) or, for sequences, (N, T, H, W, C) (the last frame is shown).
@@ -46,13 +50,21 @@ def save_predictions_png(
 
     if x.ndim == 5:  # sequences: show the last frame
         x, y_true, y_pred = x[:, -1], y_true[:, -1], y_pred[:, -1]
+    next_frame = task == "next_frame"
+    if next_frame:  # the latest input frame (the last of the frames stacked as channels)
+        x = x[..., -1:]
+    titles = ("input", "ground truth", "prediction") + (("absolute error",) if next_frame
+                                                        else ())
     rows = len(x)
-    fig, axes = plt.subplots(rows, 3, figsize=(6, 2 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, len(titles), figsize=(2 * len(titles), 2 * rows),
+                             squeeze=False)
     for i in range(rows):
-        panels = (_input_picture(x[i]), _picture(y_true[i], task), _picture(y_pred[i], task))
-        for ax, title, (image, style) in zip(
-            axes[i], ("input", "ground truth", "prediction"), panels, strict=True
-        ):
+        panels = [_input_picture(x[i]), _picture(y_true[i], task), _picture(y_pred[i], task)]
+        if next_frame:
+            error = np.abs(y_true[i][..., 0] - y_pred[i][..., 0])
+            panels.append((error, {"cmap": "magma", "vmin": 0.0, "vmax": 1.0,
+                                   "interpolation": "nearest"}))
+        for ax, title, (image, style) in zip(axes[i], titles, panels, strict=True):
             ax.imshow(image, **style)
             ax.set_axis_off()
             if i == 0:

@@ -433,9 +433,11 @@ def _check_model_fits(model: str, options: dict, info: Any) -> None:
             f"model {model!r} ({desc.kind}) needs a dataset of kind {wanted_kind}; "
             f"dataset {info.name!r} is {info.kind}"
         )
-    if getattr(desc, "task", "segmentation") != info.task:
+    tasks = getattr(desc, "tasks", (getattr(desc, "task", "segmentation"),))
+    if info.task not in tasks:
         raise ValueError(
-            f"model {model!r} does {desc.task}; dataset {info.name!r} is for {info.task}"
+            f"model {model!r} does {' or '.join(tasks)}; dataset {info.name!r} is for "
+            f"{info.task}"
         )
     height, width, channels = info.input_shape[-3:]
     check_model(model, height, width, channels, info.n_classes, **options)
@@ -486,6 +488,26 @@ def reported_metrics(n_classes: int, task: str) -> list[str]:
     return ["train_loss", "val_loss", *names, *(f"val_{n}" for n in names)]
 
 
+def _metric_for(info: Any, metrics: list[str]) -> Callable[[Any], str]:
+    """The check of ``metric``: one of ``metrics``; a segmentation metric on next-frame data
+    (or the reverse) is named as such, since the list alone does not say why it is missing."""
+    allowed = _one_of(tuple(metrics))
+
+    def check(value: Any) -> str:
+        name = str(value).removeprefix("val_").removeprefix("test_")
+        if f"val_{name}" not in metrics:
+            from zoo.metrics import default_metrics
+
+            for task in ("segmentation", "next_frame"):
+                if task != info.task and name in [m.name for m in default_metrics(1, task)]:
+                    raise ValueError(
+                        f"{value!r} is a {task} metric; dataset {info.name!r} is "
+                        f"{info.task} data: use one of {', '.join(metrics)}")
+        return allowed(value)
+
+    return check
+
+
 def _load_yaml(c: _Checker, text: str) -> dict[str, Any]:
     """The spec's top-level mapping; a YAML error (or a duplicate key) fails at once."""
     try:
@@ -533,8 +555,12 @@ def _dataset(
     known = zoo.datasets.list_datasets()
     if name not in known:
         raise c.fail("dataset.name", f"unknown dataset {name!r}; allowed: {', '.join(known)}")
-    if not c.unknown_keys("dataset", options,
-                          ["name", *zoo.datasets.describe_dataset(name).options]):
+    described = zoo.datasets.describe_dataset(name)
+    if "layout" in options and "layout" not in described.options:
+        raise c.fail("dataset.layout", f"{options['layout']!r}: dataset {name!r} is "
+                     f"{described.kind} data without frames to stack; layout applies to "
+                     f"sequence datasets (moving_digits)")
+    if not c.unknown_keys("dataset", options, ["name", *described.options]):
         return name, options, None
     # labelled_per_batch needs the batch size, which the trials choose: the loader
     # would refuse it here, so it is checked against every batch size params allows.
@@ -661,8 +687,9 @@ def parse_spec(text: str, where: str = "spec", name: str | None = None) -> Sweep
     metric = str(raw.get("metric", "val_mean_iou"))
     if info is not None:
         metrics = reported_metrics(info.n_classes, info.task)
-        default_metric = "val_mean_iou" if "val_mean_iou" in metrics else "val_loss"
-        metric = value("metric", _one_of(tuple(metrics)), default_metric)
+        default_metric = next((m for m in ("val_mean_iou", "val_psnr") if m in metrics),
+                              "val_loss")
+        metric = value("metric", _metric_for(info, metrics), default_metric)
     mode = value("mode", _one_of(MODES), "min" if metric.endswith("loss") else "max")
 
     scheduler = Scheduler()

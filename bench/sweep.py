@@ -330,6 +330,7 @@ def run_sweep(spec: SweepSpec, options: SweepOptions) -> SweepOutcome:
 
 def _run_locked(spec: SweepSpec, options: SweepOptions, results: Path) -> SweepOutcome:
     """``run_sweep`` once the sweep's lock is held and ``results`` exists."""
+    from bench.baselines import with_baselines
     from bench.leaderboard import aggregate
 
     copies = _spec_copies(spec, options, results)
@@ -363,6 +364,8 @@ def _run_locked(spec: SweepSpec, options: SweepOptions, results: Path) -> SweepO
     trials.insert(0, "sweep", spec.name)
     history.insert(0, "sweep", spec.name)
     board = aggregate(trials)
+    # Next-frame data: persistence and mean-frame rows, scored on the same frames.
+    board = with_baselines(board, trials, spec.dataset, spec.dataset_options)
     records.write_table(results, "trials", spec.name, trials)
     records.write_table(results, "history", spec.name, history)
     records.write_table(results, "cases", spec.name, cases)

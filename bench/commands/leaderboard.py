@@ -13,6 +13,7 @@ import pandas as pd
 
 from bench import across
 from bench import leaderboard as lb
+from bench.baselines import stored_baselines
 from bench.commands.base import command
 from bench.errors import UsageError
 
@@ -190,6 +191,7 @@ class Leaderboard:
                                  args.format)
         if args.compare is None:
             board = board_for(trials, args.metric, args.mode, history)
+            board = stored_baselines(args.results, board)  # next frames: persistence, ...
             table = board if args.format in ("csv", "json") else lb.summary(board)
             if args.format in ("table", "markdown"):
                 _explain(board)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from bench.trial.cases import case_frame, case_means, predict_cases, write_cases
 from bench.trial.context import CASES_FILE, PREDICTIONS_PNG
 from bench.trial.cost import trial_cost
+from bench.trial.rollout import rollout_metrics
 
 if TYPE_CHECKING:
     from bench.trial.state import TrialState
@@ -40,10 +41,10 @@ def test_metrics(model: Any, test_ds: Any, val_names: list[str]) -> dict[str, fl
 def test_selected(trial: TrialState, model: Any, folder: Path) -> dict[str, Any]:
     """Test the trial's selected weights; its result entries, files in ``folder``.
 
-    Returns ``test_*`` metrics, ``test_case_*_mean``, the cost columns
-    (``bench.trial.cost``: ``flops``, ``latency_ms``, ``throughput``, ``peak_memory_mb``,
-    ...), ``selected_epoch`` and ``final_seconds`` (what this testing, measuring and
-    logging took); writes
+    Returns ``test_*`` metrics, ``test_case_*_mean``, ``test_psnr_step_*`` (next-frame
+    data, ``bench.trial.rollout``), the cost columns (``bench.trial.cost``: ``flops``,
+    ``latency_ms``, ``throughput``, ``peak_memory_mb``, ...), ``selected_epoch`` and
+    ``final_seconds`` (what this testing, measuring and logging took); writes
     ``cases.parquet`` (segmentation only) and ``predictions.png`` into ``folder`` (the
     final checkpoint, which carries them to the driver). ``model`` keeps the selected
     weights afterwards.
@@ -60,6 +61,9 @@ def test_selected(trial: TrialState, model: Any, folder: Path) -> dict[str, Any]
                            trial.context.nsd_tolerance)
         write_cases(cases, folder / CASES_FILE)
     metrics.update(case_means(cases))
+    # Next frames: PSNR n steps ahead, predictions fed back (test_psnr_step_k).
+    model_name, model_options = trial.context.models[trial.config["model"]]
+    metrics.update(rollout_metrics(model, model_name, model_options, trial.info, trial.test_ds))
     metrics.update(trial_cost(model, tuple(trial.info.input_shape),
                               int(trial.config["batch_size"])))
     metrics["selected_epoch"] = selected

@@ -8,6 +8,12 @@ LSTMs"). Train, validation and test sequences use disjoint pools of source digit
 Targets: ``target="mask"`` gives per-frame segmentation masks (T, H, W, 11);
 ``target="next_frame"`` gives the following frames (T, H, W, 1) in [0, 1], i.e.
 y[t] = x[t + 1], for next-frame prediction.
+
+Layouts: ``layout="sequence"`` gives x (T, H, W, 1) for the recurrent models;
+``layout="channels"`` (next frames only) gives image models a sliding window: every
+``stack`` consecutive frames stacked as channels, x (H, W, stack), and the frame after
+them as y (H, W, 1), so each sequence of ``frames`` inputs yields ``frames - stack + 1``
+samples.
 """
 
 from __future__ import annotations
@@ -25,6 +31,28 @@ from zoo.datasets.registry import register_dataset
 log = logging.getLogger(__name__)
 
 TARGETS = ("mask", "next_frame")
+LAYOUTS = ("sequence", "channels")
+
+
+def stack_frames(frames: np.ndarray, stack: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sliding windows of ``stack`` frames as channels, each with the frame after it.
+
+    Args:
+        frames: (N, F, H, W) frames of N sequences.
+        stack: k, frames per window, 1 <= k < F.
+
+    Returns:
+        ``(x, y)``: x (N * (F - k), H, W, k), window ``t`` of sequence ``n`` at index
+        ``n * (F - k) + t`` holding frames ``t .. t + k - 1`` (oldest first, so the last
+        channel is the latest frame); y (N * (F - k), H, W, 1), frame ``t + k``.
+    """
+    n, f, h, w = frames.shape
+    windows = f - stack
+    # (N, windows, k, H, W): window t is frames[:, t:t + k].
+    index = np.arange(windows)[:, None] + np.arange(stack)[None, :]
+    x = frames[:, index].reshape(n * windows, stack, h, w).transpose(0, 2, 3, 1)
+    y = frames[:, stack:].reshape(n * windows, h, w, 1)
+    return np.ascontiguousarray(x), np.ascontiguousarray(y)
 
 
 def trajectories(
@@ -70,17 +98,21 @@ def compose_sequences(
     kind="sequence",
     options={"height": 32, "width": 32, "frames": 8, "train": 256, "val": 64, "test": 64,
              "digits_per_sequence": 2, "digit_size": 12, "speed": 2.0, "target": "mask",
-             "val_digits": 0.25, "test_digits": 0.2},
+             "val_digits": 0.25, "test_digits": 0.2, "layout": "sequence", "stack": 3},
     help={"frames": "frames per sequence (T)",
           "digits_per_sequence": "digits moving in each sequence",
           "digit_size": "side in pixels of an upscaled digit",
           "speed": "largest speed in pixels per frame",
-          "target": "y: mask (per-frame segmentation) or next_frame (the following frames)"},
+          "target": "y: mask (per-frame segmentation) or next_frame (the following frames)",
+          "layout": "x: sequence (T, H, W, 1) for recurrent models, or channels (next_frame "
+                    "only): the last `stack` frames as channels (H, W, stack), y the next "
+                    "frame, for image models",
+          "stack": "frames stacked as channels with layout channels (at most frames)"},
 )
 def build_moving_digits(
     *, seed: int, height: int, width: int, frames: int, train: int, val: int, test: int,
     digits_per_sequence: int, digit_size: int, speed: float, target: str, val_digits: float,
-    test_digits: float,
+    test_digits: float, layout: str, stack: int,
 ) -> SplitArrays:
     """Sequences of handwritten digits bouncing around (Moving MNIST), masks or next frames."""
     name = "moving_digits"
@@ -90,6 +122,15 @@ def build_moving_digits(
     if not float(speed) > 0:
         raise ValueError(f"dataset {name!r}: option speed={speed!r} must be > 0 (pixels per frame)")
     frames = check_int(name, "frames", frames)
+    layout = check_choice(name, "layout", layout, LAYOUTS)
+    if layout == "channels":
+        if target != "next_frame":
+            raise ValueError(f"dataset {name!r}: option layout='channels' stacks frames to "
+                             f"predict the next one; it needs target: next_frame")
+        stack = check_int(name, "stack", stack)
+        if stack > frames:
+            raise ValueError(f"dataset {name!r}: option stack={stack} asks for more stacked "
+                             f"frames than a sequence has (frames={frames})")
     params = {"height": height, "width": width, "digit_size": digit_size, "speed": float(speed),
               "digits_per_sequence": check_int(name, "digits_per_sequence", digits_per_sequence),
               # next_frame needs one frame more: the target of the last input frame.
@@ -100,14 +141,17 @@ def build_moving_digits(
         n = check_int(name, split, n)
         x, y, _ = compose_sequences(np.random.default_rng([seed, stream]), pools[stream], n,
                                     **params)
-        if target == "next_frame":
+        if layout == "channels":
+            splits += list(stack_frames(x, stack))
+        elif target == "next_frame":
             splits += [x[:, :-1, ..., None], x[:, 1:, ..., None]]
         else:
             splits += [x[..., None], y]
         log.info("moving_digits: generated %d %s sequences of %d frames", n, split, frames)
     test_arrays = {"x_test": splits[4], "y_test": splits[5]}
     if target == "next_frame":
-        return SplitArrays(*splits[:4], n_classes=1, class_names=["frame"], kind="sequence",
+        return SplitArrays(*splits[:4], n_classes=1, class_names=["frame"],
+                           kind="image" if layout == "channels" else "sequence",
                            task="next_frame", **test_arrays)
     return SplitArrays(*splits[:4], n_classes=glyphs.N_CLASSES, class_names=glyphs.CLASS_NAMES,
                        kind="sequence", **test_arrays)

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from zoo.datasets.arrays import SplitArrays
-from zoo.datasets.options import check_fraction, check_int, holdout_indices
+from zoo.datasets.info import DATASET_TASKS
+from zoo.datasets.options import check_choice, check_fraction, check_int, holdout_indices
 from zoo.datasets.registry import register_dataset
 
 _NAME = "npz"
@@ -89,20 +90,24 @@ def _fixed_split(file: Path, arrays: dict[str, np.ndarray], split: str, x: np.nd
 
 
 @register_dataset(
-    "npz", options={"path": None, "classes": None, "val_fraction": 0.2, "test_fraction": 0.2},
+    "npz", options={"path": None, "classes": None, "val_fraction": 0.2, "test_fraction": 0.2,
+                    "task": "segmentation"},
     help={"path": "the .npz file: x, y and optionally x_val, y_val, x_test, y_test",
           "classes": "number of classes K (default: from y)",
           "val_fraction": "share of x, y split off for validation when there is no x_val",
           "test_fraction": "share of x, y held out for testing (drawn first, with the seed) "
-                           "when there is no x_test"},
+                           "when there is no x_test",
+          "task": "segmentation, or next_frame: y the next frames, float (..., 1) in [0, 1] "
+                  "(x e.g. the last k frames stacked as channels), scored by PSNR/SSIM"},
 )
 def build_npz(
     *, seed: int, path: str | os.PathLike | None, classes: int | None, val_fraction: float,
-    test_fraction: float,
+    test_fraction: float, task: str,
 ) -> SplitArrays:
     """Arrays x, y (optionally x_val, y_val and x_test, y_test) from a .npz file."""
     if path is None:
         raise ValueError(f"dataset {_NAME!r}: option path is required (a .npz file)")
+    task = check_choice(_NAME, "task", task, DATASET_TASKS)
     file = Path(path).expanduser()
     if not file.is_file():
         raise _error(file, "no such file")
@@ -149,7 +154,9 @@ def build_npz(
         index_dtype = np.uint8 if classes <= 256 else np.int32  # compact in memory
         y_train, y_val, y_test = (part.astype(index_dtype) for part in every_y)
     kind = "image" if x.ndim == 4 else "sequence"
+    if task == "next_frame" and (y.dtype.kind == "i" or classes != 1):
+        raise _error(file, "task next_frame needs y as frames, float (..., 1) in [0, 1]")
     names = ["foreground"] if classes == 1 else ["background", *(f"class_{k}" for k in
                                                                  range(1, classes))]
     return SplitArrays(x_train, y_train, x_val, y_val, n_classes=classes, class_names=names,
-                       kind=kind, x_test=x_test, y_test=y_test)
+                       kind=kind, task=task, x_test=x_test, y_test=y_test)

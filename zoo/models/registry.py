@@ -23,6 +23,15 @@ from zoo.registry import Registry
 
 MODEL_KINDS = ("image", "sequence", "semi_supervised")
 
+# What a model's targets can be when it registers none: any image or sequence network
+# built with n_classes=1 (sigmoid) predicts greyscale frames as well as masks, as the seed
+# (Universal-Models) promised; a semi-supervised model's unlabelled branch needs classes.
+DEFAULT_TASKS: dict[str, tuple[str, ...]] = {
+    "image": ("segmentation", "next_frame"),
+    "sequence": ("segmentation", "next_frame"),
+    "semi_supervised": ("segmentation",),
+}
+
 # Options every sequence model takes, as in the seed (Universal-Models).
 SEQUENCE_OPTIONS: dict[str, Any] = {"stateful": False, "timesteps": None, "batchsize": None}
 
@@ -39,7 +48,9 @@ class ModelInfo:
         options: option name → default value accepted as ``**options``.
         summary: one line saying what the model is.
         paper: reference, if the architecture follows one.
-        task: ``segmentation`` or ``next_frame`` (what the targets are).
+        task: ``segmentation`` or ``next_frame``, what the model is built for (its
+            first task).
+        tasks: every task it trains on (next-frame prediction with ``n_classes=1``).
         divisor_rule: for models whose depth is an option, the divisor as a
             function of the options (``divisor`` is its value at the defaults).
     """
@@ -52,6 +63,7 @@ class ModelInfo:
     summary: str = ""
     paper: str = ""
     task: str = "segmentation"
+    tasks: tuple[str, ...] = ("segmentation",)
     divisor_rule: Callable[[dict[str, Any]], int] | None = field(default=None, repr=False)
 
     def divisor_for(self, options: dict[str, Any]) -> int:
@@ -90,7 +102,7 @@ def register_model(
     min_size: int | None = None,
     options: dict[str, Any] | None = None,
     paper: str = "",
-    task: str = "segmentation",
+    task: str | tuple[str, ...] | None = None,
 ) -> Callable[[Builder], Builder]:
     """Decorator registering a model builder under ``name``.
 
@@ -99,10 +111,13 @@ def register_model(
     ``builder(input_height, input_width, input_channels, n_classes, **options)``
     with every option filled in (defaults merged with the user's) and must return
     a ``keras.Model``. Sequence models get the seed's ``stateful``, ``timesteps``
-    and ``batchsize`` options automatically.
+    and ``batchsize`` options automatically. ``task`` is a task or a tuple of them
+    (the first is ``ModelInfo.task``); by default ``DEFAULT_TASKS`` of its kind.
     """
     if kind not in MODEL_KINDS:
         raise ValueError(f"model kind must be one of {MODEL_KINDS}, got {kind!r}")
+    tasks = DEFAULT_TASKS[kind] if task is None else (
+        (task,) if isinstance(task, str) else tuple(task))
     opts = dict(options or {})
     if kind == "sequence":
         opts = {**SEQUENCE_OPTIONS, **opts}
@@ -119,7 +134,8 @@ def register_model(
             options=opts,
             summary=doc.splitlines()[0] if doc else "",
             paper=paper,
-            task=task,
+            task=tasks[0],
+            tasks=tasks,
             divisor_rule=rule,
         )
         MODELS.add(name, (info, builder), summary=info.summary)

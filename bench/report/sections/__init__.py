@@ -14,6 +14,7 @@ PAGE_ORDER = (
     "curves",
     "per_class",
     "predictions",
+    "rollout",
     "failures",
     "reproduce",
 )
