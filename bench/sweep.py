@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from bench import guards, interrupted, protocol, records, tracking
+from bench import data_cache, guards, interrupted, protocol, records, tracking
 from bench.errors import UsageError
 from bench.plan import Plan, make_plan
 from bench.spec import SweepSpec
@@ -76,7 +76,8 @@ def _storage_path(options: SweepOptions) -> str:
     return str((options.results / "ray").resolve())
 
 
-def _context(spec: SweepSpec, track: tracking.Tracking) -> SweepContext:
+def _context(spec: SweepSpec, track: tracking.Tracking,
+             cache: Path | None = None) -> SweepContext:
     return SweepContext(
         sweep=spec.name,
         dataset=spec.dataset,
@@ -94,6 +95,7 @@ def _context(spec: SweepSpec, track: tracking.Tracking) -> SweepContext:
         gpu=spec.gpu,
         tracking=track,
         nsd_tolerance=spec.nsd_tolerance,
+        data_cache=str(cache.resolve()) if cache is not None else None,
     )
 
 
@@ -301,16 +303,21 @@ def _run_locked(spec: SweepSpec, options: SweepOptions, results: Path) -> SweepO
             from None
     _init_ray(options.address)
     _check_resources(spec)
-    context = _context(spec, track)
+    # Each distinct dataset is built once in this run and shared by its trials.
+    cache = data_cache.open_cache(results, spec.name)
+    context = _context(spec, track, cache)
     guards.record_spec(spec.source, copies)
     interrupted.hide_tune_restore_hint()
     tables = _Tables([], [], [])
-    with tempfile.TemporaryDirectory(prefix="zoobench-png-") as scratch:
-        if spec.protocol is None:
-            _run_stage(_plain_stage(spec), options, context, results, track, Path(scratch),
-                       tables)
-        else:
-            _run_protocol(spec, options, context, results, track, Path(scratch), tables)
+    try:
+        with tempfile.TemporaryDirectory(prefix="zoobench-png-") as scratch:
+            if spec.protocol is None:
+                _run_stage(_plain_stage(spec), options, context, results, track,
+                           Path(scratch), tables)
+            else:
+                _run_protocol(spec, options, context, results, track, Path(scratch), tables)
+    finally:
+        data_cache.close_cache(cache)
     trials, history, cases = (tables.frame(name) for name in ("trials", "history", "cases"))
     trials.insert(0, "sweep", spec.name)
     history.insert(0, "sweep", spec.name)

@@ -31,7 +31,8 @@ class SweepContext:
     ``models`` and ``losses`` map the labels in a trial's config to registry names
     and options, e.g. ``"focal(gamma=2)" -> ("focal", {"gamma": 2})``.
     ``nsd_tolerance`` is the normalised surface Dice tolerance in pixels of the
-    per-case test metrics (the spec's ``nsd_tolerance``).
+    per-case test metrics (the spec's ``nsd_tolerance``). ``data_cache`` is where trials
+    share each dataset's arrays (None: every trial builds its own).
     """
 
     sweep: str
@@ -50,3 +51,4 @@ class SweepContext:
     gpu: float
     tracking: Tracking
     nsd_tolerance: float = 1.0
+    data_cache: str | None = None  # folder of the sweep's dataset arrays (bench.data_cache)

@@ -77,6 +77,17 @@ class TrialState:
         self.run: TrialRun | None = None
         self.started_at = time.time()  # this attempt's start (a resumed trial starts again)
         self.first_step_at: float | None = None
+        # Set-up seconds of this attempt (``setup_process_s``, ``setup_data_s``,
+        # ``setup_model_s``; ``setup_compile_s`` once training starts).
+        self.setup: dict[str, float] = {}
+        self.model_built_at: float | None = None
+
+    def setup_seconds(self) -> dict[str, float]:
+        """The set-up seconds so far; ``setup_compile_s``: model built -> first step."""
+        seconds = dict(self.setup)
+        if self.first_step_at is not None and self.model_built_at is not None:
+            seconds["setup_compile_s"] = self.first_step_at - self.model_built_at
+        return seconds
 
     # ---- checkpoints
     def restore_progress(self, checkpoint_dir: Path) -> int:
@@ -192,6 +203,7 @@ class TrialState:
             "trial_name": self.trial_name,
             "attempt_started_at": self.started_at,
             "first_step_at": self.first_step_at,
+            **self.setup_seconds(),
             "node": self.node,
             "node_ip": self.node_ip,
             "node_id": self.node_id,
