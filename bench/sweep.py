@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from bench import data_cache, guards, interrupted, protocol, records, tracking
+from bench import data_cache, guards, interrupted, progress, protocol, records, tracking
 from bench.errors import UsageError
 from bench.plan import Plan, make_plan
 from bench.spec import SweepSpec
@@ -36,12 +36,15 @@ class SweepOptions:
             a local Ray.
         storage: Tune's storage (a path or ``s3://``, ``gs://`` URI); None is
             ``<results>/ray``, which serves one machine only.
+        verbose: Tune's own status table and log lines on the console (as well as
+            zoobench's progress lines); otherwise they go to ``<results>/logs/<sweep>.log``.
     """
 
     results: Path
     tracking_uri: str | None = None
     address: str | None = None
     storage: str | None = None
+    verbose: bool = False
 
 
 @dataclass(frozen=True)
@@ -99,7 +102,7 @@ def _context(spec: SweepSpec, track: tracking.Tracking,
     )
 
 
-def _init_ray(address: str | None) -> None:
+def _init_ray(address: str | None, verbose: bool = False) -> None:
     import ray
 
     if ray.is_initialized():
@@ -107,11 +110,14 @@ def _init_ray(address: str | None) -> None:
     # Workers inherit the driver's environment; keep TensorFlow's start-up chatter out of
     # Tune's progress output.
     env = {"env_vars": {"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}}
+    # Trial workers' own lines (Ray Train's "Checkpoint successfully created" per epoch)
+    # stay in Ray's session logs unless --verbose; failures reach the console through
+    # zoobench's progress lines and the summary.
     try:
         if address:
-            ray.init(address=address, runtime_env=env)
+            ray.init(address=address, runtime_env=env, log_to_driver=verbose)
         else:
-            ray.init(include_dashboard=False, runtime_env=env)
+            ray.init(include_dashboard=False, runtime_env=env, log_to_driver=verbose)
     except ConnectionError as error:
         raise UsageError(f"--address: cannot reach Ray at {address!r} ({error})") from None
 
@@ -189,6 +195,8 @@ def _tuner(stage: Stage, options: SweepOptions, context: SweepContext) -> Any:
         storage_path=storage,
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         failure_config=tune.FailureConfig(max_failures=0),
+        **progress.run_config_kwargs(stage.plan.trials, stage.spec, options.verbose,
+                                     options.results),
     )
     return tune.Tuner(trainable, param_space=stage.plan.param_space,
                       tune_config=stage.plan.tune_config, run_config=run_config)
@@ -301,7 +309,7 @@ def _run_locked(spec: SweepSpec, options: SweepOptions, results: Path) -> SweepO
     except Exception as error:  # noqa: BLE001  (any store failure is a bad --tracking-uri)
         raise UsageError(f"--tracking-uri: cannot use {uri!r} ({records.error_line(error)})") \
             from None
-    _init_ray(options.address)
+    _init_ray(options.address, options.verbose)
     _check_resources(spec)
     # Each distinct dataset is built once in this run and shared by its trials.
     cache = data_cache.open_cache(results, spec.name)
@@ -310,7 +318,8 @@ def _run_locked(spec: SweepSpec, options: SweepOptions, results: Path) -> SweepO
     interrupted.hide_tune_restore_hint()
     tables = _Tables([], [], [])
     try:
-        with tempfile.TemporaryDirectory(prefix="zoobench-png-") as scratch:
+        with tempfile.TemporaryDirectory(prefix="zoobench-png-") as scratch, \
+                progress.tune_output(results, spec.name, options.verbose):
             if spec.protocol is None:
                 _run_stage(_plain_stage(spec), options, context, results, track,
                            Path(scratch), tables)
