@@ -219,8 +219,8 @@ def run_config_kwargs(trials: int, spec: Any, verbose: bool, results: Path) -> d
     view = ProgressView(trials, spec.metric, spec.mode)
     if verbose:
         return {"callbacks": [view]}
-    reporter = _FileReporter(log_path(results, spec.name), max_report_frequency=30,
-                             metric=spec.metric, mode=spec.mode)
+    # No metric/mode here: Tune gives the reporter the TuneConfig's (and refuses both).
+    reporter = _FileReporter(log_path(results, spec.name), max_report_frequency=30)
     return {"callbacks": [view], "verbose": 1, "progress_reporter": reporter}
 
 
