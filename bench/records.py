@@ -52,6 +52,9 @@ TABLES = ("trials", "history", "leaderboard", "cases")
 STAGE_FINAL = "final"  # a plain sweep's trials; a protocol's config says ``stage`` itself
 # Per-trial means of the per-case test scores (NaN without cases, e.g. next-frame tasks).
 CASE_MEAN_COLUMNS = tuple(f"test_case_{metric}_mean" for metric in CASE_METRICS)
+# A trial's last attempt's set-up: worker process start -> data start (process start,
+# imports, MLflow run), data, model build, compile (model built -> first step).
+SETUP_COLUMNS = ("setup_process_s", "setup_data_s", "setup_model_s", "setup_compile_s")
 _KEY_COLUMNS = ("trial_id", "model", "loss", "dataset", "seed")
 CONTRACT_METRICS = ("val_loss", "val_mean_iou", "val_dice_coef", "val_pixel_accuracy")
 
@@ -243,6 +246,7 @@ def trial_rows(
             "selected_epoch": metrics.get("selected_epoch"),
             "final_seconds": metrics.get("final_seconds"),
             **{column: metrics.get(column) for column in COST_COLUMNS},
+            **{k: metrics.get(k) for k in SETUP_COLUMNS},
             **{k: v for k, v in metrics.items() if k.startswith("test_")},
         })
         history.extend({**keys, **row} for row in outcome.history)
@@ -255,7 +259,8 @@ def trial_rows(
     tested = [f"test_{c.removeprefix('val_')}" for c in trials_frame.columns
               if c.startswith("val_")]
     for column in dict.fromkeys((*tested, *CASE_MEAN_COLUMNS, "final_seconds",
-                                 *COST_COLUMNS)):
+                                 *COST_COLUMNS,
+                                 *SETUP_COLUMNS)):
         if column not in trials_frame.columns:
             trials_frame[column] = math.nan
         trials_frame[column] = trials_frame[column].astype("float64")

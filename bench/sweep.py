@@ -18,7 +18,16 @@ from typing import Any
 
 import pandas as pd
 
-from bench import guards, interrupted, outbox, protocol, records, tracking
+from bench import (
+    data_cache,
+    guards,
+    interrupted,
+    outbox,
+    progress,
+    protocol,
+    records,
+    tracking,
+)
 from bench.attempts import trial_attempts
 from bench.errors import UsageError
 from bench.live_tables import LiveTables
@@ -38,12 +47,15 @@ class SweepOptions:
             a local Ray.
         storage: Tune's storage (a path or ``s3://``, ``gs://`` URI); None is
             ``<results>/ray``, which serves one machine only.
+        verbose: Tune's own status table and log lines on the console (as well as
+            zoobench's progress lines); otherwise they go to ``<results>/logs/<sweep>.log``.
     """
 
     results: Path
     tracking_uri: str | None = None
     address: str | None = None
     storage: str | None = None
+    verbose: bool = False
 
 
 @dataclass(frozen=True)
@@ -79,7 +91,8 @@ def _storage_path(options: SweepOptions) -> str:
     return str((options.results / "ray").resolve())
 
 
-def _context(spec: SweepSpec, track: tracking.Tracking) -> SweepContext:
+def _context(spec: SweepSpec, track: tracking.Tracking,
+             cache: Path | None = None) -> SweepContext:
     return SweepContext(
         sweep=spec.name,
         dataset=spec.dataset,
@@ -98,10 +111,11 @@ def _context(spec: SweepSpec, track: tracking.Tracking) -> SweepContext:
         tracking=track,
         nsd_tolerance=spec.nsd_tolerance,
         plugins=spec.plugins,
+        data_cache=str(cache.resolve()) if cache is not None else None,
     )
 
 
-def _init_ray(address: str | None) -> None:
+def _init_ray(address: str | None, verbose: bool = False) -> None:
     import ray
 
     if ray.is_initialized():
@@ -109,11 +123,14 @@ def _init_ray(address: str | None) -> None:
     # Workers inherit the driver's environment; keep TensorFlow's start-up chatter out of
     # Tune's progress output.
     env = {"env_vars": {"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}}
+    # Trial workers' own lines (Ray Train's "Checkpoint successfully created" per epoch)
+    # stay in Ray's session logs unless --verbose; failures reach the console through
+    # zoobench's progress lines and the summary.
     try:
         if address:
-            ray.init(address=address, runtime_env=env)
+            ray.init(address=address, runtime_env=env, log_to_driver=verbose)
         else:
-            ray.init(include_dashboard=False, runtime_env=env)
+            ray.init(include_dashboard=False, runtime_env=env, log_to_driver=verbose)
     except ConnectionError as error:
         raise UsageError(f"--address: cannot reach Ray at {address!r} ({error})") from None
 
@@ -193,13 +210,22 @@ def _tuner(stage: Stage, options: SweepOptions, context: SweepContext) -> Any:
         # A lost process or node: retried from the last checkpoint. A trial's own Python
         # error is reported as its end instead of raised (bench.trial.run): never retried.
         failure_config=tune.FailureConfig(max_failures=stage.spec.max_failures),
-        # Tables rewritten as each trial ends (pickled with the experiment: a resumed
-        # sweep gets it back from Tune).
-        callbacks=[LiveTables(options.results.resolve(), stage.spec, stage.name,
-                              context.tracking.experiment_id, versions())],
+        **_callbacks(stage, options, context),
     )
     return tune.Tuner(trainable, param_space=stage.plan.param_space,
                       tune_config=stage.plan.tune_config, run_config=run_config)
+
+
+def _callbacks(stage: Stage, options: SweepOptions, context: SweepContext) -> dict[str, Any]:
+    """``RunConfig``'s callbacks and output settings: the progress view (``bench.progress``)
+    and the tables rewritten as each trial ends (``bench.live_tables``; pickled with the
+    experiment, so a resumed sweep gets it back from Tune)."""
+    kwargs = progress.run_config_kwargs(stage.plan.trials, stage.spec, options.verbose,
+                                        options.results)
+    live = LiveTables(options.results.resolve(), stage.spec, stage.name,
+                      context.tracking.experiment_id, versions())
+    kwargs["callbacks"] = [*kwargs.get("callbacks", []), live]
+    return kwargs
 
 
 def _stage_words(stage: Stage) -> str:
@@ -348,18 +374,24 @@ def _run_locked(spec: SweepSpec, options: SweepOptions, results: Path) -> SweepO
     except Exception as error:  # noqa: BLE001  (any store failure is a bad --tracking-uri)
         raise UsageError(f"--tracking-uri: cannot use {uri!r} ({records.error_line(error)})") \
             from None
-    _init_ray(options.address)
+    _init_ray(options.address, options.verbose)
     _check_resources(spec)
-    context = _context(spec, track)
+    # Each distinct dataset is built once in this run and shared by its trials.
+    cache = data_cache.open_cache(results, spec.name)
+    context = _context(spec, track, cache)
     guards.record_spec(spec.source, copies)
     interrupted.hide_tune_restore_hint()
     tables = _Tables([], [], [])
-    with tempfile.TemporaryDirectory(prefix="zoobench-png-") as scratch:
-        if spec.protocol is None:
-            _run_stage(_plain_stage(spec), options, context, results, track, Path(scratch),
-                       tables)
-        else:
-            _run_protocol(spec, options, context, results, track, Path(scratch), tables)
+    try:
+        with tempfile.TemporaryDirectory(prefix="zoobench-png-") as scratch, \
+                progress.tune_output(results, spec.name, options.verbose):
+            if spec.protocol is None:
+                _run_stage(_plain_stage(spec), options, context, results, track,
+                           Path(scratch), tables)
+            else:
+                _run_protocol(spec, options, context, results, track, Path(scratch), tables)
+    finally:
+        data_cache.close_cache(cache)
     trials, history, cases = (tables.frame(name) for name in ("trials", "history", "cases"))
     trials.insert(0, "sweep", spec.name)
     history.insert(0, "sweep", spec.name)

@@ -32,6 +32,9 @@ class Sweep:
         parser.add_argument("--storage", metavar="URI",
                             help="Tune's storage, shared by every node on a cluster "
                                  "(NFS path, s3://, gs://; default: DIR/ray)")
+        parser.add_argument("--verbose", action="store_true",
+                            help="show Ray Tune's status table and log lines too (default: "
+                                 "they go to DIR/logs/NAME.log)")
         parser.add_argument("--print-spec", action="store_true",
                             help="print the embedded default spec and exit")
 
@@ -47,7 +50,7 @@ class Sweep:
 
         outcome = run_sweep(spec, SweepOptions(
             results=Path(args.results), tracking_uri=args.tracking_uri,
-            address=args.address, storage=args.storage,
+            address=args.address, storage=args.storage, verbose=args.verbose,
         ))
         print("\n".join(summary_lines(outcome)))
         print(f"results: {Path(args.results).resolve()} (trials.parquet, history.parquet, "

@@ -33,6 +33,8 @@ class SweepContext:
     ``nsd_tolerance`` is the normalised surface Dice tolerance in pixels of the
     per-case test metrics (the spec's ``nsd_tolerance``). ``plugins``: the spec's plugin
     modules, which register the models, losses and datasets the labels may name.
+    ``data_cache`` is where trials share each dataset's arrays (None: every trial builds
+    its own).
     """
 
     sweep: str
@@ -52,3 +54,4 @@ class SweepContext:
     tracking: Tracking
     nsd_tolerance: float = 1.0
     plugins: tuple[str, ...] = ()  # modules each trial imports first (bench.plugins)
+    data_cache: str | None = None  # folder of the sweep's dataset arrays (bench.data_cache)

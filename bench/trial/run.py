@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,32 @@ def _val_sample(val_ds: Any) -> tuple[Any, Any] | None:
     return None
 
 
+def process_started_at(default: float) -> float:
+    """When this worker process started (Ray worker start, imports); ``default`` if unknown."""
+    try:
+        import psutil
+
+        return float(psutil.Process().create_time())
+    except Exception:  # noqa: BLE001  (a timing, never worth failing a trial over)
+        return default
+
+
+def load_trial_splits(context: SweepContext, config: dict[str, Any],
+                      initial_epoch: int) -> Any:
+    """The trial's ``zoo.datasets.Splits``: arrays from the sweep's cache when it has one."""
+    import zoo
+    from bench.data_cache import cached_arrays
+
+    seed = int(config["seed"])
+    folder = Path(context.data_cache) if context.data_cache else None
+    arrays = cached_arrays(folder, context.dataset, seed, context.dataset_options)
+    return zoo.datasets.load_splits(
+        context.dataset, batch_size=int(config["batch_size"]), seed=seed,
+        augment=bool(config["augment"]), initial_epoch=initial_epoch, arrays=arrays,
+        **context.dataset_options,
+    )
+
+
 def train_trial(config: dict[str, Any], context: SweepContext) -> None:
     """Tune function trainable for one model x loss x seed x hyperparameter draw.
 
@@ -84,6 +111,7 @@ def train_trial(config: dict[str, Any], context: SweepContext) -> None:
             ``optimizer``, ``weight_decay``, ``augment`` (see ``bench.spec.PARAMS``).
         context: the sweep's shared settings.
     """
+    entered_at = time.time()
     configure_tensorflow(context.cpu)
     import keras
     from ray import tune
@@ -121,18 +149,20 @@ def train_trial(config: dict[str, Any], context: SweepContext) -> None:
     trial.run_id = trial.run.run_id
     failed = False
     try:
+        data_start = time.time()
+        trial.setup["setup_process_s"] = data_start - process_started_at(entered_at)
         # A resumed trial's epoch k sees the data an uninterrupted epoch k sees.
-        splits = zoo.datasets.load_splits(
-            context.dataset, batch_size=int(config["batch_size"]), seed=int(config["seed"]),
-            augment=bool(config["augment"]), initial_epoch=initial_epoch,
-            **context.dataset_options,
-        )
+        splits = load_trial_splits(context, config, initial_epoch)
         info = splits.info
         height, width, channels = info.input_shape[-3:]
+        model_start = time.time()
+        trial.setup["setup_data_s"] = model_start - data_start
         model, out_h, out_w = zoo.get_model(model_name, height, width, channels,
                                             info.n_classes, **model_options)
         train_ds, val_ds, test_ds = (crop_targets(ds, out_h, out_w, height, width)
                                      for ds in (splits.train, splits.val, splits.test))
+        trial.model_built_at = time.time()
+        trial.setup["setup_model_s"] = trial.model_built_at - model_start
         compile_model(model, optimizer=_optimizer(config["optimizer"], float(config["lr"]),
                                                   float(config["weight_decay"])),
                       loss=zoo.get_loss(loss_name, **loss_params), n_classes=info.n_classes,

@@ -79,6 +79,17 @@ class TrialState:
         self.run: TrialRun | None = None
         self.started_at = time.time()  # this attempt's start (a resumed trial starts again)
         self.first_step_at: float | None = None
+        # Set-up seconds of this attempt (``setup_process_s``, ``setup_data_s``,
+        # ``setup_model_s``; ``setup_compile_s`` once training starts).
+        self.setup: dict[str, float] = {}
+        self.model_built_at: float | None = None
+
+    def setup_seconds(self) -> dict[str, float]:
+        """The set-up seconds so far; ``setup_compile_s``: model built -> first step."""
+        seconds = dict(self.setup)
+        if self.first_step_at is not None and self.model_built_at is not None:
+            seconds["setup_compile_s"] = self.first_step_at - self.model_built_at
+        return seconds
 
     # ---- checkpoints
     def restore_progress(self, checkpoint_dir: Path) -> int:
@@ -232,6 +243,7 @@ class TrialState:
             "end_reason": reason or "",
             "best_epoch": best["epoch"] if best else 0,
             **self.bookkeeping(),
+            **self.setup_seconds(),
         }
         if reason in TESTED_ENDS:
             try:

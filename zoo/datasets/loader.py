@@ -8,10 +8,11 @@ from typing import Any
 
 import tensorflow as tf
 
+from zoo.datasets.arrays import SplitArrays
 from zoo.datasets.info import DatasetInfo
 from zoo.datasets.options import check_fraction, check_int
 from zoo.datasets.pipeline import labelled_weights, make_dataset
-from zoo.datasets.registry import DATASETS
+from zoo.datasets.registry import COMMON_OPTIONS, DATASETS
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,20 @@ def load(
     return splits.train, splits.val, splits.info
 
 
+def build_arrays(name: str, *, seed: int = 0, **options: Any) -> SplitArrays:
+    """The arrays ``load_splits(name, seed=seed, **options)`` builds its pipelines from.
+
+    Deterministic in ``(name, seed, options)``; the pipeline-only options
+    (``labelled_fraction``, ``labelled_per_batch``) are ignored here. Pass the result
+    back as ``load_splits(..., arrays=...)`` to build a dataset once and share it.
+    """
+    spec, builder = DATASETS.get(name)
+    merged = {**spec.options, **options}
+    for key in COMMON_OPTIONS:
+        merged.pop(key, None)
+    return builder(seed=check_int(name, "seed", seed, minimum=0), **merged)
+
+
 def load_splits(
     name: str,
     *,
@@ -61,6 +76,7 @@ def load_splits(
     augment: bool = False,
     drop_remainder: bool = False,
     initial_epoch: int = 0,
+    arrays: SplitArrays | None = None,
     **options: Any,
 ) -> Splits:
     """Load dataset ``name`` as train, validation and test ``tf.data.Dataset``s.
@@ -88,6 +104,8 @@ def load_splits(
             n labelled samples, repeated as needed, and ``batch_size - n`` unlabelled
             ones, an epoch being one pass over the unlabelled samples; without a
             batch_size there is nothing to mix and single elements come as usual).
+        arrays: ``build_arrays(name, seed=seed, **options)`` made earlier (e.g. cached
+            by a sweep); None builds them.
 
     Returns:
         ``Splits(train, val, test, info)``. Elements are ``(x, y)``: x float32 in
@@ -126,7 +144,8 @@ def load_splits(
             f"and a batch_size above it (batch_size={batch_size})"
         )
 
-    arrays = builder(seed=seed, **merged)
+    if arrays is None:
+        arrays = builder(seed=seed, **merged)
     sizes = {split: len(getattr(arrays, f"x_{split}")) for split in ("train", "val", "test")}
     log.info("dataset %s: %d train, %d val and %d test samples of shape %s, %d classes",
              name, sizes["train"], sizes["val"], sizes["test"], arrays.input_shape,

@@ -1,0 +1,122 @@
+"""How much of a sweep's slot time trains: efficiency, time to the first step, set-up split.
+
+Runs one short sweep as a ``zoobench sweep`` subprocess (digits 32x32, 384 training
+images, 3 epochs, testnet / unet_shallow / segnet_shallow x 2 losses, 1 CPU a trial) once
+per checkout given (``--baseline DIR`` adds a run of another checkout first, e.g. main,
+so before and after are measured in the same command, under the same load), and prints
+for each:
+
+* efficiency: sum of every epoch's ``epoch_seconds`` / (slots x the command's wall time);
+* first step: seconds from the command's start to the first trial's first training step;
+* per-trial set-up medians: worker process start -> data (``setup_process_s``: Ray
+  worker, imports, MLflow run), data, model build, compile (model built -> first step),
+  and trace (first epoch minus the median of the later ones);
+* end of trial: ``final_seconds`` (test evaluation, cases, model and PNG logging);
+* the machine's load average before and after.
+
+    git archive main | tar -x -C /tmp/zoobench-main   # the "before" checkout
+    python tests/perf/sweep_throughput.py [--quick] [--baseline /tmp/zoobench-main]
+
+``--quick``: 2 models x 1 loss, 2 epochs, 128 training images.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[2]
+
+SPEC = """\
+name: throughput
+dataset: {{name: digits, height: 32, width: 32, train: {train}, val: 128}}
+models: {models}
+losses: {losses}
+seeds: [0]
+epochs: {epochs}
+params: {{batch_size: 32, lr: 1.0e-3, optimizer: adam}}
+samples: 1
+scheduler: fifo
+metric: val_mean_iou
+mode: max
+resources: {{cpu: 1, gpu: 0}}
+max_concurrent: {slots}
+"""
+
+
+def spec_text(quick: bool, slots: int) -> str:
+    if quick:
+        return SPEC.format(train=128, models="[testnet, unet_shallow]",
+                           losses="[categorical_crossentropy]", epochs=2, slots=slots)
+    return SPEC.format(train=384, models="[testnet, unet_shallow, segnet_shallow]",
+                       losses="[categorical_crossentropy, dice]", epochs=3, slots=slots)
+
+
+def run_checkout(checkout: Path, spec: Path, results: Path, slots: int) -> dict[str, float]:
+    """One ``zoobench sweep`` of ``spec`` with ``checkout`` on PYTHONPATH; its figures."""
+    env = {**os.environ, "PYTHONPATH": str(checkout), "TF_CPP_MIN_LOG_LEVEL": "2",
+           "PYTHONDONTWRITEBYTECODE": "1"}
+    start = time.time()
+    done = subprocess.run([sys.executable, "-m", "bench", "sweep", str(spec),
+                           "--results", str(results)], env=env, cwd=results.parent,
+                          capture_output=True, text=True)
+    wall = time.time() - start
+    if done.returncode != 0:
+        sys.exit(f"{checkout}: zoobench sweep exited {done.returncode}\n{done.stderr[-3000:]}")
+    trials = pd.read_parquet(results / "trials.parquet")
+    history = pd.read_parquet(results / "history.parquet")
+    first_step = trials["first_step_at"].min().timestamp() - start
+    figures = {"wall_s": wall, "trials": len(trials),
+               "train_s": float(history["epoch_seconds"].sum()),
+               "efficiency": float(history["epoch_seconds"].sum()) / (slots * wall),
+               "first_step_s": first_step,
+               "console_lines": len(done.stdout.splitlines()) + len(done.stderr.splitlines())}
+    for column in ("setup_process_s", "setup_data_s", "setup_model_s", "setup_compile_s",
+                   "final_seconds"):
+        if column in trials and trials[column].notna().any():
+            figures[column] = float(trials[column].median())
+    traces = []
+    for _, rows in history.sort_values("epoch").groupby("trial_id"):
+        seconds = rows["epoch_seconds"].tolist()
+        if len(seconds) > 1:
+            traces.append(seconds[0] - statistics.median(seconds[1:]))
+    if traces:
+        figures["trace_s"] = statistics.median(traces)
+    start_to_step = (trials["first_step_at"] - trials["started_at"]).dt.total_seconds()
+    figures["start_to_step_s"] = float(start_to_step.median())
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--baseline", type=Path, help="another checkout to run first")
+    parser.add_argument("--slots", type=int, default=2)
+    args = parser.parse_args()
+    print(f"load average before: {os.getloadavg()}, cores: {os.cpu_count()}")
+    runs = {}
+    with tempfile.TemporaryDirectory(prefix="zoobench-throughput-") as tmp:
+        spec = Path(tmp) / "throughput.yaml"
+        spec.write_text(spec_text(args.quick, args.slots))
+        checkouts = ([("before", args.baseline)] if args.baseline else []) + [("after", ROOT)]
+        for label, checkout in checkouts:
+            runs[label] = run_checkout(checkout.resolve(), spec, Path(tmp) / label, args.slots)
+            print(f"{label}: " + ", ".join(f"{k} {v:.3g}" for k, v in runs[label].items()),
+                  flush=True)
+    print(f"load average after: {os.getloadavg()}")
+    if "before" in runs:
+        before, after = runs["before"], runs["after"]
+        for key in ("wall_s", "efficiency", "first_step_s", "start_to_step_s"):
+            print(f"after/before {key}: {after[key] / before[key]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

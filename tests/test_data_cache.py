@@ -1,0 +1,70 @@
+"""A sweep builds each dataset once: the on-disk array cache (bench.data_cache)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from bench import data_cache
+
+OPTIONS = {"height": 16, "width": 16, "train": 24, "val": 8, "test": 8, "digit_size": 8}
+SPLITS = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
+
+
+def test_key_ignores_option_order_and_pipeline_options() -> None:
+    key = data_cache.dataset_key("digits", 0, {"height": 16, "width": 16})
+    assert key == data_cache.dataset_key("digits", 0, {"width": 16, "height": 16})
+    assert key == data_cache.dataset_key("digits", 0, {"width": 16, "height": 16,
+                                                       "labelled_fraction": 0.5})
+    assert key != data_cache.dataset_key("digits", 1, {"height": 16, "width": 16})
+    assert key != data_cache.dataset_key("digits", 0, {"height": 16, "width": 32})
+    assert key != data_cache.dataset_key("shapes", 0, {"height": 16, "width": 16})
+    assert len(key) == 16
+
+
+def test_cached_arrays_equal_a_fresh_build_and_are_read_back(tmp_path: Path) -> None:
+    import zoo
+
+    folder = data_cache.open_cache(tmp_path, "s")
+    fresh = zoo.datasets.build_arrays("digits", seed=3, **OPTIONS)
+    first = data_cache.cached_arrays(folder, "digits", 3, OPTIONS)
+    files = sorted(p.name for p in folder.iterdir())
+    assert files == [f"{data_cache.dataset_key('digits', 3, OPTIONS)}.npz"]
+    path = folder / files[0]
+    second = data_cache.cached_arrays(folder, "digits", 3, OPTIONS)
+    for arrays in (first, second):
+        for split in SPLITS:
+            np.testing.assert_array_equal(getattr(arrays, split), getattr(fresh, split))
+            assert getattr(arrays, split).dtype == getattr(fresh, split).dtype
+        assert (arrays.n_classes, list(arrays.class_names), arrays.kind, arrays.task) == \
+            (fresh.n_classes, list(fresh.class_names), fresh.kind, fresh.task)
+    path.write_bytes(b"not an npz")  # unreadable: rebuilt and rewritten
+    again = data_cache.cached_arrays(folder, "digits", 3, OPTIONS)
+    np.testing.assert_array_equal(again.x_train, fresh.x_train)
+    assert path.stat().st_size > 100
+    data_cache.close_cache(folder)
+    assert not folder.exists()
+
+
+def test_load_splits_from_given_arrays_gives_the_same_batches(tmp_path: Path) -> None:
+    import zoo
+
+    arrays = data_cache.cached_arrays(data_cache.open_cache(tmp_path, "s"), "digits", 1,
+                                      OPTIONS)
+    options = {"batch_size": 8, "seed": 1, "augment": True, **OPTIONS}
+    built = zoo.datasets.load_splits("digits", **options)
+    shared = zoo.datasets.load_splits("digits", arrays=arrays, **options)
+    assert built.info == shared.info
+    for a, b in zip(built.train, shared.train, strict=True):
+        np.testing.assert_array_equal(a[0].numpy(), b[0].numpy())
+        np.testing.assert_array_equal(a[1].numpy(), b[1].numpy())
+    for a, b in zip(built.test, shared.test, strict=True):
+        np.testing.assert_array_equal(a[1].numpy(), b[1].numpy())
+
+
+def test_without_a_cache_folder_arrays_are_built(tmp_path: Path) -> None:
+    arrays = data_cache.cached_arrays(None, "digits", 0, OPTIONS)
+    assert arrays.x_train.shape[:3] == (24, 16, 16)
+    assert data_cache.cached_arrays(tmp_path / "missing", "digits", 0, OPTIONS).n_classes == 11
+    assert not (tmp_path / "missing").exists()

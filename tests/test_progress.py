@@ -1,0 +1,112 @@
+"""The progress view: one line per trial event, a summary line, and a short console."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from ray.tune.experiment import Trial
+
+from bench.progress import ProgressView, log_path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class Clock:
+    """Seconds set by the test (the view's elapsed time and ETA)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _trial(trial_id: str, model: str, loss: str, seed: int = 0) -> Trial:
+    return Trial("train_trial", config={"model": model, "loss": loss, "seed": seed},
+                 trial_id=trial_id, stub=True)
+
+
+def _view(total: int = 3) -> tuple[ProgressView, io.StringIO, Clock]:
+    out, clock = io.StringIO(), Clock()
+    return ProgressView(total, "val_mean_iou", "max", out=out, summary_every_s=30,
+                        clock=clock), out, clock
+
+
+def test_start_finish_stop_failure_lines_and_summary() -> None:
+    view, out, clock = _view(total=4)
+    a, b, c = _trial("a1", "unet", "dice"), _trial("b2", "testnet", "focal", 1), \
+        _trial("c3", "segnet", "dice", 2)
+    for trial in (a, b, c):
+        view.on_trial_start(0, [a, b, c], trial)
+    clock.now += 65
+    view.on_trial_result(1, [], a, {"val_mean_iou": 0.5})
+    view.on_trial_result(2, [], a, {"val_mean_iou": 0.71234})
+    view.on_trial_result(3, [], a, {"val_mean_iou": 0.6})  # the best is kept
+    a.update_last_result({"val_mean_iou": 0.6, "end_reason": "completed"})
+    view.on_trial_complete(3, [], a)
+    view.on_trial_result(4, [], b, {"val_mean_iou": 0.3})
+    b.update_last_result({"val_mean_iou": 0.3, "end_reason": ""})
+    view.on_trial_complete(4, [], b)  # a scheduler stopped it: no end_reason
+    clock.now += 5
+    view.on_trial_error(5, [], c)
+    clock.now += 30
+    view.on_step_end(6, [])
+    lines = out.getvalue().splitlines()
+    assert lines == [
+        "[  0:00] started   unet x dice seed 0 (a1)",
+        "[  0:00] started   testnet x focal seed 1 (b2)",
+        "[  0:00] started   segnet x dice seed 2 (c3)",
+        "[  1:05] finished  unet x dice seed 0 (a1): val_mean_iou 0.7123",
+        "[  1:05] stopped   testnet x focal seed 1 (b2): val_mean_iou 0.3000 (scheduler)",
+        "[  1:10] failed    segnet x dice seed 2 (c3): error",
+        "[  1:40] 2/4 done, 0 running, 1 pending, 1 failed; best val_mean_iou 0.7123 "
+        "(unet x dice seed 0 (a1)); elapsed 1:40, ETA 0:33",
+    ]
+
+
+def test_summary_waits_its_period_and_the_end_always_writes_one() -> None:
+    view, out, clock = _view(total=2)
+    trial = _trial("a1", "testnet", "dice")
+    view.on_trial_start(0, [trial], trial)
+    clock.now += 10
+    view.on_step_end(1, [trial])  # under 30 s since the start: nothing
+    assert len(out.getvalue().splitlines()) == 1
+    clock.now += 25
+    view.on_step_end(2, [trial])
+    assert out.getvalue().splitlines()[-1] == (
+        "[  0:35] 0/2 done, 1 running, 1 pending, 0 failed; elapsed 0:35, ETA -")
+    view.on_experiment_end([trial])
+    assert out.getvalue().splitlines()[-1].startswith("[  0:35] 0/2 done")
+    assert len(out.getvalue().splitlines()) == 3
+
+
+def test_min_mode_best_is_the_lowest() -> None:
+    out = io.StringIO()
+    view = ProgressView(2, "val_loss", "min", out=out, clock=Clock())
+    a, b = _trial("a1", "testnet", "dice"), _trial("b2", "unet", "dice")
+    view.on_trial_result(1, [], a, {"val_loss": 0.4})
+    view.on_trial_result(1, [], b, {"val_loss": 0.2})
+    view.on_trial_result(2, [], b, {"val_loss": float("nan")})
+    assert view.best() == ("b2", 0.2)
+
+
+def test_quickstart_console_is_short_and_tune_lines_go_to_the_log(tmp_path: Path) -> None:
+    """``zoobench sweep`` with the embedded default spec, as the README's quickstart runs it."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    done = subprocess.run([sys.executable, "-m", "bench", "sweep", "--results", "results"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1200)
+    assert done.returncode == 0, done.stderr[-3000:]
+    console = done.stdout.splitlines() + done.stderr.splitlines()
+    assert len(console) < 40, "\n".join(console)
+    text = "\n".join(console)
+    assert text.count("] started   ") == 4
+    assert text.count("] finished  ") == 4
+    assert "4/4 done, 0 running, 0 pending, 0 failed; best val_mean_iou" in text
+    assert "Checkpoint successfully created" not in text
+    assert "Trial status" not in text and "Current time" not in text
+    log = log_path(tmp_path / "results", "smoke").read_text()
+    assert "Current time" in log or "Trial status" in log or "== Status ==" in log
