@@ -20,11 +20,14 @@ def test_readme_has_python_examples():
 
 
 @pytest.mark.parametrize("index", range(len(BLOCKS)))
-def test_readme_python_example_runs(index, tmp_path, monkeypatch):
-    # Each block runs on its own, in a fresh folder (examples write model files).
-    monkeypatch.chdir(tmp_path)
-    namespace: dict = {"__name__": f"readme_block_{index}"}
-    exec(compile(BLOCKS[index], f"README.md python block {index}", "exec"), namespace)
+def test_readme_python_example_runs(index, tmp_path):
+    # Each block runs on its own, in a fresh folder (examples write model files) and a fresh
+    # process (an example that registers a plugin model must not leak into other tests).
+    script = tmp_path / f"readme_block_{index}.py"
+    script.write_text(BLOCKS[index], encoding="utf-8")
+    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=_zoobench_env(),
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
 
 
 # The README's shell blocks. A block whose line before the fence is

@@ -100,26 +100,48 @@ def test_killed_sweep_resumes_and_every_trial_trains_once(tmp_path, capsys):
     assert list(again["epochs_done"]) == [epochs, epochs]
 
 
+BOOM_PLUGIN = """\
+import zoo
+
+
+@zoo.register_model("boom", kind="image")
+def build_boom(input_height, input_width, input_channels, n_classes):
+    \"\"\"A model whose builder always fails: what a buggy user model does.\"\"\"
+    raise ValueError("boom: this model cannot be built")
+"""
+
+
 def test_failing_and_diverging_trials_are_recorded_and_others_finish(tmp_path, capsys):
     results = tmp_path / "results"
-    # dice with 2 class weights on 3 classes fails when the trial first computes its loss.
-    failing = _write_spec(tmp_path, "failing",
-                          losses="[categorical_crossentropy, {dice: {weights: [1, 1]}}]",
+    # A plugin model whose builder raises passes validation (models at their defaults are
+    # checked, not built) and fails in its trial; the trial next to it finishes.
+    (tmp_path / "boom_plugin.py").write_text(BOOM_PLUGIN)
+    failing = _write_spec(tmp_path, "failing", losses="[categorical_crossentropy]",
                           epochs=1, params="{batch_size: 8, lr: 1.0e-3}")
-    assert run_cli("sweep", str(failing), "--results", str(results)) == 1
-    assert "1 of 2 trials failed" in capsys.readouterr().err
-    trials = _read(results, "trials", "failing").set_index("loss")
-    ok, bad = trials.loc["categorical_crossentropy"], trials.loc["dice(weights=[1, 1])"]
+    failing.write_text(failing.read_text().replace("models: [testnet]",
+                                                   "models: [testnet, boom]\n"
+                                                   "plugins: [boom_plugin]"))
+    env = {**os.environ,
+           "PYTHONPATH": os.pathsep.join([str(tmp_path), os.getcwd(),
+                                          os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-m", "bench", "sweep", str(failing), "--results",
+                           str(results)], capture_output=True, text=True, env=env,
+                          timeout=900)
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert "1 of 2 trials failed" in done.stderr
+    trials = _read(results, "trials", "failing").set_index("model")
+    ok, bad = trials.loc["testnet"], trials.loc["boom"]
     assert (ok["status"], ok["epochs_done"]) == ("TERMINATED", 1)
     assert bad["status"] == "ERROR" and bad["epochs_done"] == 0
-    assert bad["error"].startswith("ValueError: dice: weights has 2 entries but y_pred needs 3")
+    assert bad["error"].startswith("ValueError: boom: this model cannot be built")
+    assert bad["attempts"] == 1  # a trial's own error is not retried
     # Only a trial that ended by itself is tested.
     assert pd.notna(ok["test_mean_iou"]) and ok["selected_epoch"] == 1
     assert pd.isna(bad["test_mean_iou"]) and pd.isna(bad["selected_epoch"])
     client = _tracking(results)
     run = client.get_run(bad["mlflow_run_id"])
     assert run.info.status == "FAILED"
-    assert "weights has 2 entries" in run.data.tags["zoobench.error"]
+    assert "cannot be built" in run.data.tags["zoobench.error"]
 
     # An absurd learning rate: the loss turns non-finite in the first epoch; the trial stops.
     diverging = _write_spec(tmp_path, "diverging", losses="[categorical_crossentropy]",
