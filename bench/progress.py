@@ -66,7 +66,8 @@ class ProgressView(Callback):
         total: trials the sweep runs (for pending and the ETA).
         metric, mode: the sweep's metric, ``max`` or ``min`` (best so far).
         out: where lines go (default stdout).
-        summary_every_s: seconds between summary lines when ``out`` is not a terminal.
+        summary_every_s: least seconds between summary lines when ``out`` is not a
+            terminal (a quarter of the elapsed time once that is longer).
         clock: seconds, monotonic (tests pass a fake one).
     """
 
@@ -135,7 +136,10 @@ class ProgressView(Callback):
 
     def _summary(self, force: bool = False) -> None:
         now = self.clock()
-        if not force and now - self.last_summary < self.every:
+        # Off a terminal the gap grows with the elapsed time (a quarter of it), so a long
+        # sweep's log holds about a dozen summaries per doubling, not one per 30 s.
+        gap = self.every if self.tty else max(self.every, 0.25 * (now - self.start))
+        if not force and now - self.last_summary < gap:
             return
         self.last_summary = now
         if self.tty and not force:

@@ -110,3 +110,17 @@ def test_quickstart_console_is_short_and_tune_lines_go_to_the_log(tmp_path: Path
     assert "Trial status" not in text and "Current time" not in text
     log = log_path(tmp_path / "results", "smoke").read_text()
     assert "Current time" in log or "Trial status" in log or "== Status ==" in log
+
+
+def test_summaries_thin_out_as_the_sweep_gets_longer() -> None:
+    view, out, clock = _view(total=2)
+    times = []
+    for _ in range(120):  # an hour, a step every 30 s
+        clock.now += 30
+        before = len(out.getvalue().splitlines())
+        view.on_step_end(0, [])
+        if len(out.getvalue().splitlines()) > before:
+            times.append(clock.now - 1000.0)
+    assert times[:4] == [30, 60, 90, 120]
+    assert len(times) < 20  # not 120
+    assert all(b - a >= 0.25 * a - 1e-9 for a, b in zip(times[4:], times[5:], strict=False))
