@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from pathlib import Path
@@ -76,10 +77,12 @@ def _val_sample(val_ds: Any) -> tuple[Any, Any] | None:
 
 def process_started_at(default: float) -> float:
     """When this worker process started (Ray worker start, imports); ``default`` if unknown."""
-    try:
-        import psutil
-
-        return float(psutil.Process().create_time())
+    try:  # Linux: field 22 of /proc/self/stat is the start in clock ticks after boot
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = int(fields[19])
+        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
     except Exception:  # noqa: BLE001  (a timing, never worth failing a trial over)
         return default
 
