@@ -106,6 +106,7 @@ params: {{batch_size: 8, lr: 1.0e-3}}
 """
 
 
+@pytest.mark.slow  # two sweeps side by side on 2 cores: minutes; run with -m slow
 def test_two_sweeps_at_once_in_one_results_folder(tmp_path):
     results = tmp_path / "results"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",

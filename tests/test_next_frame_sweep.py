@@ -60,7 +60,8 @@ def check_board(board: pd.DataFrame, trials: pd.DataFrame, models: list[str]) ->
 
 
 @pytest.mark.parametrize("layout, models, extra", [
-    ("sequence", ["lstm_shallow"], ""),
+    # A ConvLSTM sweep takes minutes on 2 cores: on demand (the stacked one stays default).
+    pytest.param("sequence", ["lstm_shallow"], "", marks=pytest.mark.slow),
     ("channels", ["testnet"], ", layout: channels, stack: 2"),
 ])
 def test_next_frame_sweep_has_baselines_and_rollout(tmp_path, capsys, layout, models, extra):
