@@ -435,6 +435,8 @@ def aggregate(
                 rows.append({**dict(zip(KEYS, key, strict=True)), **stats_row,
                              "ranked_within_loss": by_loss})
             boards.append(rank_rows(pd.DataFrame(rows), md))
+    if not boards:  # only trials that are not ranked (a protocol's tune stage so far)
+        return pd.DataFrame(columns=[*KEYS, "metric", "mode", "rank", "count"])
     out = pd.concat(boards, ignore_index=True)
     out["n_params"] = out["n_params"].astype("Int64")  # None where no trial finished
     out["tied_with_best"] = out["tied_with_best"].astype("boolean")

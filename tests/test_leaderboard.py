@@ -506,3 +506,9 @@ def test_metric_option_takes_each_trials_own_best_epoch(results):
                                           "--metric", "val_loss", "--format", "csv"])
     back = pd.read_csv(io.StringIO(out))
     assert status == 0 and back["ranked_within_loss"].all()
+
+
+def test_aggregate_of_a_tune_stage_alone_is_an_empty_board(trials):
+    # A protocol sweep's live tables before stage 2: nothing is ranked yet, nothing crashes.
+    board = lb.aggregate(trials.assign(stage="tune"))
+    assert board.empty and {"model", "loss", "rank", "count"} <= set(board.columns)

@@ -177,7 +177,7 @@ def test_a_few_training_steps_lower_the_loss(name: str) -> None:
     ("name", "options", "message"),
     [
         ("lstm_unet", {"filters": 0}, "filters must be a positive int"),
-        ("lstm_full", {"filters": 2.5}, "filters must be a positive int"),
+        ("lstm_full", {"filters": 2.5}, "option filters must be an int, got 2.5"),
         ("lstm_next_frame", {"filters": 6}, "positive multiple of 4"),
         ("lstm_shallow", {"stateful": True, "timesteps": 1}, "needs timesteps and batchsize"),
         ("lstm_shallow", {"stateful": "yes", "timesteps": 1, "batchsize": 2}, "True or False"),

@@ -67,7 +67,7 @@ def test_quickstart_runs_as_written(tmp_path):
     results = tmp_path / "results"
     assert (results / "trials.parquet" / "sweep=smoke").is_dir()
     assert (results / "leaderboard.parquet" / "sweep=smoke").is_dir()
-    report = results / "report.html"
+    report = results / "report-smoke.html"  # zoobench report's default name
     assert report.stat().st_size > 10_000
     assert "testnet" in done.stdout and "unet_shallow" in done.stdout  # the leaderboard
     assert "workflowType=machine_learning" in done.stdout  # the MLflow UI link
