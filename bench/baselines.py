@@ -56,7 +56,8 @@ def frame_scores(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     return scores
 
 
-def _arrays(dataset: Any) -> tuple[np.ndarray, np.ndarray]:
+def dataset_arrays(dataset: Any) -> tuple[np.ndarray, np.ndarray]:
+    """A ``tf.data`` split's inputs and targets as two arrays (N, ...), weights dropped."""
     xs, ys = [], []
     for x, y, *_ in dataset.as_numpy_iterator():
         xs.append(x)
@@ -74,8 +75,8 @@ def baseline_scores(dataset: str, options: dict[str, Any], seeds: Iterable[int])
     rows = []
     for seed in seeds:
         splits = zoo.datasets.load_splits(dataset, batch_size=256, seed=int(seed), **options)
-        _, y_train = _arrays(splits.train)
-        held_out = {split: _arrays(getattr(splits, split)) for split in ("val", "test")}
+        _, y_train = dataset_arrays(splits.train)
+        held_out = {split: dataset_arrays(getattr(splits, split)) for split in ("val", "test")}
         for name, predict in BASELINES.items():
             row: dict[str, Any] = {"model": name, "seed": int(seed)}
             for split, (x, y) in held_out.items():

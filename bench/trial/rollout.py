@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from bench.baselines import dataset_arrays  # the baselines read splits the same way
+
 ROLLOUT_STEPS = 3
 
 
@@ -72,14 +74,6 @@ def psnr_by_step(truth: np.ndarray, predictions: np.ndarray) -> dict[str, float]
             for j in range(predictions.shape[1])}
 
 
-def _arrays(dataset: Any) -> tuple[np.ndarray, np.ndarray]:
-    xs, ys = [], []
-    for x, y, *_ in dataset.as_numpy_iterator():
-        xs.append(x)
-        ys.append(y)
-    return np.concatenate(xs), np.concatenate(ys)
-
-
 def rollout_metrics(model: Any, model_name: str, model_options: dict[str, Any], info: Any,
                     test_ds: Any, steps: int = ROLLOUT_STEPS) -> dict[str, float]:
     """``test_psnr_step_1..n`` of a trained next-frame ``model`` on the test split; ``{}``
@@ -97,7 +91,7 @@ def rollout_metrics(model: Any, model_name: str, model_options: dict[str, Any], 
 
     if info.task != "next_frame" or not info.test_size:
         return {}
-    x, y = _arrays(test_ds)
+    x, y = dataset_arrays(test_ds)
     if y.shape[-3:-1] != x.shape[-3:-1]:
         return {}
     if info.kind == "sequence":
