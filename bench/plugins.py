@@ -27,9 +27,13 @@ trial's worker (``bench.trial.run`` imports them first):
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import site
 import socket
+import sysconfig
 from collections.abc import Sequence
 from importlib.metadata import entry_points
+from pathlib import Path
 from types import ModuleType
 
 from bench.errors import UsageError
@@ -107,3 +111,42 @@ def import_plugins_on_worker(modules: Sequence[str]) -> None:
         raise ImportError(f"{error} on the worker at {socket.gethostname()}: make it "
                           f"importable on every node (install it, or ship it with Ray's "
                           f"runtime_env py_modules or working_dir)") from None
+
+
+def _installed_roots() -> list[Path]:
+    """Where installed packages and the standard library live: modules under these are
+    expected on every node (the image), the rest is the user's own code."""
+    roots = [*site.getsitepackages(), site.getusersitepackages()]
+    roots += [sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")]
+    return [Path(root).resolve() for root in roots if root]
+
+
+def modules_to_ship(modules: Sequence[str]) -> list[str]:
+    """Local paths of the plugin modules that a cluster's other nodes cannot import by
+    themselves: for each module, its top-level package's folder (or its ``.py`` file),
+    unless it is installed (site-packages, the standard library) or is zoobench itself.
+
+    ``bench.sweep`` hands these to Ray as ``runtime_env={"py_modules": [...]}`` when it
+    joins a cluster, so a plugin on the driver's ``PYTHONPATH`` reaches every worker.
+    Call after :func:`import_plugins` (the modules are known to import).
+    """
+    installed = _installed_roots()
+    paths: list[str] = []
+    for module in modules:
+        top = module.split(".")[0]
+        if top in ("zoo", "bench"):
+            continue
+        found = importlib.util.find_spec(top)
+        if found is None:
+            continue
+        if found.submodule_search_locations:  # a package: ship its folder
+            path = Path(next(iter(found.submodule_search_locations)))
+        elif found.origin and found.origin.endswith(".py"):
+            path = Path(found.origin)
+        else:  # built-in or compiled: cannot be shipped as source
+            continue
+        path = path.resolve()
+        if any(path.is_relative_to(root) for root in installed) or str(path) in paths:
+            continue
+        paths.append(str(path))
+    return paths

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -115,14 +116,25 @@ def _context(spec: SweepSpec, track: tracking.Tracking,
     )
 
 
-def _init_ray(address: str | None, verbose: bool = False) -> None:
+def _init_ray(address: str | None, verbose: bool = False,
+              plugins: tuple[str, ...] = ()) -> None:
     import ray
+
+    from bench.plugins import modules_to_ship
 
     if ray.is_initialized():
         return
     # Workers inherit the driver's environment; keep TensorFlow's start-up chatter out of
     # Tune's progress output.
-    env = {"env_vars": {"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}}
+    env: dict[str, Any] = {
+        "env_vars": {"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}}
+    # On a cluster, workers start from their node's environment, not the driver's: the
+    # spec's plugin modules that are the user's own code travel with the job.
+    shipped = modules_to_ship(plugins) if address else []
+    if shipped:
+        env["py_modules"] = shipped
+        print(f"zoobench: shipping plugin code to the cluster's workers: {', '.join(shipped)}",
+              file=sys.stderr)
     # Trial workers' own lines (Ray Train's "Checkpoint successfully created" per epoch)
     # stay in Ray's session logs unless --verbose; failures reach the console through
     # zoobench's progress lines and the summary.
@@ -374,7 +386,7 @@ def _run_locked(spec: SweepSpec, options: SweepOptions, results: Path) -> SweepO
     except Exception as error:  # noqa: BLE001  (any store failure is a bad --tracking-uri)
         raise UsageError(f"--tracking-uri: cannot use {uri!r} ({records.error_line(error)})") \
             from None
-    _init_ray(options.address, options.verbose)
+    _init_ray(options.address, options.verbose, tuple(spec.plugins))
     _check_resources(spec)
     # Each distinct dataset is built once in this run and shared by its trials.
     cache = data_cache.open_cache(results, spec.name)

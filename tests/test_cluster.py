@@ -330,10 +330,14 @@ def _artifact_paths(client, run_id: str, path: str | None = None) -> list[str]:
     return paths
 
 
-def test_models_reached_the_servers_artifact_store(trials: pd.DataFrame,
-                                                   services: Services) -> None:
+def test_models_reached_the_servers_artifact_store(trials: pd.DataFrame, services: Services,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     from mlflow import MlflowClient
 
+    # Listing a run's logged MLflow Model resolves `models:/m-...` with a client of the
+    # global tracking URI, not this one's (MLflow 3.17): point it at the server too, or it
+    # would open (and create) ./mlflow.db.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", services.tracking_uri)
     client = MlflowClient(tracking_uri=services.tracking_uri)
     for row in trials.itertuples():
         run = client.get_run(row.mlflow_run_id)
@@ -350,6 +354,59 @@ def test_tune_state_went_to_the_given_storage(trials: pd.DataFrame, sweep: Sweep
     experiment = sweep.storage / "cluster"
     assert experiment.is_dir()
     assert len([p for p in experiment.iterdir() if p.is_dir()]) == N_TRIALS
+
+
+PLUGIN_SPEC = textwrap.dedent("""\
+    name: cluster-plugin
+    plugins: [cluster_plugin_zoo]
+    dataset: {name: shapes, height: 16, width: 16, channels: 3, classes: 3, train: 16, val: 8,
+              test: 8}
+    models: [{plugin_net: {filters: 6}}]
+    losses: [{plugin_loss: {scale: 0.5}}]
+    seeds: [0, 1]
+    epochs: 1
+    params: {batch_size: 8, lr: 1.0e-3}
+    scheduler: fifo
+    resources: {cpu: 1, gpu: 0}
+    """)
+
+
+@pytest.fixture(scope="module")
+def plugin_sweep(services: Services, trials: pd.DataFrame) -> SweepRun:
+    """A sweep of a model and a loss from the user's own module, which only the driver can
+    import: the module's folder is on the driver's PYTHONPATH, not on either node's."""
+    from tests.test_plugins import PLUGIN
+
+    folder = services.root / "user-code"
+    folder.mkdir()
+    (folder / "cluster_plugin_zoo.py").write_text(PLUGIN)
+    spec = services.root / "cluster-plugin.yaml"
+    spec.write_text(PLUGIN_SPEC)
+    results = services.root / "results-plugin"
+    env = {**services.env, "PYTHONPATH": os.pathsep.join([str(folder), services.env["PYTHONPATH"]])}
+    args = [sys.executable, "-m", "bench", "sweep", str(spec), "--results", str(results),
+            "--address", services.ray_address, "--tracking-uri", services.tracking_uri,
+            "--storage", str(services.root / "storage")]
+    start = time.monotonic()
+    with open(services.root / "sweep-plugin.log", "wb") as log:
+        done = subprocess.run(args, env=env, cwd=services.root, stdout=log,
+                              stderr=subprocess.STDOUT, timeout=600)
+    output = _tail(services.root / "sweep-plugin.log", 6000)
+    return SweepRun(done.returncode, output, results, services.root / "storage",
+                    time.monotonic() - start)
+
+
+def test_a_plugin_only_the_driver_has_is_swept_on_both_nodes(plugin_sweep: SweepRun,
+                                                            services: Services) -> None:
+    assert plugin_sweep.returncode == 0, plugin_sweep.output
+    assert "shipping plugin code to the cluster's workers" in plugin_sweep.output
+    trials = pd.read_parquet(plugin_sweep.results / "trials.parquet")
+    assert list(trials["status"]) == ["TERMINATED", "TERMINATED"], trials[["status", "error"]]
+    assert set(trials["model"]) == {"plugin_net(filters=6)"}
+    assert set(trials["loss"]) == {"plugin_loss(scale=0.5)"}
+    assert trials["test_mean_iou"].between(0, 1).all()
+    # Two trials at once on two one-CPU nodes: the node without the module ran one too.
+    assert set(trials["node_id"]) == set(services.node_ids)
 
 
 def test_nothing_is_left_running(services: Services, trials: pd.DataFrame) -> None:

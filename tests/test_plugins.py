@@ -183,3 +183,19 @@ def test_a_worker_without_the_plugin_fails_its_trial_saying_where_and_how(monkey
     assert message.startswith("plugins[0]: cannot import plugin module "
                               "'no_such_plugin_on_worker_q' (ModuleNotFoundError")
     assert "on the worker at " in message and "runtime_env py_modules" in message
+
+
+def test_only_the_users_own_plugin_code_is_shipped_to_a_cluster(tmp_path, monkeypatch):
+    """On a cluster (``--address``) the spec's plugins that are neither installed nor zoobench
+    go to Ray as ``py_modules``: a module file as itself, a package module as its top package."""
+    from bench.plugins import modules_to_ship
+
+    (tmp_path / "my_single.py").write_text("X = 1\n")
+    (tmp_path / "my_pkg").mkdir()
+    (tmp_path / "my_pkg" / "__init__.py").write_text("")
+    (tmp_path / "my_pkg" / "models.py").write_text("Y = 2\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    shipped = modules_to_ship(["my_single", "my_pkg.models", "my_pkg", "numpy", "json",
+                               "zoo.models"])
+    assert shipped == [str((tmp_path / "my_single.py").resolve()),
+                       str((tmp_path / "my_pkg").resolve())]
