@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import html
 import io
 import re
 import shutil
@@ -41,13 +42,30 @@ def _pngs(html: str) -> list[bytes]:
     return [base64.b64decode(m) for m in IMG.findall(html)]
 
 
+def html_tables(section: str) -> list[tuple[list[str], list[list[str]]]]:
+    """Each ``<table>`` of ``section`` as (header, rows of cells), tags and <wbr> dropped."""
+    def text(cell: str) -> str:
+        return html.unescape(re.sub(r"<[^>]+>", "", cell))
+
+    out = []
+    for body in re.findall(r"<table>(.*?)</table>", section, re.S):
+        header = [text(h) for h in re.findall(r"<th>(.*?)</th>", body)]
+        rows = [[text(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", row)]
+                for row in re.findall(r"<tr[^>]*>(.*?)</tr>", body)[1:]]
+        out.append((header, rows))
+    return out
+
+
 def test_every_section_is_present_and_drawn(report):
     for entry in SECTIONS:
         assert f'<section id="{entry.name}"><h2>{entry.meta["title"]}</h2>' in report
     assert "could not be drawn" not in report
-    # heat map 1 + cost 1 + curves (metric, val_loss) 2 + per-class 1 + one picture per model.
+    # heat map 1 + curves (metric, val_loss) 2 + per-class 1 + one picture per model; the
+    # cost plot is inline SVG (a hover title per point).
     pngs = _pngs(report)
-    assert len(pngs) == 5 + len(MODELS)
+    assert len(pngs) == 4 + len(MODELS)
+    cost = report.split('<section id="cost">')[1].split("</section>")[0]
+    assert cost.count("<svg") == 1 and "data:image/svg" not in cost
     from PIL import Image
 
     for data in pngs:
@@ -64,7 +82,7 @@ def test_report_is_self_contained(report):
 def test_leaderboard_section_holds_the_statistics(results, report):
     trials, _ = lb.load_results(results, sweep="syn")
     leaderboard_html = report.split('<section id="leaderboard">')[1].split("</section>")[0]
-    rows = re.findall(r"<tr>(.*?)</tr>", leaderboard_html)[1:]
+    _, rows = html_tables(leaderboard_html)[0]  # the main table
     assert len(rows) == len(MODELS) * len(LOSSES)
     done = trials[trials["status"] == "TERMINATED"]
     means = done.groupby(["model", "loss"])["val_mean_iou"].agg(["mean", "std", "count", "sum"])
@@ -73,7 +91,7 @@ def test_leaderboard_section_holds_the_statistics(results, report):
     means["score"] = means["sum"] / tried.groupby(["model", "loss"]).size()
     means = means.sort_values("score", ascending=False)
     for rank, ((model, loss), r) in enumerate(means.iterrows(), start=1):
-        cells = re.findall(r"<td[^>]*>(.*?)</td>", rows[rank - 1])
+        cells = rows[rank - 1]
         assert cells[:3] == [str(rank), model, loss]
         assert cells[3] == f"{r['mean']:.4f} ± {r['std']:.4f}"
         assert cells[5] == str(int(r["count"]))
@@ -174,9 +192,10 @@ def test_small_real_sweep(small_sweep, tmp_path):
         assert f'<section id="{entry.name}">' in html
     for run in done["mlflow_run_id"]:
         assert run in html
-    # heat map, cost, 2 curves, per-class IoU, and testnet's predictions when it saved them.
+    # heat map, 2 curves, per-class IoU, and testnet's predictions when it saved them (the
+    # cost plot is inline SVG).
     has_png = done["predictions_png"].notna().any()
-    assert len(IMG.findall(html)) == 5 + int(has_png)
+    assert len(IMG.findall(html)) == 4 + int(has_png)
 
 
 def test_stopped_trials_show_why_they_ended(results, tmp_path):
@@ -220,15 +239,34 @@ def test_patience_stops_are_counted_and_scheduler_stops_listed(results, tmp_path
 
 def test_leaderboard_section_shows_and_explains_the_tests(results, report):
     section = report.split('<section id="leaderboard">')[1].split("</section>")[0]
-    header = re.findall(r"<th>(.*?)</th>", section)
-    assert {"p vs best", "tied", "P(first)", "rank 95%"} <= set(header)
+    (header, rows), (tests_header, tests_rows), *_ = html_tables(section)
+    assert {"tied", "P(first)", "rank 95%"} <= set(header)
+    assert {"p vs best", "best", "best run"} <= set(tests_header)
     assert "paired test" in section and "Holm" in section and "bootstrap" in section
     board = lb.aggregate(lb.load_results(results, sweep="syn")[0])
-    rows = re.findall(r"<tr>(.*?)</tr>", section)[1:]
-    for (_, b), row in zip(board.iterrows(), rows, strict=True):
-        cells = dict(zip(header, re.findall(r"<td[^>]*>(.*?)</td>", row), strict=True))
+    for (_, b), row, more in zip(board.iterrows(), rows, tests_rows, strict=True):
+        cells = dict(zip(header, row, strict=True)) | dict(zip(tests_header, more, strict=True))
         assert cells["P(first)"] == f"{b['p_first']:.2f}"
         assert cells["tied"] == {True: "yes", False: "no"}.get(b["tied_with_best"], "")
+        assert cells["best run"] == b["best_mlflow_run_id"]
+
+
+def test_leaderboard_section_keeps_every_column_of_the_summary(results, report):
+    """The main table fits the page; the rest of the summary's columns, the costs and the
+    other metrics are in the tables folded under it, row for row."""
+    section = report.split('<section id="leaderboard">')[1].split("</section>")[0]
+    assert section.count("<details>") == 3
+    tables = html_tables(section)
+    summary = lb.summary(lb.aggregate(lb.load_results(results, sweep="syn")[0]))
+    shown: dict[str, list[str]] = {}
+    for header, rows in tables:
+        assert len(rows) == len(summary)
+        for k, column in enumerate(header):
+            shown.setdefault(column, [row[k] for row in rows])
+    for column in summary.drop(columns=["sweep", "dataset"]).columns:
+        assert shown[column] == list(summary[column]), column
+    for metric in ("val_dice_coef", "val_pixel_accuracy", "val_loss"):
+        assert metric in shown
 
 
 def test_leaderboard_section_draws_a_configuration_without_finished_trial(results, tmp_path):
