@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
 import re
 import shutil
 import subprocess
@@ -354,3 +355,79 @@ def test_per_class_chart_fits_the_page_and_many_classes_become_a_heat_map():
     assert many.axes[0].images  # a heat map, one text per cell
     assert len(many.axes[0].texts) == 55
     assert per_class.BARS_UP_TO < 11
+
+
+# --------------------------------------------------------------- next-frame baselines
+NEXT_FRAME_DATA = {"height": 16, "width": 16, "digit_size": 8, "frames": 4, "train": 4,
+                   "val": 3, "test": 3, "target": "next_frame"}
+
+
+def next_frame_results(root: Path, sweep: str = "nf") -> Path:
+    """A next-frame results folder as a sweep leaves it, without training: two models'
+    trials (seeds 0 and 1) with made-up PSNR and SSIM, and ``leaderboard.parquet`` with
+    the persistence and mean-frame rows that ``bench.baselines.with_baselines`` scores on
+    the real frames of those seeds, as the sweep does."""
+    from bench import records
+    from bench.baselines import with_baselines
+
+    rows, history = [], []
+    for k, (model, psnr) in enumerate((("lstm_next_frame", 15.0), ("testnet", 13.5))):
+        for seed in (0, 1):
+            tid = f"{sweep}_{model}_{seed}"
+            value = psnr + 0.3 * seed
+            rows.append({
+                "trial_id": tid, "model": model, "loss": "binary_crossentropy",
+                "dataset": "moving_digits", "seed": seed, "status": "TERMINATED",
+                "end_reason": "completed", "error": None, "epochs": 1, "epochs_done": 1,
+                "metric": "val_psnr", "mode": "max", "val_psnr": value - 0.2,
+                "val_ssim": 0.40 + 0.01 * k, "test_psnr": value, "test_ssim": 0.42 + 0.01 * k,
+                **{f"test_psnr_step_{s}": value - s for s in (1, 2, 3)},
+                "val_loss": 0.3, "n_params": 1000 * (k + 1), "train_seconds": 2.0 + k,
+                "samples_per_second": 50.0, "mlflow_run_id": f"run{tid}",
+                "spec": f"name: {sweep}\n", "versions": json.dumps({"zoobench": "0.1.0"}),
+                "started_at": pd.Timestamp("2026-11-24T10:00", tz="UTC"),
+                "ended_at": pd.Timestamp("2026-11-24T10:05", tz="UTC"), "predictions_png": None,
+            })
+            history.append({"trial_id": tid, "model": model, "dataset": "moving_digits",
+                            "seed": seed, "epoch": 1, "loss": 0.4, "val_loss": 0.3,
+                            "val_psnr": value - 0.2})
+    trials = pd.DataFrame(rows).assign(sweep=sweep)
+    board = with_baselines(lb.aggregate(trials), trials, "moving_digits", NEXT_FRAME_DATA)
+    for name, frame in (("trials", trials), ("history", pd.DataFrame(history).assign(sweep=sweep)),
+                        ("leaderboard", board)):
+        records.write_table(root, name, sweep, frame)
+    return root
+
+
+def test_report_leaderboard_shows_the_next_frame_baselines(tmp_path):
+    """Issue 17: the report's leaderboard has the persistence and mean-frame rows that
+    `zoobench leaderboard` prints, with the same PSNR, unranked and marked as baselines."""
+    root = next_frame_results(tmp_path / "results")
+    status, csv = run_cli("leaderboard", ["--results", str(root), "--format", "csv"])
+    assert status == 0
+    printed = pd.read_csv(io.StringIO(csv)).set_index("model")
+    status, text = run_cli("leaderboard", ["--results", str(root)])
+    assert status == 0
+    report = build_report(root, sweep="nf", progress=None).read_text(encoding="utf-8")
+    assert "could not be drawn" not in report
+    section = report.split('<section id="leaderboard">')[1].split("</section>")[0]
+    header, rows = html_tables(section)[0]
+    cells = {row[header.index("model")]: dict(zip(header, row, strict=True)) for row in rows}
+    assert list(cells) == ["lstm_next_frame", "testnet", "persistence", "mean_frame"]
+    assert header[header.index("model") + 2] == "test_psnr"  # the board ranks the test split
+    for model in ("persistence", "mean_frame"):
+        row = cells[model]
+        psnr = printed.loc[model, "test_psnr_mean"]
+        assert row["test_psnr"] == f"{psnr:.4f}"  # one value per seed, no spread
+        # The same cell as the CLI's table prints on the row.
+        line = next(line for line in text.splitlines()[1:] if f" {model} " in line)
+        assert f" {row['test_psnr']} " in f" {line} "
+        assert row["rank"] == "baseline" and row["loss"] == "-" and row["n"] == "2"
+        gain = printed.loc[model, "gain_vs_persistence"]
+        assert row["gain vs persistence dB"] == f"{gain:+.2f}"
+    assert cells["persistence"]["gain vs persistence dB"] == "+0.00"
+    assert cells["lstm_next_frame"]["rank"] == "1" and cells["testnet"]["rank"] == "2"
+    trained_gain = printed.loc["testnet", "gain_vs_persistence"]
+    assert cells["testnet"]["gain vs persistence dB"] == f"{trained_gain:+.2f}"
+    assert section.count('<tr class="baseline">') == 2 * 4  # main + 3 folded tables
+    assert "persistence</i> repeats the last input frame" in section

@@ -26,6 +26,7 @@ from tests.conftest import headless_chromium
 
 REFERENCE = Path(__file__).resolve().parents[1] / "results" / "reference"
 WINDOW = 1400
+ONE_LINE_ROW_PX = 32  # a 13 px table line (19.5 px) and its padding: two lines are ~48
 SMALL = [("unet(base_filters=16)", "categorical_crossentropy"), ("testnet", "dice")]
 
 MEASURE = """
@@ -44,6 +45,9 @@ window.addEventListener('load', () => {
     out.boxes.push({tag: el.tagName.toLowerCase(), section: where(el),
                     left: r.left - left, right: r.right - left, width: r.width});
   });
+  const board = document.querySelector('#leaderboard table');
+  out.boardRows = board ? [...board.rows].slice(1).map(r => r.getBoundingClientRect().height)
+                        : [];
   document.querySelectorAll('.scroll').forEach(el => {
     out.scrolling.push({section: where(el), scrollWidth: el.scrollWidth,
                         clientWidth: el.clientWidth});
@@ -142,6 +146,8 @@ def test_report_fits_1400_px_and_its_text_is_readable(reports, which, tmp_path):
     assert tables and max(b["width"] for b in tables) <= content
     hidden = [s for s in m["scrolling"] if s["scrollWidth"] > s["clientWidth"]]
     assert not hidden, hidden
+    # The main leaderboard reads a row to a line: nothing in it had to wrap.
+    assert m["boardRows"] and max(m["boardRows"]) <= ONE_LINE_ROW_PX, max(m["boardRows"])
     # Every visible word at 9 px or more, as drawn: HTML and SVG text...
     small = [f for f in m["fonts"] if f["px"] < MIN_FONT_PX]
     assert not small, small[:10]
@@ -157,6 +163,22 @@ def test_report_fits_1400_px_and_its_text_is_readable(reports, which, tmp_path):
     print(f"{which}: widest table {max(b['width'] for b in tables):.0f} px of {content:.0f}; "
           f"smallest text {min(f['px'] for f in m['fonts']):.1f} px, in pictures "
           f"{min(i['minFontPx'] for i in images):.1f} px")
+
+
+def test_cost_points_have_hover_titles(reports):
+    """Every point of every cost plot has its SVG <title>: its configuration and numbers,
+    labelled or not (issue 14: only the Pareto front and the top rows carry labels)."""
+    text = reports["reference"].read_text(encoding="utf-8")
+    cost = text.split('<section id="cost">')[1].split("</section>")[0]
+    titles = re.findall(r'<g id="cost-pt-(\d+)-(\d+)"><title>([^<]*)</title>', cost)
+    plots = {p for p, _, _ in titles}
+    assert len(plots) == 2  # parameters and training time
+    assert len(titles) == 35 * len(plots)
+    for _, _, title in titles:
+        assert re.search(r" / .+: val_mean_iou 0\.\d{4} ± 0\.\d{4} \(n=3\); ", title), title
+    unlabelled = [t for _, _, t in titles if "#35 " in t]
+    assert unlabelled and "segnet_shallow / bce_dice" in unlabelled[0]
+    assert not re.search(r">\s*segnet_shallow / bce_dice\s*</text>", cost)  # no label
 
 
 @pytest.mark.parametrize("which", ["reference", "small"])
