@@ -24,8 +24,9 @@ if TYPE_CHECKING:
 PAGE_PX = 1116
 #: Resolution the report's charts are drawn at (PNG pixels per inch).
 DPI = 110
-#: The widest chart, in inches at :data:`DPI`, that the page shows at its natural size.
-PAGE_INCHES = PAGE_PX / DPI
+#: The widest figure, in inches at :data:`DPI`, that the page shows at its natural size (its
+#: PNG is cut to what it draws plus 0.1 inch each side).
+PAGE_INCHES = PAGE_PX / DPI - 0.2
 #: The smallest text a reader should have to read, in CSS px (issue 14).
 MIN_FONT_PX = 9.0
 

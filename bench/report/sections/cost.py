@@ -12,7 +12,7 @@ from matplotlib.ticker import FuncFormatter, NullFormatter
 from matplotlib.transforms import Bbox
 
 from bench.report.context import ReportContext
-from bench.report.html import PAGE_INCHES, esc, figure, figure_svg, note, table
+from bench.report.html import PAGE_PX, esc, figure, figure_svg, note, table
 from bench.report.registry import register_section
 
 # The cost axes (column, label), lower is cheaper; one plot each that the leaderboard has.
@@ -64,8 +64,8 @@ def render(ctx: ReportContext) -> str:
         return note("No finished trial with a recorded cost: nothing to plot.")
     ncols = min(COLUMNS_PER_ROW, len(usable))
     nrows = -(-len(usable) // ncols)
-    # Inches at 96 px: the SVG is shown at its own size, within the page (PAGE_INCHES at 110).
-    width = min(PAGE_INCHES * 110 / 96 - 0.3, 5.4 * ncols)
+    # The SVG is shown at its own size, 96 px an inch, within the page.
+    width = min(PAGE_PX / 96, 5.4 * ncols)
     fig = Figure(figsize=(width, 4.4 * nrows), layout="constrained")
     on_front = pd.DataFrame(False, index=board.index, columns=[label for _, label in usable])
     titles: dict[str, str] = {}  # each point's hover text, by the gid it is drawn with
@@ -126,13 +126,16 @@ def _place_labels(fig: Figure, labels: list[Labels]) -> None:
     """Write each label beside its point, where it covers no other point, no label placed
     before it, nor the legend, and stays inside the axes: right of the point, else left, a
     line higher or lower at each try (labels are placed top down, so a crowded one moves
-    below its neighbours)."""
+    below its neighbours); where no place is free, the one that covers least."""
     renderer = FigureCanvasAgg(fig).get_renderer()
     fig.draw_without_rendering()  # runs the layout: the axes are where they will be drawn
     for ax, every, points in labels:
         frame = ax.get_window_extent(renderer)
         legend = ax.get_legend()
         taken = [legend.get_window_extent(renderer)] if legend else []
+        if legend:  # "best" as the points alone put it: the labels must not move it
+            corner = taken[0].transformed(ax.transAxes.inverted())
+            legend.set_loc((corner.x0, corner.y0))
         r = MARKER_PX
         marks = [Bbox([[px - r, py - r], [px + r, py + r]])
                  for px, py in ax.transData.transform(every)]
@@ -143,18 +146,33 @@ def _place_labels(fig: Figure, labels: list[Labels]) -> None:
                               fontsize=LABEL_POINTS, color="#424a53")
             ann.set_in_layout(False)
             sides = (-1, 1) if own[0] > frame.x0 + 0.55 * frame.width else (1, -1)
-            tries = [(side, dy) for dy in (3, -7, 13, -17, 23, -27, 33) for side in sides]
-            for side, dy in tries:
-                ann.xyann = (6 * side, dy)
-                ann.set_horizontalalignment("left" if side > 0 else "right")
-                box = ann.get_window_extent(renderer)
-                inside = frame.x0 <= box.x0 and box.x1 <= frame.x1 and \
-                    frame.y0 <= box.y0 and box.y1 <= frame.y1
-                if inside and not any(box.overlaps(t) for t in [*taken, *others]):
+            steps = [3 + 10 * ((j + 1) // 2) * (-1 if j % 2 else 1) for j in range(15)]
+            best, best_cost = (sides[0], 3), np.inf
+            for dy in steps:  # 3, -7, 13, -17, ...: a line further each try
+                for side in sides:
+                    ann.xyann = (6 * side, dy)
+                    ann.set_horizontalalignment("left" if side > 0 else "right")
+                    box = ann.get_window_extent(renderer)
+                    inside = frame.x0 <= box.x0 and box.x1 <= frame.x1 and \
+                        frame.y0 <= box.y0 and box.y1 <= frame.y1
+                    # Covering a label is worse than covering a point; leaving the axes worst.
+                    cost = (0 if inside else 100) + 10 * sum(box.overlaps(t) for t in taken) \
+                        + sum(box.overlaps(m) for m in others)
+                    if cost < best_cost:
+                        best, best_cost = (side, dy), cost
+                    if cost == 0:
+                        break
+                if best_cost == 0:
                     break
-            else:  # nowhere free: the first choice, overprinting rather than leaving the axes
-                ann.xyann = (6 * sides[0], 3)
-                ann.set_horizontalalignment("left" if sides[0] > 0 else "right")
+            ann.remove()
+            # Moved away from its point: a thin line back to it.
+            line = {"arrowstyle": "-", "color": "#afb8c1", "lw": 0.6, "shrinkA": 1,
+                    "shrinkB": 4} if abs(best[1] - 3) > 10 else None
+            ann = ax.annotate(text, (x, y), textcoords="offset points",
+                              xytext=(6 * best[0], best[1]), arrowprops=line,
+                              ha="left" if best[0] > 0 else "right", fontsize=LABEL_POINTS,
+                              color="#424a53")
+            ann.set_in_layout(False)
             taken.append(ann.get_window_extent(renderer))
 
 
