@@ -7,6 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
+#: The pictures' resolution and their titles' size: the report shows them at their own
+#: size, where a title is TITLE_POINTS * DPI / 72 = 10 px tall.
+DPI = 80
+TITLE_POINTS = 9
+
 
 def _picture(array: np.ndarray, task: str) -> tuple[np.ndarray, dict]:
     """One (H, W, K) target or prediction as an image plus ``imshow`` keywords.
@@ -68,9 +73,9 @@ def save_predictions_png(
             ax.imshow(image, **style)
             ax.set_axis_off()
             if i == 0:
-                ax.set_title(title, fontsize=9)
+                ax.set_title(title, fontsize=TITLE_POINTS)
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, dpi=80)
+    fig.savefig(path, dpi=DPI)
     plt.close(fig)
     return path

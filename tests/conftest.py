@@ -7,6 +7,8 @@ reuse its Ray instance; other test files (leaderboard, report) read its results.
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +49,29 @@ class SmallSweep:
     name: str
     spec_path: Path
     exit_code: int
+
+
+def headless_chromium(url: str, profile: Path, *, width: int = 1400, height: int = 900,
+                      screenshot: Path | None = None, timeout: float = 120) -> str:
+    """Open ``url`` in headless Chromium at a ``width`` x ``height`` window; the DOM once
+    the page has loaded and its scripts ran (``--dump-dom``), or, with ``screenshot``, write
+    a PNG of the window there instead and return "".
+
+    ``profile``: a fresh folder for the browser's profile. Skips the test where there is no
+    Chromium.
+    """
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("chromium is not installed: cannot render the page")
+    args = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+            "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", f"--user-data-dir={profile}",
+            f"--window-size={width},{height}", "--virtual-time-budget=10000",
+            "--run-all-compositor-stages-before-draw"]
+    args += [f"--screenshot={screenshot}"] if screenshot is not None else ["--dump-dom"]
+    done = subprocess.run([*args, url], check=True, capture_output=True, text=True,
+                          timeout=timeout)
+    return "" if screenshot is not None else done.stdout
 
 
 def run_cli(*argv: str) -> int:

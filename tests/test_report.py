@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import html
 import io
+import json
 import re
 import shutil
 import subprocess
@@ -41,13 +43,30 @@ def _pngs(html: str) -> list[bytes]:
     return [base64.b64decode(m) for m in IMG.findall(html)]
 
 
+def html_tables(section: str) -> list[tuple[list[str], list[list[str]]]]:
+    """Each ``<table>`` of ``section`` as (header, rows of cells), tags and <wbr> dropped."""
+    def text(cell: str) -> str:
+        return html.unescape(re.sub(r"<[^>]+>", "", cell))
+
+    out = []
+    for body in re.findall(r"<table>(.*?)</table>", section, re.S):
+        header = [text(h) for h in re.findall(r"<th>(.*?)</th>", body)]
+        rows = [[text(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", row)]
+                for row in re.findall(r"<tr[^>]*>(.*?)</tr>", body)[1:]]
+        out.append((header, rows))
+    return out
+
+
 def test_every_section_is_present_and_drawn(report):
     for entry in SECTIONS:
         assert f'<section id="{entry.name}"><h2>{entry.meta["title"]}</h2>' in report
     assert "could not be drawn" not in report
-    # heat map 1 + cost 1 + curves (metric, val_loss) 2 + per-class 1 + one picture per model.
+    # heat map 1 + curves (metric, val_loss) 2 + per-class 1 + one picture per model; the
+    # cost plot is inline SVG (a hover title per point).
     pngs = _pngs(report)
-    assert len(pngs) == 5 + len(MODELS)
+    assert len(pngs) == 4 + len(MODELS)
+    cost = report.split('<section id="cost">')[1].split("</section>")[0]
+    assert cost.count("<svg") == 1 and "data:image/svg" not in cost
     from PIL import Image
 
     for data in pngs:
@@ -64,7 +83,7 @@ def test_report_is_self_contained(report):
 def test_leaderboard_section_holds_the_statistics(results, report):
     trials, _ = lb.load_results(results, sweep="syn")
     leaderboard_html = report.split('<section id="leaderboard">')[1].split("</section>")[0]
-    rows = re.findall(r"<tr>(.*?)</tr>", leaderboard_html)[1:]
+    _, rows = html_tables(leaderboard_html)[0]  # the main table
     assert len(rows) == len(MODELS) * len(LOSSES)
     done = trials[trials["status"] == "TERMINATED"]
     means = done.groupby(["model", "loss"])["val_mean_iou"].agg(["mean", "std", "count", "sum"])
@@ -73,7 +92,7 @@ def test_leaderboard_section_holds_the_statistics(results, report):
     means["score"] = means["sum"] / tried.groupby(["model", "loss"]).size()
     means = means.sort_values("score", ascending=False)
     for rank, ((model, loss), r) in enumerate(means.iterrows(), start=1):
-        cells = re.findall(r"<td[^>]*>(.*?)</td>", rows[rank - 1])
+        cells = rows[rank - 1]
         assert cells[:3] == [str(rank), model, loss]
         assert cells[3] == f"{r['mean']:.4f} ± {r['std']:.4f}"
         assert cells[5] == str(int(r["count"]))
@@ -174,9 +193,10 @@ def test_small_real_sweep(small_sweep, tmp_path):
         assert f'<section id="{entry.name}">' in html
     for run in done["mlflow_run_id"]:
         assert run in html
-    # heat map, cost, 2 curves, per-class IoU, and testnet's predictions when it saved them.
+    # heat map, 2 curves, per-class IoU, and testnet's predictions when it saved them (the
+    # cost plot is inline SVG).
     has_png = done["predictions_png"].notna().any()
-    assert len(IMG.findall(html)) == 5 + int(has_png)
+    assert len(IMG.findall(html)) == 4 + int(has_png)
 
 
 def test_stopped_trials_show_why_they_ended(results, tmp_path):
@@ -220,15 +240,34 @@ def test_patience_stops_are_counted_and_scheduler_stops_listed(results, tmp_path
 
 def test_leaderboard_section_shows_and_explains_the_tests(results, report):
     section = report.split('<section id="leaderboard">')[1].split("</section>")[0]
-    header = re.findall(r"<th>(.*?)</th>", section)
-    assert {"p vs best", "tied", "P(first)", "rank 95%"} <= set(header)
+    (header, rows), (tests_header, tests_rows), *_ = html_tables(section)
+    assert {"tied", "P(first)", "rank 95%"} <= set(header)
+    assert {"p vs best", "best", "best run"} <= set(tests_header)
     assert "paired test" in section and "Holm" in section and "bootstrap" in section
     board = lb.aggregate(lb.load_results(results, sweep="syn")[0])
-    rows = re.findall(r"<tr>(.*?)</tr>", section)[1:]
-    for (_, b), row in zip(board.iterrows(), rows, strict=True):
-        cells = dict(zip(header, re.findall(r"<td[^>]*>(.*?)</td>", row), strict=True))
+    for (_, b), row, more in zip(board.iterrows(), rows, tests_rows, strict=True):
+        cells = dict(zip(header, row, strict=True)) | dict(zip(tests_header, more, strict=True))
         assert cells["P(first)"] == f"{b['p_first']:.2f}"
         assert cells["tied"] == {True: "yes", False: "no"}.get(b["tied_with_best"], "")
+        assert cells["best run"] == b["best_mlflow_run_id"]
+
+
+def test_leaderboard_section_keeps_every_column_of_the_summary(results, report):
+    """The main table fits the page; the rest of the summary's columns, the costs and the
+    other metrics are in the tables folded under it, row for row."""
+    section = report.split('<section id="leaderboard">')[1].split("</section>")[0]
+    assert section.count("<details>") == 3
+    tables = html_tables(section)
+    summary = lb.summary(lb.aggregate(lb.load_results(results, sweep="syn")[0]))
+    shown: dict[str, list[str]] = {}
+    for header, rows in tables:
+        assert len(rows) == len(summary)
+        for k, column in enumerate(header):
+            shown.setdefault(column, [row[k] for row in rows])
+    for column in summary.drop(columns=["sweep", "dataset"]).columns:
+        assert shown[column] == list(summary[column]), column
+    for metric in ("val_dice_coef", "val_pixel_accuracy", "val_loss"):
+        assert metric in shown
 
 
 def test_leaderboard_section_draws_a_configuration_without_finished_trial(results, tmp_path):
@@ -316,3 +355,79 @@ def test_per_class_chart_fits_the_page_and_many_classes_become_a_heat_map():
     assert many.axes[0].images  # a heat map, one text per cell
     assert len(many.axes[0].texts) == 55
     assert per_class.BARS_UP_TO < 11
+
+
+# --------------------------------------------------------------- next-frame baselines
+NEXT_FRAME_DATA = {"height": 16, "width": 16, "digit_size": 8, "frames": 4, "train": 4,
+                   "val": 3, "test": 3, "target": "next_frame"}
+
+
+def next_frame_results(root: Path, sweep: str = "nf") -> Path:
+    """A next-frame results folder as a sweep leaves it, without training: two models'
+    trials (seeds 0 and 1) with made-up PSNR and SSIM, and ``leaderboard.parquet`` with
+    the persistence and mean-frame rows that ``bench.baselines.with_baselines`` scores on
+    the real frames of those seeds, as the sweep does."""
+    from bench import records
+    from bench.baselines import with_baselines
+
+    rows, history = [], []
+    for k, (model, psnr) in enumerate((("lstm_next_frame", 15.0), ("testnet", 13.5))):
+        for seed in (0, 1):
+            tid = f"{sweep}_{model}_{seed}"
+            value = psnr + 0.3 * seed
+            rows.append({
+                "trial_id": tid, "model": model, "loss": "binary_crossentropy",
+                "dataset": "moving_digits", "seed": seed, "status": "TERMINATED",
+                "end_reason": "completed", "error": None, "epochs": 1, "epochs_done": 1,
+                "metric": "val_psnr", "mode": "max", "val_psnr": value - 0.2,
+                "val_ssim": 0.40 + 0.01 * k, "test_psnr": value, "test_ssim": 0.42 + 0.01 * k,
+                **{f"test_psnr_step_{s}": value - s for s in (1, 2, 3)},
+                "val_loss": 0.3, "n_params": 1000 * (k + 1), "train_seconds": 2.0 + k,
+                "samples_per_second": 50.0, "mlflow_run_id": f"run{tid}",
+                "spec": f"name: {sweep}\n", "versions": json.dumps({"zoobench": "0.1.0"}),
+                "started_at": pd.Timestamp("2026-11-24T10:00", tz="UTC"),
+                "ended_at": pd.Timestamp("2026-11-24T10:05", tz="UTC"), "predictions_png": None,
+            })
+            history.append({"trial_id": tid, "model": model, "dataset": "moving_digits",
+                            "seed": seed, "epoch": 1, "loss": 0.4, "val_loss": 0.3,
+                            "val_psnr": value - 0.2})
+    trials = pd.DataFrame(rows).assign(sweep=sweep)
+    board = with_baselines(lb.aggregate(trials), trials, "moving_digits", NEXT_FRAME_DATA)
+    for name, frame in (("trials", trials), ("history", pd.DataFrame(history).assign(sweep=sweep)),
+                        ("leaderboard", board)):
+        records.write_table(root, name, sweep, frame)
+    return root
+
+
+def test_report_leaderboard_shows_the_next_frame_baselines(tmp_path):
+    """Issue 17: the report's leaderboard has the persistence and mean-frame rows that
+    `zoobench leaderboard` prints, with the same PSNR, unranked and marked as baselines."""
+    root = next_frame_results(tmp_path / "results")
+    status, csv = run_cli("leaderboard", ["--results", str(root), "--format", "csv"])
+    assert status == 0
+    printed = pd.read_csv(io.StringIO(csv)).set_index("model")
+    status, text = run_cli("leaderboard", ["--results", str(root)])
+    assert status == 0
+    report = build_report(root, sweep="nf", progress=None).read_text(encoding="utf-8")
+    assert "could not be drawn" not in report
+    section = report.split('<section id="leaderboard">')[1].split("</section>")[0]
+    header, rows = html_tables(section)[0]
+    cells = {row[header.index("model")]: dict(zip(header, row, strict=True)) for row in rows}
+    assert list(cells) == ["lstm_next_frame", "testnet", "persistence", "mean_frame"]
+    assert header[header.index("model") + 2] == "test_psnr"  # the board ranks the test split
+    for model in ("persistence", "mean_frame"):
+        row = cells[model]
+        psnr = printed.loc[model, "test_psnr_mean"]
+        assert row["test_psnr"] == f"{psnr:.4f}"  # one value per seed, no spread
+        # The same cell as the CLI's table prints on the row.
+        line = next(line for line in text.splitlines()[1:] if f" {model} " in line)
+        assert f" {row['test_psnr']} " in f" {line} "
+        assert row["rank"] == "baseline" and row["loss"] == "-" and row["n"] == "2"
+        gain = printed.loc[model, "gain_vs_persistence"]
+        assert row["gain vs persistence dB"] == f"{gain:+.2f}"
+    assert cells["persistence"]["gain vs persistence dB"] == "+0.00"
+    assert cells["lstm_next_frame"]["rank"] == "1" and cells["testnet"]["rank"] == "2"
+    trained_gain = printed.loc["testnet", "gain_vs_persistence"]
+    assert cells["testnet"]["gain vs persistence dB"] == f"{trained_gain:+.2f}"
+    assert section.count('<tr class="baseline">') == 2 * 4  # main + 3 folded tables
+    assert "persistence</i> repeats the last input frame" in section

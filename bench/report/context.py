@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from bench import leaderboard as lb
+from bench.baselines import add_gain, stored_baselines
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,9 @@ class ReportContext:
         history: its history, one row per trial x epoch, with the trial's ``model`` and
             ``loss_fn`` (the loss function; history's ``loss`` is the training loss value).
         board: its leaderboard (:func:`bench.leaderboard.aggregate`), best first.
+        baselines: the baseline rows the sweep stored beside its leaderboard (next frames:
+            ``persistence``, ``mean_frame``; :func:`bench.baselines.stored_baselines`),
+            scored by ``metric``; empty for other sweeps.
         metric, mode: what the sweep ranks by.
         created: when the report was made (UTC).
     """
@@ -35,6 +39,7 @@ class ReportContext:
     board: pd.DataFrame
     metric: str
     mode: str
+    baselines: pd.DataFrame = field(default_factory=pd.DataFrame)
     created: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
 
     @classmethod
@@ -42,13 +47,25 @@ class ReportContext:
               history: pd.DataFrame) -> ReportContext:
         """Aggregate ``trials`` and attach each history row's model and loss function."""
         board = lb.aggregate(trials)
+        with_rows = stored_baselines(results_dir, board)  # what `zoobench leaderboard` adds
+        baselines = with_rows[with_rows["baseline"]] if "baseline" in with_rows \
+            else pd.DataFrame()
         if len(history) and "trial_id" in history:
             keys = trials[["trial_id", "model", "loss"]].rename(columns={"loss": "loss_fn"})
             history = history.drop(columns=[c for c in ("model", "loss_fn") if c in history])
             history = history.merge(keys, on="trial_id", how="inner")
         return cls(results_dir=Path(results_dir), sweep=sweep, trials=trials,
                    history=history, board=board, metric=str(board["metric"].iloc[0]),
-                   mode=str(board["mode"].iloc[0]))
+                   mode=str(board["mode"].iloc[0]), baselines=baselines)
+
+    @property
+    def leaderboard(self) -> pd.DataFrame:
+        """``board`` and, after its rows, the ``baselines`` with their ``gain_vs_persistence``
+        (and the trained rows' gain), as ``zoobench leaderboard`` prints it."""
+        if self.baselines.empty:
+            return self.board
+        return add_gain(pd.concat([self.board.assign(baseline=False), self.baselines],
+                                  ignore_index=True).astype({"rank": "Int64"}))
 
     @property
     def finished(self) -> pd.DataFrame:

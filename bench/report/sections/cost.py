@@ -5,20 +5,29 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullFormatter
+from matplotlib.transforms import Bbox
 
 from bench.report.context import ReportContext
-from bench.report.html import esc, figure, figure_img, note, table
+from bench.report.html import PAGE_PX, esc, figure, figure_svg, note, table
 from bench.report.registry import register_section
 
 # The cost axes (column, label), lower is cheaper; one plot each that the leaderboard has.
 COSTS = (("n_params", "parameters"), ("flops_mean", "forward FLOPs per sample"),
          ("latency_ms_mean", "latency, batch 1 (ms)"), ("peak_memory_mb_mean", "peak memory (MiB)"),
          ("train_seconds_mean", "training time (s)"))
-COLUMNS_PER_ROW = 3
+COLUMNS_PER_ROW = 2  # two plots a row fit the page at their own size (issue 14)
+LABEL_POINTS = 8  # 10.7 CSS px when the drawing is shown at its size
+MARKER_PX = 3.0  # half a marker's size, at the figure's 100 dpi
 TOP_LABELS = 5  # the leaderboard's top rows keep their labels; at 50 configurations the rest
                 # would overprint into an unreadable pile (issue 14)
+
+
+#: One plot's labels: its axes, every point's (x, y) (n, 2), the labelled (x, y, text).
+Labels = tuple[Axes, np.ndarray, list[tuple[float, float, str]]]
 
 
 def labelled(on_front: np.ndarray, rank: np.ndarray, top: int = TOP_LABELS) -> np.ndarray:
@@ -55,8 +64,12 @@ def render(ctx: ReportContext) -> str:
         return note("No finished trial with a recorded cost: nothing to plot.")
     ncols = min(COLUMNS_PER_ROW, len(usable))
     nrows = -(-len(usable) // ncols)
-    fig = Figure(figsize=(5.8 * ncols, 4.6 * nrows), layout="constrained")
+    # The SVG is shown at its own size, 96 px an inch, within the page.
+    width = min(PAGE_PX / 96, 5.4 * ncols)
+    fig = Figure(figsize=(width, 4.4 * nrows), layout="constrained")
     on_front = pd.DataFrame(False, index=board.index, columns=[label for _, label in usable])
+    titles: dict[str, str] = {}  # each point's hover text, by the gid it is drawn with
+    labels: list[Labels] = []  # per plot: its points, and the labelled ones top down
     for k, (col, label) in enumerate(usable):
         ax = fig.add_subplot(nrows, ncols, k + 1)
         b = board[board[col].astype(float).notna()]
@@ -64,43 +77,32 @@ def render(ctx: ReportContext) -> str:
         err = b[std].fillna(0).to_numpy(dtype=float)
         on = pareto_front(x, y, ctx.mode)
         on_front.loc[b.index[on], label] = True
-        ax.errorbar(x[~on], y[~on], yerr=err[~on], fmt="o", color="#8c959f", ecolor="#d0d7de",
-                    capsize=2, label="configuration")
-        ax.errorbar(x[on], y[on], yerr=err[on], fmt="o", color="#cf222e", ecolor="#ff8182",
-                    capsize=2, label="Pareto front")
+        ax.errorbar(x[~on], y[~on], yerr=err[~on], fmt="none", ecolor="#d0d7de", capsize=2)
+        ax.errorbar(x[on], y[on], yerr=err[on], fmt="none", ecolor="#ff8182", capsize=2)
+        # One marker per point, each with its own id, so each gets its own hover title.
+        for i in range(len(b)):
+            gid = f"pt-{k}-{i}"
+            ax.plot(x[i], y[i], "o", color="#cf222e" if on[i] else "#8c959f", gid=gid,
+                    label=("Pareto front" if on[i] else "configuration"))
+            titles[gid] = _point_title(b.iloc[i], ctx, label, x[i], bool(on[i]))
         order = np.argsort(x[on])
         ax.step(x[on][order], y[on][order], where="post", color="#cf222e", lw=1.2)
         if x.min() > 0 and x.max() / x.min() > 20:
             ax.set_xscale("log")
-        # Labels stay inside the axes: those of points in the right part point left.
         ax.margins(x=0.08, y=0.12)
-        ax.autoscale_view()
-        f = np.log10 if ax.get_xscale() == "log" else (lambda v: v)
-        lo_x, hi_x = (f(v) for v in ax.get_xlim())
-        placed: list[tuple[float, float, bool]] = []  # labels so far: x, y (pixels), side
         ranks = b["rank"].to_numpy(dtype=float) if "rank" in b else np.full(len(b), np.nan)
         show = labelled(on, ranks)
-        for i in np.argsort(-y):  # top down, so a crowded label moves below its neighbours
-            if not show[i]:
-                continue
-            left = (f(x[i]) - lo_x) / (hi_x - lo_x) > 0.55
-            px, py = ax.transData.transform((x[i], y[i]))
-            dy = 3.0
-            # Same side, near in x and y: step down a line (fontsize 7 ≈ 10 px at 110 dpi).
-            while any(side == left and abs(qx - px) < 80 and abs(qy - (py + dy)) < 10
-                      for qx, qy, side in placed):
-                dy -= 9.0
-            placed.append((px, py + dy, left))
-            ann = ax.annotate(f"{b['model'].iloc[i]} / {b['loss'].iloc[i]}", (x[i], y[i]),
-                              textcoords="offset points", xytext=(-6 if left else 6, dy),
-                              ha="right" if left else "left", fontsize=7, color="#424a53")
-            ann.set_in_layout(False)
+        labels.append((ax, np.column_stack([x, y]),
+                       [(x[i], y[i], f"{b['model'].iloc[i]} / {b['loss'].iloc[i]}")
+                        for i in np.argsort(-y) if show[i]]))
         ax.xaxis.set_major_formatter(FuncFormatter(_short))
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(label)
         ax.set_ylabel(f"mean {ctx.metric}")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="best")
+        handles = dict(zip(*reversed(ax.get_legend_handles_labels()), strict=True))
+        ax.legend(handles.values(), handles.keys(), fontsize=8, loc="best")
+    _place_labels(fig, labels)
     front = board[on_front.any(axis=1)]
     rows = pd.DataFrame({
         "model": front["model"], "loss": front["loss"],
@@ -111,11 +113,80 @@ def render(ctx: ReportContext) -> str:
            for _, label in usable},
     })
     axes = ", ".join(label for _, label in usable)
-    return (figure(figure_img(fig, f"{ctx.metric} against {axes}"),
+    return (figure(figure_svg(fig, f"{ctx.metric} against {axes}", prefix="cost",
+                              titles=titles),
                    f"One plot per cost: {esc(axes)} (means over the trials). "
-                   f"Labelled: the Pareto front and the top {TOP_LABELS} of the leaderboard. "
+                   f"Labelled: the Pareto front and the top {TOP_LABELS} of the leaderboard; "
+                   "hover a point for its configuration and numbers. "
                    f"{esc(ctx.metric_label())}.")
             + "<p>The configurations on a front:</p>" + table(rows))
+
+
+def _place_labels(fig: Figure, labels: list[Labels]) -> None:
+    """Write each label beside its point, where it covers no other point, no label placed
+    before it, nor the legend, and stays inside the axes: right of the point, else left, a
+    line higher or lower at each try (labels are placed top down, so a crowded one moves
+    below its neighbours); where no place is free, the one that covers least."""
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw_without_rendering()  # runs the layout: the axes are where they will be drawn
+    for ax, every, points in labels:
+        frame = ax.get_window_extent(renderer)
+        legend = ax.get_legend()
+        taken = [legend.get_window_extent(renderer)] if legend else []
+        if legend:  # "best" as the points alone put it: the labels must not move it
+            corner = taken[0].transformed(ax.transAxes.inverted())
+            legend.set_loc((corner.x0, corner.y0))
+        r = MARKER_PX
+        marks = [Bbox([[px - r, py - r], [px + r, py + r]])
+                 for px, py in ax.transData.transform(every)]
+        for x, y, text in points:
+            own = ax.transData.transform((x, y))
+            others = [m for m in marks if not m.contains(*own)]
+            ann = ax.annotate(text, (x, y), textcoords="offset points", xytext=(6, 3),
+                              fontsize=LABEL_POINTS, color="#424a53")
+            ann.set_in_layout(False)
+            sides = (-1, 1) if own[0] > frame.x0 + 0.55 * frame.width else (1, -1)
+            steps = [3 + 10 * ((j + 1) // 2) * (-1 if j % 2 else 1) for j in range(15)]
+            best, best_cost = (sides[0], 3), np.inf
+            for dy in steps:  # 3, -7, 13, -17, ...: a line further each try
+                for side in sides:
+                    ann.xyann = (6 * side, dy)
+                    ann.set_horizontalalignment("left" if side > 0 else "right")
+                    box = ann.get_window_extent(renderer)
+                    inside = frame.x0 <= box.x0 and box.x1 <= frame.x1 and \
+                        frame.y0 <= box.y0 and box.y1 <= frame.y1
+                    # Covering a label is worse than covering a point; leaving the axes worst.
+                    cost = (0 if inside else 100) + 10 * sum(box.overlaps(t) for t in taken) \
+                        + sum(box.overlaps(m) for m in others)
+                    if cost < best_cost:
+                        best, best_cost = (side, dy), cost
+                    if cost == 0:
+                        break
+                if best_cost == 0:
+                    break
+            ann.remove()
+            # Moved away from its point: a thin line back to it.
+            line = {"arrowstyle": "-", "color": "#afb8c1", "lw": 0.6, "shrinkA": 1,
+                    "shrinkB": 4} if abs(best[1] - 3) > 10 else None
+            ann = ax.annotate(text, (x, y), textcoords="offset points",
+                              xytext=(6 * best[0], best[1]), arrowprops=line,
+                              ha="left" if best[0] > 0 else "right", fontsize=LABEL_POINTS,
+                              color="#424a53")
+            ann.set_in_layout(False)
+            taken.append(ann.get_window_extent(renderer))
+
+
+def _point_title(row: pd.Series, ctx: ReportContext, cost: str, x: float, front: bool) -> str:
+    """A point's hover text: its configuration, rank, metric (mean ± std, n) and cost."""
+    rank = row.get("rank")
+    rank = f"#{int(rank)} " if pd.notna(rank) else ""
+    std = row.get(f"{ctx.metric}_std")
+    spread = f" ± {std:.4f}" if pd.notna(std) else ""
+    where = f" on {row['dataset']}" if len(ctx.datasets) > 1 else ""
+    value = f"{x:,.0f}" if abs(x) >= 1000 else f"{x:.4g}"
+    return (f"{rank}{row['model']} / {row['loss']}{where}: {ctx.metric} "
+            f"{row[f'{ctx.metric}_mean']:.4f}{spread} (n={row['count']}); {cost} {value}"
+            + ("; on the Pareto front" if front else ""))
 
 
 def _short(value: float, _pos: int) -> str:

@@ -7,7 +7,7 @@ import math
 from matplotlib.figure import Figure
 
 from bench.report.context import ReportContext
-from bench.report.html import figure, figure_img, note
+from bench.report.html import PAGE_INCHES, figure, figure_img, note
 from bench.report.registry import register_section
 
 MAX_COLUMNS = 3
@@ -38,7 +38,8 @@ def _curves(ctx: ReportContext, col: str) -> Figure:
     colors = {lo: f"C{i % 10}" for i, lo in enumerate(losses)}
     ncols = min(MAX_COLUMNS, len(models))
     nrows = math.ceil(len(models) / ncols)
-    fig = Figure(figsize=(4.2 * ncols, 3.1 * nrows), layout="constrained")
+    # Three panels a row fill the page at their own size (a shrunk picture shrinks its words).
+    fig = Figure(figsize=(min(4.2 * ncols, PAGE_INCHES), 3.1 * nrows), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False, sharey=True)
     for ax, model in zip(axes.flat, models, strict=False):
         for loss in losses:

@@ -6,10 +6,11 @@ import pandas as pd
 
 from bench import leaderboard as lb
 from bench.report.context import ReportContext
-from bench.report.html import esc, table
+from bench.report.html import Cell, esc, shorten, table
 from bench.report.registry import register_section
 
-MAX_ERROR = 400  # characters of the error shown; the full text is in MLflow / trials.parquet
+MAX_ERROR = 400  # characters of the error shown; the full text is its title (hover), and in
+                 # MLflow / trials.parquet
 
 
 @register_section("failures", title="Failed and diverged trials")
@@ -42,7 +43,11 @@ def _reasons(bad: pd.DataFrame) -> pd.Series:
     scheduler, interrupted, ...)."""
     error, ended = _text(bad, "error"), _text(bad, "end_reason")
     reason = [e or (f"ended: {r}" if r else "") for e, r in zip(error, ended, strict=True)]
-    return pd.Series([_shorten(r) for r in reason], index=bad.index)
+    cells = []
+    for text in reason:
+        short = shorten(" ".join(text.split()), MAX_ERROR)
+        cells.append(Cell(short.text, text) if isinstance(short, Cell) else short)
+    return pd.Series(cells, index=bad.index, dtype=object)
 
 
 def _text(frame: pd.DataFrame, column: str) -> list[str]:
@@ -50,8 +55,3 @@ def _text(frame: pd.DataFrame, column: str) -> list[str]:
     if column not in frame:
         return [""] * len(frame)
     return ["" if pd.isna(v) else str(v) for v in frame[column]]
-
-
-def _shorten(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= MAX_ERROR else text[: MAX_ERROR - 1] + "…"

@@ -8,7 +8,7 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from bench.report.context import ReportContext
-from bench.report.html import figure, figure_img
+from bench.report.html import PAGE_INCHES, figure, figure_img
 from bench.report.registry import register_section
 
 
@@ -32,21 +32,27 @@ def render(ctx: ReportContext) -> str:
         grid = grid.loc[row_order(grid, ctx.mode)]
         values = grid.to_numpy(dtype=float)
         h, w = values.shape
-        fig = Figure(figsize=(max(4.5, 1.5 * w + 2.8), max(2.2, 0.5 * h + 1.4)))
+        # Within the page at its own size (a shrunk picture shrinks its numbers): many
+        # losses get narrower cells, smaller numbers and steeper names.
+        cell = min(1.5, (PAGE_INCHES - 3.2) / max(w, 1))
+        fontsize, digits = (9, 3) if cell >= 0.6 else (7, 3) if cell >= 0.45 else (7, 2)
+        fig = Figure(figsize=(min(PAGE_INCHES, max(4.5, cell * w + 3.2)),
+                              max(2.2, 0.5 * h + 1.6)), layout="constrained")
         ax = fig.add_subplot()
         cmap = colormaps["viridis" if ctx.mode == "max" else "viridis_r"].with_extremes(
             bad="#dddddd")
         im = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, aspect="auto")
-        ax.set_xticks(range(w), [str(c) for c in grid.columns], rotation=20, ha="right")
+        ax.set_xticks(range(w), [str(c) for c in grid.columns], rotation=20 if cell >= 1.2
+                      else 45, ha="right", rotation_mode="anchor")
         ax.set_yticks(range(h), [str(i) for i in grid.index])
         finite = values[np.isfinite(values)]
         mid = (finite.min() + finite.max()) / 2 if finite.size else 0
         for i in range(h):
             for j in range(w):
                 v = values[i, j]
-                text = "n/a" if not np.isfinite(v) else f"{v:.3f}"
+                text = "n/a" if not np.isfinite(v) else f"{v:.{digits}f}"
                 light = np.isfinite(v) and ((v < mid) == (ctx.mode == "max"))
-                ax.text(j, i, text, ha="center", va="center", fontsize=9,
+                ax.text(j, i, text, ha="center", va="center", fontsize=fontsize,
                         color="white" if light else "black")
         fig.colorbar(im, ax=ax, label=f"mean {ctx.metric}")
         ax.set_title(dataset, fontsize=10)

@@ -9,12 +9,12 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from bench.report.context import ReportContext
-from bench.report.html import figure, figure_img, note, table
+from bench.report.html import PAGE_INCHES, figure, figure_img, note, table
 from bench.report.registry import register_section
 
 TOP = 5
 BARS_UP_TO = 6  # classes drawn as grouped bars; more become a configurations x classes heat map
-PAGE_INCHES = 12.0
+CLASSES_AS_COLUMNS = 12  # more classes: the table turns, a row per class
 _CLASS = re.compile(r"^(?:val|test)_iou_class_(\d+)$")
 
 
@@ -50,24 +50,26 @@ def render(ctx: ReportContext) -> str:
     labels = [f"class {_CLASS.match(c).group(1)}" for c in cols]
     values = frame[cols].to_numpy(dtype=float)
     n, k = values.shape
-    # Page width is ~12 inches at the report's 110 dpi: a wider figure is shrunk and its
+    # A figure wider than the page (PAGE_INCHES at the report's 110 dpi) is shrunk and its
     # labels with it (issue 14: 11 classes were ~5 px). Many classes become a heat map.
     fig = _heat_map(values, labels, list(frame["configuration"])) if k > BARS_UP_TO \
         else _bars(values, labels, list(frame["configuration"]))
     shown = frame.rename(columns=dict(zip(cols, labels, strict=True)))
     for c in labels:
         shown[c] = shown[c].map(lambda v: "" if pd.isna(v) else f"{v:.3f}")
+    if k > CLASSES_AS_COLUMNS:  # a column per class would run off the page
+        shown = shown.set_index("configuration").T.rename_axis("class").reset_index()
     return figure(figure_img(fig, "per-class IoU of the top configurations"),
                   f"Top {n} configurations by {ctx.metric}: IoU per class on the {split} "
                   "split; class 0 is the background.") \
-        + table(shown)
+        + table(shown, wrap_columns=("configuration",))
 
 
 def _bars(values: np.ndarray, labels: list[str], names: list[str]) -> Figure:
     """Grouped bars: ``values`` (n configurations, k classes), within the page's width."""
     n, k = values.shape
     fig = Figure(figsize=(min(PAGE_INCHES, max(6.0, 0.9 * k * n / 2 + 3)), 3.6),
-                 layout="constrained")
+                 layout="constrained")  # the legend right of the axes, inside the figure
     ax = fig.add_subplot()
     width = 0.8 / n
     for i in range(n):
@@ -77,7 +79,7 @@ def _bars(values: np.ndarray, labels: list[str], names: list[str]) -> Figure:
     ax.set_ylabel("IoU")
     ax.set_ylim(0, 1)
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
+    fig.legend(fontsize=8, loc="outside right upper")
     return fig
 
 
@@ -92,9 +94,10 @@ def _heat_map(values: np.ndarray, labels: list[str], names: list[str]) -> Figure
     ax.set_xticks(range(k), [label.replace("class ", "") for label in labels], fontsize=9)
     ax.set_yticks(range(n), names, fontsize=9)
     ax.set_xlabel("class")
+    cell = fig.get_figwidth() / (k + 5)  # inches a class gets, roughly
     for i in range(n):
         for j in range(k):
-            if np.isfinite(values[i, j]):
+            if np.isfinite(values[i, j]) and cell >= 0.4:  # else only the table has numbers
                 ax.text(j, i, f"{values[i, j]:.2f}", ha="center", va="center", fontsize=8,
                         color="white" if values[i, j] < 0.5 else "black")
     fig.colorbar(image, ax=ax, label="IoU", fraction=0.03)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bench.predictions import DPI, TITLE_POINTS
 from bench.report.context import ReportContext
 from bench.report.html import esc, figure, file_img, note
 from bench.report.registry import register_section
@@ -33,7 +34,9 @@ def render(ctx: ReportContext) -> str:
         if not path.is_file():
             missing.append(f"{what}: picture file missing: <code>{esc(path)}</code>")
             continue
-        cells.append(figure(file_img(path, f"predictions of {model}"), what))
+        # Drawn by bench.predictions: its titles are its smallest text.
+        img = file_img(path, f"predictions of {model}", min_font_px=TITLE_POINTS * DPI / 72)
+        cells.append(figure(img, what))
     out = f'<div class="gallery">{"".join(cells)}</div>' if cells else ""
     if missing:
         out += note("Missing pictures:<br>" + "<br>".join(missing))
