@@ -242,7 +242,10 @@ def test_ladder_beats_supervised_only_with_few_labels():
 
     The README's setting (tests/perf/ladder_semi_supervised.py defaults: 100 labelled
     of 2,000 canvases, 50 labelled + 50 unlabelled per batch), cut to 20 epochs and
-    one seed. Measured at 20 epochs, seed 0: supervised 0.326, ladder 0.554.
+    one seed. Measured at 20 epochs, seed 0, on today's digits (whose test split keeps a
+    fifth of the source digits out of training): supervised 0.422, ladder 0.479. Before
+    the test split it was 0.326 and 0.554, against a margin of 0.1 that no longer holds;
+    the margin asked now is about half the measured gap.
     """
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), "perf"))
     import ladder_semi_supervised as perf
@@ -251,7 +254,7 @@ def test_ladder_beats_supervised_only_with_few_labels():
     data = perf.load_data(args, seed=0)
     supervised, _ = perf.train(perf.variants(args)["supervised"], data, args, seed=0)
     ladder, _ = perf.train(perf.variants(args)["ladder"], data, args, seed=0)
-    assert ladder > supervised + 0.1, (ladder, supervised)
+    assert ladder > supervised + 0.03, (ladder, supervised)
 
 
 @pytest.mark.slow
