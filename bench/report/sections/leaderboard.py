@@ -21,9 +21,6 @@ MEANING = (
 def render(ctx: ReportContext) -> str:
     """Configurations ranked by the mean of the sweep's metric over their finished trials,
     each failed trial counting as the metric's worst value."""
-    shown = lb.summary(ctx.board).drop(columns=["sweep"])
-    if len(ctx.datasets) == 1:
-        shown = shown.drop(columns=["dataset"])
     within_loss = "ranked_within_loss" in ctx.board and bool(ctx.board["ranked_within_loss"]
                                                              .any())
     return (
@@ -37,6 +34,14 @@ def render(ctx: ReportContext) -> str:
         "when wide), <i>n</i> the number of finished trials, <i>failed</i> those that "
         "raised or diverged: they are not in the mean, but the rank scores each as the "
         f"metric's worst value. {MEANING} <i>best</i> is the best trial's value and its "
-        "MLflow run. Cost columns are means over the finished trials.</p>"
-        + table(shown, code_columns=("best run",))
+        "MLflow run. Cost columns are means over the finished trials."
+        + (" Each dataset is ranked on its own, one table each." if len(ctx.datasets) > 1
+           else "") + "</p>"
+        + ctx.per_dataset(_table)
     )
+
+
+def _table(ctx: ReportContext) -> str:
+    """The summary table of ``ctx``'s board (one dataset's)."""
+    shown = lb.summary(ctx.board).drop(columns=["sweep", "dataset"])
+    return table(shown, code_columns=("best run",))
