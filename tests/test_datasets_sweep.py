@@ -135,6 +135,38 @@ def test_protocol_selects_per_dataset_x_model_x_loss():
         ("shapes", "m", 1e-3, 1), ("shapes", "m", 1e-3, 2)]
 
 
+def test_next_frame_baselines_are_scored_per_dataset_on_that_datasets_data():
+    from bench import baselines
+    from bench import leaderboard as lb
+    from tests.test_next_frame import SMALL
+
+    # Two next-frame datasets (frames of 16 and of 8 pixels) and a segmentation one.
+    small = {**SMALL, "height": 8, "width": 8}
+    rows = []
+    for dataset, psnr in (("moving_digits[height=16,width=16]", 14.0),
+                          ("moving_digits[height=8,width=8]", 12.0), ("shapes", math.nan)):
+        for seed in (0, 1):
+            rows.append({"sweep": "s", "trial_id": f"{dataset}{seed}", "dataset": dataset,
+                         "model": "testnet", "loss": "bce", "seed": seed,
+                         "status": "TERMINATED", "metric": "val_psnr", "mode": "max",
+                         "val_psnr": psnr + seed, "test_psnr": psnr + seed})
+    trials = pd.DataFrame(rows)
+    datasets = {"moving_digits[height=16,width=16]": ("moving_digits", SMALL),
+                "moving_digits[height=8,width=8]": ("moving_digits", small),
+                "shapes": ("shapes", {"height": 16, "width": 16})}
+    board = baselines.with_baselines(lb.aggregate(trials), trials, datasets)
+    for label, (name, options) in list(datasets.items())[:2]:
+        own = board[board["dataset"] == label].set_index("model")
+        # Each dataset's baselines come after its ranked row, scored on its own frames.
+        assert list(own.index) == ["testnet", "persistence", "mean_frame"]
+        expected = baselines.baseline_scores(name, options, [0, 1])
+        persistence = expected[expected["model"] == "persistence"]["test_psnr"].mean()
+        assert own.loc["persistence", "test_psnr_mean"] == pytest.approx(persistence)
+        assert own.loc["testnet", "gain_vs_persistence"] == pytest.approx(
+            own.loc["testnet", "test_psnr_mean"] - persistence)
+    assert board[board["dataset"] == "shapes"]["model"].tolist() == ["testnet"]
+
+
 # ---------------------------------------------------------------- one real sweep, 2 datasets
 
 SMALL = "{name: shapes, height: 12, width: 12, classes: 3, train: 16, val: 8, test: 8}"
