@@ -322,3 +322,22 @@ def test_report_shows_per_dataset_leaderboards_and_the_cd_diagram(multi, tmp_pat
     labels = re.findall(r"<title>([^<]+ \(\d\.\d\d\))</title>", section)
     assert sorted(label.split(" x ")[0] for label in labels) == sorted(MODELS)
     assert_cd_diagram_renders(section, tmp_path)
+
+
+def test_register_best_registers_each_datasets_best_model(multi):
+    from mlflow import MlflowClient
+
+    from bench.model_registry import register_best
+    from bench.tracking import Tracking
+
+    uri = f"sqlite:///{multi.results.resolve() / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    run = client.get_run(str(multi.trials["mlflow_run_id"].iloc[0]))
+    track = Tracking(uri, run.info.experiment_id, run.data.tags["mlflow.parentRunId"])
+    assert register_best(track, multi.board, "multi-best", "multi") == 2
+    versions = client.search_model_versions("name = 'multi-best'")
+    got = {v.tags["zoobench.dataset"]: v.run_id for v in versions}
+    top = multi.board[multi.board["rank"] == 1]
+    assert got == dict(zip(top["dataset"], top["best_mlflow_run_id"], strict=True))
+    assert register_best(track, multi.board, "multi-best", "multi") in (1, 2)  # nothing new
+    assert len(client.search_model_versions("name = 'multi-best'")) == 2
