@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -128,14 +128,16 @@ def add_gain(board: pd.DataFrame) -> pd.DataFrame:
     return board
 
 
-def with_baselines(board: pd.DataFrame, trials: pd.DataFrame, dataset: str,
-                   options: dict[str, Any]) -> pd.DataFrame:
-    """``board`` plus the ``persistence`` and ``mean_frame`` rows and ``gain_vs_persistence``
-    when ``trials`` are next-frame trials (they report ``val_psnr``); ``board`` unchanged
-    otherwise.
+def with_baselines(board: pd.DataFrame, trials: pd.DataFrame,
+                   datasets: Mapping[str, tuple[str, dict[str, Any]]]) -> pd.DataFrame:
+    """``board`` plus, per next-frame dataset, the ``persistence`` and ``mean_frame`` rows,
+    and ``gain_vs_persistence``; ``board`` unchanged without next-frame trials.
 
-    The baselines are scored on the data of every seed among the ranked trials, and
-    ranked by the board's metric (not given a rank: references, not contestants).
+    ``datasets`` maps each dataset label of the trials (their ``dataset`` column) to its
+    registry name and options. A dataset's trials are next-frame trials when they report
+    ``val_psnr``. The baselines are scored on the data of every seed among its ranked
+    trials, and ranked by the board's metric (not given a rank: references, not
+    contestants).
     """
     from bench.leaderboard import final_stage
 
@@ -143,13 +145,23 @@ def with_baselines(board: pd.DataFrame, trials: pd.DataFrame, dataset: str,
     # to ask its task would cost every segmentation sweep a dataset build.
     if board.empty or trials.empty or "val_psnr" not in trials:
         return board
-    seeds = sorted({int(s) for s in final_stage(trials)["seed"].dropna()})
-    scores = baseline_scores(dataset, options, seeds)
-    board = board.assign(baseline=False)
+    ranked = final_stage(trials)
     # The board ranks by the test twin of the sweep's metric when trials were tested.
     metric, mode = str(board["metric"].iloc[0]), str(board["mode"].iloc[0])
-    rows = baseline_rows(scores, str(board["sweep"].iloc[0]), dataset, metric, mode)
-    out = pd.concat([board, rows], ignore_index=True)
+    sweep = str(board["sweep"].iloc[0])
+    rows = []
+    for label, (name, options) in datasets.items():
+        own = ranked[ranked["dataset"].astype(str) == label]
+        if own.empty or not own["val_psnr"].notna().any():
+            continue
+        seeds = sorted({int(s) for s in own["seed"].dropna()})
+        rows.append(baseline_rows(baseline_scores(name, options, seeds), sweep, label,
+                                  metric, mode))
+    if not rows:
+        return board
+    out = pd.concat([board.assign(baseline=False), *rows], ignore_index=True)
+    # Each dataset's baselines after its own ranked rows (the board is sorted by dataset).
+    out = out.sort_values(["sweep", "dataset"], kind="stable", ignore_index=True)
     out["rank"] = out["rank"].astype("Int64")
     out["baseline"] = out["baseline"].astype(bool)
     return add_gain(out)

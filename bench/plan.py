@@ -1,15 +1,17 @@
 """A validated spec becomes Tune's three objects: what is searched, how, and with what.
 
-* ``param_space``: ``model``, ``loss`` and ``seed`` as ``grid_search`` (every cell is
-  run), the hyperparameters as Tune domains; ``samples`` is Tune's ``num_samples``, so
-  each cell gets ``samples`` draws.
+* ``param_space``: ``dataset`` (when the spec lists several), ``model``, ``loss`` and
+  ``seed`` as ``grid_search`` (every cell is run), the hyperparameters as Tune domains;
+  ``samples`` is Tune's ``num_samples``, so each cell gets ``samples`` draws. A spec that
+  leaves cells out (``skip_incompatible``) is not a product of grids: its dataset x
+  model x loss cells are one ``cell`` grid instead (``bench.cells``).
 * ``tune_config``: the search algorithm (``random`` = Tune's BasicVariantGenerator,
   ``optuna`` = ``OptunaSearch``), both seeded with the spec's ``search_seed``, and
   scheduler (``fifo`` or ``asha`` on the sweep's metric and mode).
 
-Optuna cannot take ``grid_search``: with ``search: optuna`` model, loss and seed become
-categorical parameters searched jointly with the rest, and the sweep runs
-``samples x cells`` trials in all (Optuna decides how they are spread over cells).
+Optuna cannot take ``grid_search``: with ``search: optuna`` dataset, model, loss (or the
+cell) and seed become categorical parameters searched jointly with the rest, and the sweep
+runs ``samples x cells`` trials in all (Optuna decides how they are spread over cells).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 from ray.tune.search import BasicVariantGenerator
 
+from bench import cells
 from bench.spec import Space, SweepSpec
 
 
@@ -45,16 +48,21 @@ def _domain(value: Any) -> Any:
 def param_space(spec: SweepSpec) -> dict[str, Any]:
     """Tune's ``param_space``: the grid (or Optuna's categories) plus every hyperparameter.
 
-    Models and losses appear by label (``focal(gamma=2)``); the trainable finds their
-    registry name and options in its ``SweepContext``.
+    Datasets, models and losses appear by label (``digits[height=16]``,
+    ``focal(gamma=2)``); the trainable finds their registry name and options in its
+    ``SweepContext``. A single dataset is not a key (its trials' configs are as before).
     """
-    cells = {
-        "model": [m.label for m in spec.models],
-        "loss": [loss.label for loss in spec.losses],
-        "seed": list(spec.seeds),
-    }
+    grid: dict[str, list[Any]] = {}
+    if spec.skipped:
+        grid[cells.CELL_KEY] = [cell.label for cell in spec.grid]
+    else:
+        if len(spec.datasets) > 1:
+            grid["dataset"] = [d.label for d in spec.datasets]
+        grid["model"] = [m.label for m in spec.models]
+        grid["loss"] = [loss.label for loss in spec.losses]
+    grid["seed"] = list(spec.seeds)
     wrap = tune.choice if spec.search == "optuna" else tune.grid_search
-    space = {key: wrap(values) for key, values in cells.items()}
+    space = {key: wrap(values) for key, values in grid.items()}
     space.update({key: _domain(value) for key, value in spec.params.items()})
     return space
 
@@ -77,9 +85,12 @@ def trial_dirname(trial: Any) -> str:
 
 
 def trial_name(trial: Any) -> str:
-    """``model-loss-s<seed>-<trial_id>``: readable in Tune's progress table and in MLflow."""
-    config = trial.config
-    return f"{config.get('model')}-{config.get('loss')}-s{config.get('seed')}-{trial.trial_id}"
+    """``model-loss-s<seed>-<trial_id>``, after ``<dataset>-`` in a sweep of several datasets:
+    readable in Tune's progress table and in MLflow."""
+    config = cells.resolve(trial.config)
+    dataset = f"{config['dataset']}-" if config.get("dataset") else ""
+    return (f"{dataset}{config.get('model')}-{config.get('loss')}-s{config.get('seed')}-"
+            f"{trial.trial_id}")
 
 
 def make_plan(spec: SweepSpec) -> Plan:

@@ -32,9 +32,13 @@ _CLEAR = "\r\033[K"  # back to the line's start and clear it (the terminal's sum
 
 
 def trial_label(trial: Any) -> str:
-    """``model x loss seed N (trial_id)`` from a Tune trial's config."""
-    config = trial.config
-    return (f"{config.get('model')} x {config.get('loss')} seed {config.get('seed')} "
+    """``model x loss seed N (trial_id)`` from a Tune trial's config (``model x loss on
+    DATASET seed N ...`` in a sweep of several datasets)."""
+    from bench.cells import resolve
+
+    config = resolve(trial.config)
+    on = f" on {config['dataset']}" if config.get("dataset") else ""
+    return (f"{config.get('model')} x {config.get('loss')}{on} seed {config.get('seed')} "
             f"({trial.trial_id})")
 
 

@@ -7,9 +7,9 @@ A spec with ``protocol`` runs two stages, each a Tune experiment of its own::
       final: {seeds: [0, 1, 2, 3, 4]}                    # stage 2: the chosen params, tested
 
 * Stage ``tune`` is the spec itself with the protocol's ``samples``, ``scheduler`` and
-  ``seeds``: every model x loss cell searches ``params`` on the validation split.
-* Stage ``final`` takes, per cell, the params of the tune trial with the best
-  validation value of the sweep's metric (``select_params``), and trains them on every
+  ``seeds``: every dataset x model x loss cell searches ``params`` on the validation split.
+* Stage ``final`` takes, per cell (so per dataset too), the params of the tune trial with
+  the best validation value of the sweep's metric (``select_params``), and trains them on every
   final seed for the full epochs with FIFO scheduling; each trial is then tested
   (its ``test_*`` columns). The leaderboard ranks this stage only.
 
@@ -28,11 +28,11 @@ from typing import Any
 
 import pandas as pd
 
+from bench.cells import cell_label
 from bench.spec import Scheduler, Space, SweepSpec
 
 STAGES = ("tune", "final")
 FAILED = ("ERROR", "NAN")
-CELL_SEPARATOR = " | "
 
 
 @dataclass(frozen=True)
@@ -102,25 +102,22 @@ def _protocol(spec: SweepSpec) -> Protocol:
     return protocol
 
 
-def cell_label(model: str, loss: str) -> str:
-    """The final stage's grid value for a model x loss cell."""
-    return f"{model}{CELL_SEPARATOR}{loss}"
-
-
 def select_params(trials: pd.DataFrame, spec: SweepSpec) -> dict[str, dict[str, Any]]:
     """Each cell's chosen params from the tune stage's ``trials`` table.
 
     Args:
         trials: one row per tune trial with ``model``, ``loss``, ``status``, the
             sweep's metric (its best validation epoch's value) and the ``params``
-            columns (``batch_size``, ``lr``, ...).
+            columns (``batch_size``, ``lr``, ...); with a ``dataset`` column, each
+            dataset's cells are chosen apart.
         spec: the sweep (its ``metric``, ``mode`` and ``params`` keys).
 
     Returns:
-        ``{cell_label(model, loss): {"model", "loss", param: value, ...}}`` with the
-        params of the cell's trial whose metric is best (ties: the earliest row).
-        Failed trials and those without a finite metric are not candidates; a cell
-        without candidates is absent.
+        ``{cell_label(model, loss, dataset): {"dataset", "model", "loss", param: value,
+        ...}}`` (``"model | loss"`` without a dataset column) with the params of the
+        cell's trial whose metric is best (ties: the earliest row). Failed trials and
+        those without a finite metric are not candidates; a cell without candidates is
+        absent.
     """
     chosen: dict[str, dict[str, Any]] = {}
     metric, sign = spec.metric, (1.0 if spec.mode == "max" else -1.0)
@@ -130,11 +127,14 @@ def select_params(trials: pd.DataFrame, spec: SweepSpec) -> dict[str, dict[str, 
         if row.get("status") in FAILED or value is None or pd.isna(value) \
                 or not math.isfinite(float(value)):
             continue
-        label = cell_label(str(row["model"]), str(row["loss"]))
+        dataset = row.get("dataset")
+        dataset = None if dataset is None or pd.isna(dataset) else str(dataset)
+        label = cell_label(str(row["model"]), str(row["loss"]), dataset)
         score = sign * float(value)
         if label in chosen and chosen[label]["_score"] >= score:
             continue
-        chosen[label] = {"model": str(row["model"]), "loss": str(row["loss"]),
+        where = {"dataset": dataset} if dataset is not None else {}
+        chosen[label] = {**where, "model": str(row["model"]), "loss": str(row["loss"]),
                          **{key: _plain(row.get(key)) for key in keys}, "_score": score,
                          "_trial_id": str(row.get("trial_id"))}
     return chosen
@@ -163,8 +163,9 @@ def final_param_space(spec: SweepSpec, chosen: Mapping[str, Mapping[str, Any]]
                       ) -> dict[str, Any]:
     """Tune's ``param_space`` for stage 2: a grid of cells x final seeds.
 
-    ``model``, ``loss`` and every param are drawn with ``tune.sample_from`` from the
-    cell's choice, so trial configs stay flat (``model``, ``lr``, ...) as in any sweep.
+    ``dataset`` (when the cells have one), ``model``, ``loss`` and every param are drawn
+    with ``tune.sample_from`` from the cell's choice, so trial configs stay flat
+    (``dataset``, ``model``, ``lr``, ...) as in any sweep.
     """
     from ray import tune
 
@@ -173,14 +174,17 @@ def final_param_space(spec: SweepSpec, chosen: Mapping[str, Mapping[str, Any]]
         "cell": tune.grid_search(sorted(chosen)),
         "seed": tune.grid_search(list(protocol.final_seeds)),
     }
-    for key in ("model", "loss", *spec.params):
-        space[key] = tune.sample_from(_Chosen(chosen, key))
+    with_dataset = any("dataset" in values for values in chosen.values())
+    for key in ("dataset", "model", "loss", *spec.params):
+        if key != "dataset" or with_dataset:
+            space[key] = tune.sample_from(_Chosen(chosen, key))
     return space
 
 
 def selection_table(chosen: Mapping[str, Mapping[str, Any]], spec: SweepSpec) -> pd.DataFrame:
     """One row per cell: what stage 1 chose and the tune trial it came from."""
-    rows = [{"model": values["model"], "loss": values["loss"],
+    rows = [{**({"dataset": values["dataset"]} if "dataset" in values else {}),
+             "model": values["model"], "loss": values["loss"],
              "tune_trial_id": values.get("_trial_id"),
              f"tune_{spec.metric}": (values["_score"] if spec.mode == "max"
                                      else -values["_score"]),

@@ -32,6 +32,7 @@ from typing import Any
 
 import pandas as pd
 
+from bench import cells
 from bench.errors import UsageError
 from bench.spec import SweepSpec
 from bench.trial.cases import CASE_COLUMNS, CASE_METRICS
@@ -173,6 +174,16 @@ def _status(outcome: TrialOutcome) -> tuple[str, str, str | None]:
     return STOPPED, "interrupted" if outcome.unfinished else "scheduler", None
 
 
+def trial_keys(outcome: TrialOutcome, spec: SweepSpec) -> dict[str, Any]:
+    """A trial's key columns: ``trial_id, model, loss, dataset, seed``. ``dataset`` is the
+    label of the trial's dataset (the sweep's only one when its config names none)."""
+    config = cells.resolve(outcome.config)
+    return {"trial_id": outcome.trial_id, "model": config.get("model"),
+            "loss": config.get("loss"),
+            "dataset": config.get("dataset") or spec.datasets[0].label,
+            "seed": config.get("seed")}
+
+
 def trial_rows(
     outcomes: Iterable[TrialOutcome],
     spec: SweepSpec,
@@ -199,9 +210,7 @@ def trial_rows(
         per_epoch_speed = [r["samples_per_second"] for r in outcome.history[1:]
                            or outcome.history
                            if math.isfinite(r.get("samples_per_second", math.nan))]
-        keys = {"trial_id": outcome.trial_id, "model": config.get("model"),
-                "loss": config.get("loss"), "dataset": spec.dataset,
-                "seed": config.get("seed")}
+        keys = trial_keys(outcome, spec)
         ended = metrics.get("timestamp")
         # Tune's time_total_s adds up every attempt of a resumed trial.
         started = ended - metrics.get("time_total_s", 0.0) if ended else None
@@ -276,9 +285,7 @@ def case_rows(outcomes: Iterable[TrialOutcome], spec: SweepSpec) -> pd.DataFrame
     for outcome in outcomes:
         if outcome.cases is None or not len(outcome.cases):
             continue
-        keys = {"trial_id": outcome.trial_id, "model": outcome.config.get("model"),
-                "loss": outcome.config.get("loss"), "dataset": spec.dataset,
-                "seed": outcome.config.get("seed")}
+        keys = trial_keys(outcome, spec)
         frame = outcome.cases.loc[:, list(CASE_COLUMNS)].copy()
         for position, (key, value) in enumerate(keys.items()):
             frame.insert(position, key, value)

@@ -11,6 +11,9 @@ The keys (see ``DEFAULT_SPEC`` for a complete example)::
 
     name: smoke                        # letters, digits, . _ -; --name overrides it
     dataset: {name: shapes, height: 32, ...}   # zoo.datasets options
+    datasets: [{name: shapes, ...}, {name: digits, ...}]   # or several (not with dataset)
+    skip_incompatible: false           # leave out the cells whose model or loss cannot take
+                                       # the dataset (one note each) instead of failing
     models: [testnet, {unet: {base_filters: 8}}]   # a name, or {name: {option: value}}
     losses: [dice, {focal: {gamma: 2}}]        # a name, or {name: {param: value}}
     seeds: [0, 1]
@@ -56,6 +59,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from bench.cells import Cell
 from bench.errors import UsageError
 
 if TYPE_CHECKING:
@@ -129,15 +133,63 @@ class Scheduler:
 
 
 @dataclass(frozen=True)
-class SweepSpec:
-    """A validated sweep spec. ``source`` is the YAML text it came from (recorded per trial).
+class SweepDataset:
+    """One dataset of a sweep: registry ``name`` with its ``options``.
 
-    ``warnings`` are what validation warned about (already printed to stderr).
+    ``label`` is what the results call it (their ``dataset`` column): the name, unless
+    the sweep lists the same name twice (``dataset_labels``). Empty means the name.
     """
 
     name: str
-    dataset: str
-    dataset_options: dict[str, Any]
+    options: dict[str, Any] = field(default_factory=dict)
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.label:
+            object.__setattr__(self, "label", self.name)
+
+
+def dataset_labels(datasets: list[tuple[str, dict[str, Any]]],
+                   defaults: Callable[[str], dict[str, Any]] | None = None) -> list[str]:
+    """The label of each ``(name, options)`` of a sweep's datasets, in order.
+
+    The rule: a dataset's name when no other entry has that name; otherwise the name and,
+    in brackets, the options (sorted by key) whose values differ between the entries of
+    that name, defaults filled in (``defaults(name)``, by default the dataset registry's):
+    ``digits[height=16]`` and ``digits[height=32]`` for ``{name: digits, height: 16}`` and
+    ``{name: digits}``. Two entries of one name with the same options are the same data
+    (refused by the spec), so the labels are distinct.
+    """
+    defaults = defaults or _dataset_defaults
+    names = [name for name, _ in datasets]
+    full = [{**defaults(name), **options} if names.count(name) > 1 else options
+            for name, options in datasets]
+    labels = []
+    for name, options in zip(names, full, strict=True):
+        if names.count(name) == 1:
+            labels.append(name)
+            continue
+        peers = [full[i] for i, other in enumerate(names) if other == name]
+        keys = sorted({key for peer in peers for key in peer}, key=str)
+        differ = [key for key in keys if any(peer.get(key) != options.get(key) for peer in peers)]
+        inner = ",".join(f"{key}={options.get(key)}" for key in differ)
+        labels.append(f"{name}[{inner}]")
+    return labels
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A validated sweep spec. ``source`` is the YAML text it came from (recorded per trial).
+
+    ``datasets`` are the sweep's datasets in the spec's order (one for a ``dataset:``
+    spec); ``dataset`` and ``dataset_options`` are the first one's, for code that runs a
+    single dataset. ``skipped`` are the cells ``skip_incompatible`` left out, and
+    ``grid`` the cells that run. ``warnings`` are what validation warned about (already
+    printed to stderr).
+    """
+
+    name: str
+    datasets: tuple[SweepDataset, ...]
     models: tuple[Component, ...]
     losses: tuple[Component, ...]
     seeds: tuple[int, ...]
@@ -163,11 +215,30 @@ class SweepSpec:
     protocol: Protocol | None = None  # tune-then-test in two stages (bench.protocol)
     plugins: tuple[str, ...] = ()  # modules every process imports first (bench.plugins)
     register_best: str | None = None  # registry name for the best model (bench.model_registry)
+    skip_incompatible: bool = False
+    skipped: tuple[Cell, ...] = ()  # cells left out: a model or loss that cannot take the data
+
+    @property
+    def dataset(self) -> str:
+        """The first dataset's registry name (the only one of a ``dataset:`` spec)."""
+        return self.datasets[0].name
+
+    @property
+    def dataset_options(self) -> dict[str, Any]:
+        """The first dataset's options."""
+        return self.datasets[0].options
+
+    @property
+    def grid(self) -> tuple[Cell, ...]:
+        """The dataset x model x loss cells that run, datasets outermost."""
+        left_out = set(self.skipped)
+        return tuple(cell for d in self.datasets for m in self.models for lo in self.losses
+                     if (cell := Cell(d.label, m.label, lo.label)) not in left_out)
 
     @property
     def cells(self) -> int:
-        """Number of model x loss x seed combinations."""
-        return len(self.models) * len(self.losses) * len(self.seeds)
+        """Number of dataset x model x loss x seed combinations that run."""
+        return len(self.grid) * len(self.seeds)
 
 
 # ---------------------------------------------------------------- value checks
@@ -224,7 +295,8 @@ PARAMS: dict[str, tuple[Callable[[Any], Any], Any]] = {
 }
 
 TOP_KEYS = (
-    "name", "dataset", "models", "losses", "seeds", "epochs", "params", "samples", "search",
+    "name", "dataset", "datasets", "skip_incompatible", "models", "losses", "seeds", "epochs",
+    "params", "samples", "search",
     "search_seed", "scheduler", "metric", "mode", "patience", "time_budget_s", "max_concurrent",
     "max_failures", "mixed_precision", "xla", "resources", "protocol",
     "nsd_tolerance", "plugins", "register_best",
@@ -407,8 +479,17 @@ def _one_line(error: BaseException) -> str:
 _MODELS_BUILT: set[str] = set()
 
 
+class _IncompatibleError(ValueError):
+    """A model or loss that cannot take a dataset: its kind, task, size or classes.
+
+    Not a mistake in the model's or loss's own options: under ``skip_incompatible`` the
+    cells of that pair are left out instead of failing the spec.
+    """
+
+
 def _check_model_fits(model: str, options: dict, info: Any) -> None:
-    """ValueError when model ``model`` with ``options`` cannot take the dataset ``info``.
+    """ValueError when model ``model`` with ``options`` cannot take the dataset ``info``
+    (``_IncompatibleError`` when the options are fine but the data is not for this model).
 
     ``info`` None (the dataset did not load): only the option names are checked.
     Otherwise the size is checked for these options (``depth`` sets the divisor), and a
@@ -416,7 +497,7 @@ def _check_model_fits(model: str, options: dict, info: Any) -> None:
     checks their values (about 0.3 s for testnet, 1.5 s for the 31M-parameter U-Net).
     """
     import zoo
-    from zoo.models.registry import check_model
+    from zoo.models.registry import InputSizeError, check_model
 
     desc = zoo.describe_model(model)
     unknown = sorted(set(options) - set(desc.options))
@@ -429,18 +510,21 @@ def _check_model_fits(model: str, options: dict, info: Any) -> None:
         return
     wanted_kind = "sequence" if desc.kind == "sequence" else "image"
     if info.kind != wanted_kind:
-        raise ValueError(
+        raise _IncompatibleError(
             f"model {model!r} ({desc.kind}) needs a dataset of kind {wanted_kind}; "
             f"dataset {info.name!r} is {info.kind}"
         )
     tasks = getattr(desc, "tasks", (getattr(desc, "task", "segmentation"),))
     if info.task not in tasks:
-        raise ValueError(
+        raise _IncompatibleError(
             f"model {model!r} does {' or '.join(tasks)}; dataset {info.name!r} is for "
             f"{info.task}"
         )
     height, width, channels = info.input_shape[-3:]
-    check_model(model, height, width, channels, info.n_classes, **options)
+    try:
+        check_model(model, height, width, channels, info.n_classes, **options)
+    except InputSizeError as error:
+        raise _IncompatibleError(str(error)) from None
     key = repr((model, sorted(options.items()), info.input_shape, info.n_classes))
     if not options or key in _MODELS_BUILT:
         return  # at its defaults a model builds at every size check_model accepts
@@ -475,9 +559,11 @@ def _check_loss_fits(loss: str, params: dict, info: Any) -> None:
         value = float(function(y_true, y_pred))
     except ValueError as error:
         classes = f"{k} class" + ("es" if k > 1 else " (a sigmoid output)")
-        raise ValueError(f"{_one_line(error)}; dataset {info.name!r} has {classes}") from None
+        raise _IncompatibleError(f"{_one_line(error)}; dataset {info.name!r} has {classes}") \
+            from None
     if not math.isfinite(value):
-        raise ValueError(f"loss {loss!r} with {params} gives {value} on a batch of {k} classes")
+        raise _IncompatibleError(f"loss {loss!r} with {params} gives {value} on a batch of {k} "
+                            f"classes")
 
 
 def reported_metrics(n_classes: int, task: str) -> list[str]:
@@ -540,48 +626,95 @@ def _params(c: _Checker, params_raw: Any) -> dict[str, Any]:
 
 
 def _dataset(
-    c: _Checker, dataset: Any, params: dict[str, Any]
+    c: _Checker, dataset: Any, params: dict[str, Any], key: str = "dataset"
 ) -> tuple[str, dict[str, Any], Any]:
     """``(name, options, info)``: the dataset is loaded once here, so bad options and
-    missing files fail now, not in every trial. ``info`` is None when it cannot load."""
+    missing files fail now, not in every trial. ``info`` is None when it cannot load.
+    ``key`` is where the spec gives it (``dataset``, ``datasets[1]``)."""
     import zoo
 
     if isinstance(dataset, str):
         dataset = {"name": dataset}
     if not isinstance(dataset, dict) or "name" not in dataset:
-        raise c.fail("dataset", "must be a name or {name: ..., option: value}")
+        raise c.fail(key, "must be a name or {name: ..., option: value}")
     options = dict(dataset)
     name = options.pop("name")
     known = zoo.datasets.list_datasets()
     if name not in known:
-        raise c.fail("dataset.name", f"unknown dataset {name!r}; allowed: {', '.join(known)}")
+        raise c.fail(f"{key}.name", f"unknown dataset {name!r}; allowed: {', '.join(known)}")
     described = zoo.datasets.describe_dataset(name)
     if "layout" in options and "layout" not in described.options:
-        raise c.fail("dataset.layout", f"{options['layout']!r}: dataset {name!r} is "
+        raise c.fail(f"{key}.layout", f"{options['layout']!r}: dataset {name!r} is "
                      f"{described.kind} data without frames to stack; layout applies to "
                      f"sequence datasets (moving_digits)")
-    if not c.unknown_keys("dataset", options, ["name", *described.options]):
+    if not c.unknown_keys(key, options, ["name", *described.options]):
         return name, options, None
     # labelled_per_batch needs the batch size, which the trials choose: the loader
     # would refuse it here, so it is checked against every batch size params allows.
     load_options = dict(options)
     per_batch = load_options.pop("labelled_per_batch", 0)
-    per_batch = c.check("dataset.labelled_per_batch", per_batch, _int(0))
+    per_batch = c.check(f"{key}.labelled_per_batch", per_batch, _int(0))
     if per_batch:
         if "labelled_fraction" not in options:
-            raise c.fail("dataset.labelled_per_batch",
+            raise c.fail(f"{key}.labelled_per_batch",
                          "needs labelled_fraction (which samples are labelled) as well")
         sizes = _batch_sizes(params.get("batch_size"))
         if sizes is not None and per_batch >= sizes[0]:
-            raise c.fail("dataset.labelled_per_batch",
+            raise c.fail(f"{key}.labelled_per_batch",
                          f"{per_batch} must be below params.batch_size, which can be "
                          f"{sizes[0]}; the rest of each batch is unlabelled samples")
     _grow_gpu_memory()
     try:
         _, _, info = zoo.datasets.load(name, **load_options)
     except (ValueError, TypeError, OSError) as error:
-        raise c.fail("dataset", _one_line(error)) from None
+        raise c.fail(key, _one_line(error)) from None
     return name, options, info
+
+
+def _datasets(c: _Checker, raw: dict[str, Any], params: dict[str, Any]
+              ) -> list[tuple[SweepDataset, Any]]:
+    """The sweep's datasets with their ``info`` (None where one did not load): the one of
+    ``dataset:``, or each of ``datasets:``, labelled by ``dataset_labels``.
+
+    Every entry is checked (its problems recorded in ``c``); the valid ones are returned.
+    """
+    if "dataset" in raw and "datasets" in raw:
+        raise c.fail("datasets", "give either dataset (one) or datasets (a list of several), "
+                                 "not both")
+    if "dataset" in raw:
+        name, options, info = _dataset(c, raw["dataset"], params)
+        return [(SweepDataset(name, options), info)]
+    value = raw["datasets"]
+    shape = "[{name: shapes, height: 32}, {name: digits, height: 32}]"
+    if not isinstance(value, list) or not value:
+        raise c.fail("datasets", f"must be a non-empty list of datasets, like {shape}; "
+                                 f"got {value!r}")
+    loaded: list[tuple[int, str, dict[str, Any], Any]] = []
+    for i, item in enumerate(value):
+        with c.section():
+            loaded.append((i, *_dataset(c, item, params, f"datasets[{i}]")))
+    defaults = {name: _dataset_defaults(name) for _, name, _, _ in loaded}
+    seen: dict[str, int] = {}  # a dataset's full options -> where it was first listed
+    kept = []
+    for i, name, options, info in loaded:
+        key = repr((name, sorted({**defaults[name], **options}.items(), key=str)))
+        if key in seen:
+            c.problems.append(str(c.fail(
+                f"datasets[{i}]", f"{name!r} with these options is datasets[{seen[key]}] "
+                f"again (the same data); list it once")))
+            continue
+        seen[key] = i
+        kept.append((name, options, info))
+    labels = dataset_labels([(name, options) for name, options, _ in kept],
+                            lambda name: defaults[name])
+    return [(SweepDataset(name, options, label), info)
+            for (name, options, info), label in zip(kept, labels, strict=True)]
+
+
+def _dataset_defaults(name: str) -> dict[str, Any]:
+    import zoo
+
+    return dict(zoo.datasets.describe_dataset(name).options)
 
 
 def _grow_gpu_memory() -> None:
@@ -599,32 +732,111 @@ def _grow_gpu_memory() -> None:
         pass  # TensorFlow already started in this process: its settings stay
 
 
-def _warn_unlikely(c: _Checker, models: tuple[Component, ...], dataset_options: dict,
-                   params: dict[str, Any], info: Any) -> None:
-    """Warnings for a spec that runs but probably does not do what was meant."""
+def _warn_unlikely(c: _Checker, spec: SweepSpec, infos: list[tuple[SweepDataset, Any]],
+                   several: bool) -> None:
+    """Warnings for a spec that runs but probably does not do what was meant (``several``:
+    the spec lists ``datasets``)."""
     import zoo
 
-    for i, model in enumerate(models):
-        if (zoo.describe_model(model.name).kind == "semi_supervised"
-                and "labelled_fraction" not in dataset_options):
-            c.warn(f"models[{i}]", f"{model.name!r} is semi-supervised, but the dataset has no "
+    running = {(cell.dataset, cell.model) for cell in spec.grid}
+    for i, model in enumerate(spec.models):
+        if zoo.describe_model(model.name).kind != "semi_supervised":
+            continue
+        keys = [f"datasets[{i}]" for i in range(len(spec.datasets))] if several \
+            else ["dataset"]
+        for d, key in zip(spec.datasets, keys, strict=True):
+            if "labelled_fraction" in d.options or (d.label, model.label) not in running:
+                continue
+            which = f"dataset {d.label!r} has" if several else "the dataset has"
+            c.warn(f"models[{i}]", f"{model.name!r} is semi-supervised, but {which} no "
                    f"labelled_fraction: every sample is labelled and it trains supervised "
-                   f"only (set dataset.labelled_fraction, e.g. 0.1)")
-    sizes = _batch_sizes(params.get("batch_size"))
-    if info is not None and sizes is not None and sizes[1] > info.train_size:
-        c.warn("params.batch_size", f"{sizes[1]} is larger than the training split "
-               f"({info.train_size} samples): an epoch is then one batch of "
-               f"{info.train_size}")
+                   f"only (set {key}.labelled_fraction, e.g. 0.1)")
+    sizes = _batch_sizes(spec.params.get("batch_size"))
+    for d, info in infos:
+        if sizes is not None and sizes[1] > info.train_size:
+            on = f" of dataset {d.label!r}" if several else ""
+            c.warn("params.batch_size", f"{sizes[1]} is larger than the training split{on} "
+                   f"({info.train_size} samples): an epoch is then one batch of "
+                   f"{info.train_size}")
+
+
+def _fits(c: _Checker, kind: str, check: Callable[[str, dict, Any], None],
+          infos: list[tuple[SweepDataset, Any]], several: bool, skip: bool,
+          misfits: dict[tuple[str, str], str]) -> Callable[[str, dict], None]:
+    """The ``validate`` of ``_components`` for ``kind`` (``model`` or ``loss``): ``check``
+    on every loaded dataset.
+
+    A component that cannot take a dataset (``_IncompatibleError``) fails, naming both, unless
+    ``skip``: then ``misfits[(dataset label, component label)]`` says why, and its cells
+    are left out. Any other error is the component's own (its options) and fails.
+    """
+
+    def validate(name: str, options: dict) -> None:
+        check(name, options, None)  # what needs no data: option names, the loss's params
+        label = Component(name, dict(options)).label
+        failures = []
+        for dataset, info in infos:
+            try:
+                check(name, options, info)
+            except _IncompatibleError as error:
+                if skip:
+                    misfits[(dataset.label, label)] = _one_line(error)
+                else:
+                    failures.append((dataset.label, _one_line(error)))
+        if not failures:
+            return
+        (first, reason), others = failures[0], [d for d, _ in failures[1:]]
+        head = f"{kind} {label!r} cannot take dataset {first!r}: " if several else ""
+        also = f"; nor dataset{'s' if len(others) > 1 else ''} " \
+            f"{', '.join(map(repr, others))}" if others else ""
+        raise ValueError(f"{head}{reason}{also} (skip_incompatible: true leaves such cells "
+                         f"out)")
+
+    return validate
+
+
+def _skipped_cells(spec_datasets: tuple[SweepDataset, ...], models: tuple[Component, ...],
+                   losses: tuple[Component, ...], misfits: dict[tuple[str, str], str]
+                   ) -> dict[Cell, str]:
+    """Each cell a misfit model or loss leaves out, with why (the model's reason first)."""
+    out = {}
+    for d in spec_datasets:
+        for m in models:
+            for lo in losses:
+                reason = misfits.get((d.label, m.label)) or misfits.get((d.label, lo.label))
+                if reason:
+                    out[Cell(d.label, m.label, lo.label)] = reason
+    return out
+
+
+def _metric_check(per_dataset: list[tuple[SweepDataset, Any, list[str]]], several: bool
+                  ) -> Callable[[Any], str]:
+    """The check of ``metric``: reported for every dataset (named when one lacks it)."""
+
+    def check(value: Any) -> str:
+        for dataset, info, metrics in per_dataset:
+            try:
+                _metric_for(info, metrics)(value)
+            except ValueError as error:
+                if not several:
+                    raise
+                raise ValueError(f"{error} (dataset {dataset.label!r})") from None
+        return str(value)
+
+    return check
 
 
 def parse_spec(text: str, where: str = "spec", name: str | None = None) -> SweepSpec:
     """Validate spec YAML ``text`` (``where`` names it in messages) into a ``SweepSpec``.
 
-    Loads the dataset once (without batching) to check its options and files, builds
-    every model once with the dataset's shapes and its options, and calls every loss
-    once on a tiny batch of the dataset's classes. ``name`` overrides the spec's
-    ``name``. Warnings (a spec that runs but probably does not do what was meant)
-    are printed to stderr as ``zoobench: warning: ...`` and kept in ``warnings``.
+    Loads each dataset once (without batching) to check its options and files, builds
+    every model once with each dataset's shapes and its options, and calls every loss
+    once on a tiny batch of each dataset's classes. A model or loss that cannot take a
+    dataset fails the spec, naming both, unless ``skip_incompatible: true``: then the
+    cells of that pair are left out (``skipped``) and each is printed to stderr as
+    ``zoobench: note: ...``. ``name`` overrides the spec's ``name``. Warnings (a spec
+    that runs but probably does not do what was meant) are printed to stderr as
+    ``zoobench: warning: ...`` and kept in ``warnings``.
 
     Raises:
         UsageError: the problem in one line; with several, a first line saying how
@@ -636,7 +848,10 @@ def parse_spec(text: str, where: str = "spec", name: str | None = None) -> Sweep
     # Plugins register names the rest of the spec uses: import them first, and stop at one
     # that fails (every model or loss it defines would be reported unknown otherwise).
     plugins = _plugins(c, raw.get("plugins", []))
-    for key in ("dataset", "models", "losses"):
+    if "dataset" not in raw and "datasets" not in raw:
+        c.problems.append(str(c.fail(
+            "dataset", "missing (required): give dataset, or datasets for several")))
+    for key in ("models", "losses"):
         if key not in raw:
             c.problems.append(str(c.fail(key, "missing (required)")))
 
@@ -650,26 +865,36 @@ def parse_spec(text: str, where: str = "spec", name: str | None = None) -> Sweep
     params: dict[str, Any] = {}
     with c.section():
         params = _params(c, raw.get("params"))
+    skip = False
+    with c.section():
+        skip = c.check("skip_incompatible", raw.get("skip_incompatible", False), _bool)
 
-    dataset_name, dataset_options, info = "", {}, None
-    if "dataset" in raw:
+    loaded: list[tuple[SweepDataset, Any]] = []
+    if "dataset" in raw or "datasets" in raw:
         with c.section():
-            dataset_name, dataset_options, info = _dataset(c, raw["dataset"], params)
+            loaded = _datasets(c, raw, params)
+    infos = [(d, info) for d, info in loaded if info is not None]
+    several = "datasets" in raw
+    misfits: dict[tuple[str, str], str] = {}  # (dataset, model or loss) -> why it cannot
 
     models: tuple[Component, ...] = ()
     if "models" in raw:
         with c.section():
-            models = _components(
-                c, "models", raw["models"], zoo.list_models(),
-                lambda model, options: _check_model_fits(model, options, info),
-            )
+            models = _components(c, "models", raw["models"], zoo.list_models(),
+                                 _fits(c, "model", _check_model_fits, infos, several, skip,
+                                       misfits))
     losses: tuple[Component, ...] = ()
     if "losses" in raw:
         with c.section():
-            losses = _components(
-                c, "losses", raw["losses"], zoo.list_losses(),
-                lambda loss, options: _check_loss_fits(loss, options, info),
-            )
+            losses = _components(c, "losses", raw["losses"], zoo.list_losses(),
+                                 _fits(c, "loss", _check_loss_fits, infos, several, skip,
+                                       misfits))
+    datasets = tuple(d for d, _ in loaded)
+    skipped = _skipped_cells(datasets, models, losses, misfits)
+    if skipped and len(skipped) == len(datasets) * len(models) * len(losses):
+        c.problems.append(str(c.fail(
+            "skip_incompatible", "no dataset x model x loss cell is left: every model or "
+            "loss cannot take the datasets; " + next(iter(skipped.values())))))
 
     seeds: tuple[int, ...] = (0,)
     with c.section():
@@ -685,11 +910,13 @@ def parse_spec(text: str, where: str = "spec", name: str | None = None) -> Sweep
         return None if raw.get(key) is None else value(key, check, None)
 
     metric = str(raw.get("metric", "val_mean_iou"))
-    if info is not None:
-        metrics = reported_metrics(info.n_classes, info.task)
-        default_metric = next((m for m in ("val_mean_iou", "val_psnr") if m in metrics),
+    if infos:
+        per_dataset = [(d, info, reported_metrics(info.n_classes, info.task))
+                       for d, info in infos]
+        common = [m for m in per_dataset[0][2] if all(m in ms for _, _, ms in per_dataset)]
+        default_metric = next((m for m in ("val_mean_iou", "val_psnr") if m in common),
                               "val_loss")
-        metric = value("metric", _metric_for(info, metrics), default_metric)
+        metric = value("metric", _metric_check(per_dataset, several), default_metric)
     mode = value("mode", _one_of(MODES), "min" if metric.endswith("loss") else "max")
 
     scheduler = Scheduler()
@@ -720,8 +947,7 @@ def parse_spec(text: str, where: str = "spec", name: str | None = None) -> Sweep
 
     spec = SweepSpec(
         name=sweep_name,
-        dataset=dataset_name,
-        dataset_options=dataset_options,
+        datasets=datasets,
         models=models,
         losses=losses,
         seeds=seeds,
@@ -746,9 +972,14 @@ def parse_spec(text: str, where: str = "spec", name: str | None = None) -> Sweep
         nsd_tolerance=value("nsd_tolerance", _number(0.0), 1.0),
         plugins=plugins,
         register_best=optional("register_best", _registry_name),
+        skip_incompatible=skip,
+        skipped=tuple(skipped),
     )
     c.raise_problems()
-    _warn_unlikely(c, models, dataset_options, params, info)
+    for cell, reason in skipped.items():
+        print(f"zoobench: note: {where}: skip_incompatible: leaving out {cell.dataset} x "
+              f"{cell.model} x {cell.loss}: {reason}", file=sys.stderr)
+    _warn_unlikely(c, spec, infos, several)
     for warning in c.warnings:
         print(f"zoobench: warning: {warning}", file=sys.stderr)
     return replace(spec, warnings=tuple(c.warnings))

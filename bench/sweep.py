@@ -96,8 +96,7 @@ def _context(spec: SweepSpec, track: tracking.Tracking,
              cache: Path | None = None) -> SweepContext:
     return SweepContext(
         sweep=spec.name,
-        dataset=spec.dataset,
-        dataset_options=dict(spec.dataset_options),
+        datasets={d.label: (d.name, dict(d.options)) for d in spec.datasets},
         models={m.label: (m.name, dict(m.options)) for m in spec.models},
         losses={loss.label: (loss.name, dict(loss.options)) for loss in spec.losses},
         epochs=spec.epochs,
@@ -328,7 +327,7 @@ def _send_to_mlflow(trials: pd.DataFrame, tables: _Tables, track: tracking.Track
 def _planned_trials(spec: SweepSpec) -> int:
     if spec.protocol is None:
         return spec.samples * spec.cells
-    cells = len(spec.models) * len(spec.losses)
+    cells = len(spec.grid)
     return cells * (spec.protocol.tune_samples * len(spec.protocol.tune_seeds)
                     + len(spec.protocol.final_seeds))
 
@@ -378,10 +377,10 @@ def _run_locked(spec: SweepSpec, options: SweepOptions, results: Path) -> SweepO
     try:
         track = tracking.start_sweep(
             uri, results, spec.name, spec.source,
-            {"dataset": spec.dataset, "metric": spec.metric, "mode": spec.mode,
-             "epochs": spec.epochs, "samples": spec.samples, "search": spec.search,
-             "scheduler": spec.scheduler.name, "trials": _planned_trials(spec),
-             "protocol": spec.protocol is not None},
+            {"dataset": ", ".join(d.label for d in spec.datasets), "metric": spec.metric,
+             "mode": spec.mode, "epochs": spec.epochs, "samples": spec.samples,
+             "search": spec.search, "scheduler": spec.scheduler.name,
+             "trials": _planned_trials(spec), "protocol": spec.protocol is not None},
         )
     except Exception as error:  # noqa: BLE001  (any store failure is a bad --tracking-uri)
         raise UsageError(f"--tracking-uri: cannot use {uri!r} ({records.error_line(error)})") \
@@ -409,7 +408,7 @@ def _run_locked(spec: SweepSpec, options: SweepOptions, results: Path) -> SweepO
     history.insert(0, "sweep", spec.name)
     board = aggregate(trials)
     # Next-frame data: persistence and mean-frame rows, scored on the same frames.
-    board = with_baselines(board, trials, spec.dataset, spec.dataset_options)
+    board = with_baselines(board, trials, context.datasets)
     records.write_table(results, "trials", spec.name, trials)
     records.write_table(results, "history", spec.name, history)
     records.write_table(results, "cases", spec.name, cases)
@@ -443,11 +442,13 @@ def summary_lines(outcome: SweepOutcome) -> list[str]:
     metric = str(trials["metric"].iloc[0]) if len(trials) else ""
     lines = []
     order = trials.assign(_failed=~trials["status"].isin(records.FAILED_STATUSES))
-    for row in order.sort_values(["_failed", "model", "loss", "seed"]).itertuples():
+    several = trials["dataset"].nunique() > 1 if len(trials) else False
+    for row in order.sort_values(["_failed", "dataset", "model", "loss", "seed"]).itertuples():
         value = getattr(row, metric, None) if metric else None
         shown = f"{value:.4f}" if isinstance(value, float) and math.isfinite(value) else "-"
         reason = f"  ({row.error})" if isinstance(row.error, str) else ""
-        head = f"{row.status:<10} {row.model} x {row.loss} seed {row.seed}: "
+        on = f" on {row.dataset}" if several else ""
+        head = f"{row.status:<10} {row.model} x {row.loss}{on} seed {row.seed}: "
         if row.end_reason in records.UNFINISHED_REASONS:
             done = int(row.epochs_done) if pd.notna(row.epochs_done) else 0
             lines.append(head + (f"interrupted after epoch {done}/{row.epochs}: {metric} {shown}"

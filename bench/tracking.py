@@ -27,6 +27,7 @@ EXPERIMENT = "zoobench"
 TAG_SWEEP = "zoobench.sweep"
 TAG_TRIAL = "zoobench.trial_id"
 TAG_ROLE = "zoobench.role"
+TAG_DATASET = "zoobench.dataset"  # a trial's dataset label (its ``dataset`` column)
 TAG_RESULTS = "zoobench.results"  # the parent run's results folder: a sweep is name + folder
 # MLflow 3's UI opens an experiment of this kind on its runs, not on the GenAI overview
 # (the UI reads this tag; its other value is "genai_development").
@@ -245,6 +246,9 @@ class TrialRun:
     def missed_artifacts(self) -> None:
         """Tag the run: its model and pictures could not be uploaded (the server was away)."""
         self.outbox.tags["zoobench.missing_artifacts"] = "model, predictions.png"
+
+    def set_tag(self, key: str, value: str) -> None:
+        self.outbox.tags[key] = str(value)
 
     def set_error(self, message: str) -> None:
         """Record why the trial failed (tag ``zoobench.error``, first 5000 characters)."""

@@ -157,22 +157,19 @@ def _two_dataset_results(root):
         frame.drop(columns=["sweep"]).to_parquet(part / "part-0.parquet")
 
 
-def test_report_draws_the_cd_diagram_and_renders_in_chromium(tmp_path):
-    import re
+def across_section(html: str) -> str:
+    """The report's *Across datasets* section (its HTML, up to ``</section>``)."""
+    section = html[html.index('<section id="across">'):]
+    return section[:section.index("</section>")]
+
+
+def assert_cd_diagram_renders(section: str, tmp_path) -> None:
+    """Screenshot ``section`` alone in headless Chromium and check the CD diagram reached
+    the screen: its axis, ticks and labels (dark pixels) and the red bars joining
+    configurations not told apart. Skips the test when chromium is not installed."""
     import shutil
     import subprocess
 
-    from bench.report import build_report
-
-    _two_dataset_results(tmp_path)
-    html = build_report(tmp_path, sweep="multi", progress=None).read_text(encoding="utf-8")
-    section = html[html.index('<section id="across">'):]
-    section = section[:section.index("</section>")]
-    assert "could not be drawn" not in section
-    assert "<svg" in section and "CD = " in section
-    assert "Friedman over 2 datasets and 6 configurations" in section
-    labels = re.findall(r"<title>([^<]+ \(\d\.\d\d\))</title>", section)
-    assert len(labels) == 6
     if shutil.which("chromium") is None:
         pytest.skip("chromium is not installed: cannot check the diagram renders")
     from PIL import Image
@@ -190,6 +187,22 @@ def test_report_draws_the_cd_diagram_and_renders_in_chromium(tmp_path):
     red = ((rgb[..., 0] > 150) & (rgb[..., 1] < 90) & (rgb[..., 2] < 90)).mean()
     assert dark > 0.002  # the axis, ticks and labels were drawn
     assert red > 0.0001  # and the bars of configurations not told apart
+
+
+def test_report_draws_the_cd_diagram_and_renders_in_chromium(tmp_path):
+    import re
+
+    from bench.report import build_report
+
+    _two_dataset_results(tmp_path)
+    html = build_report(tmp_path, sweep="multi", progress=None).read_text(encoding="utf-8")
+    section = across_section(html)
+    assert "could not be drawn" not in section
+    assert "<svg" in section and "CD = " in section
+    assert "Friedman over 2 datasets and 6 configurations" in section
+    labels = re.findall(r"<title>([^<]+ \(\d\.\d\d\))</title>", section)
+    assert len(labels) == 6
+    assert_cd_diagram_renders(section, tmp_path)
 
 
 def test_report_of_one_dataset_says_the_diagram_needs_several(tmp_path):

@@ -17,12 +17,12 @@ from bench.protocol import (
     select_params,
     tune_stage,
 )
-from bench.spec import Scheduler, Space, SweepSpec
+from bench.spec import Scheduler, Space, SweepDataset, SweepSpec
 
 
 def _spec(**changes) -> SweepSpec:
     base = dict(
-        name="p", dataset="shapes", dataset_options={}, models=(), losses=(), seeds=(0,),
+        name="p", datasets=(SweepDataset("shapes"),), models=(), losses=(), seeds=(0,),
         epochs=3, params={"batch_size": 16, "lr": Space("loguniform", (1e-4, 1e-2))},
         protocol=Protocol(tune_samples=4, tune_scheduler=Scheduler("asha"), tune_seeds=(0,),
                           final_seeds=(1, 2, 3)),

@@ -261,3 +261,149 @@ def test_resources_beyond_the_cluster_are_a_usage_error():
                                          r"Ray cluster has 0"):
         check_resources(gpu, {"CPU": 2.0})
     check_resources(gpu, {"CPU": 2.0, "GPU": 1.0})
+
+
+# ---------------------------------------------------------------- several datasets (issue 15)
+
+SHAPES_16 = "{name: shapes, height: 16, width: 16, classes: 3, train: 8, val: 4}"
+DIGITS_16 = "{name: digits, height: 16, width: 16, digit_size: 8, train: 8, val: 4}"
+NO_DATASET = "".join(line for line in BASE.splitlines(keepends=True)
+                     if not line.startswith("dataset:"))
+
+
+def test_dataset_labels_name_then_the_options_that_tell_entries_apart():
+    from bench.spec import dataset_labels
+
+    defaults = {"digits": {"height": 32, "width": 32, "noise": 0.0}, "shapes": {"height": 64}}
+    labels = dataset_labels(
+        [("digits", {"height": 16, "width": 16}), ("shapes", {"height": 16}),
+         ("digits", {"width": 16}), ("digits", {"height": 16, "width": 16, "noise": 0.1})],
+        defaults.__getitem__)
+    # shapes is alone: its name. The digits differ in height (16, the default 32, 16) and
+    # noise (default 0.0, 0.0, 0.1), never in width: those two options, sorted by key.
+    assert labels == ["digits[height=16,noise=0.0]", "shapes", "digits[height=32,noise=0.0]",
+                      "digits[height=16,noise=0.1]"]
+
+
+def test_datasets_give_each_its_label_and_the_grid_its_cells():
+    spec = parse_spec(with_keys(f"datasets: [{SHAPES_16}, {DIGITS_16}]\n", NO_DATASET), "s.yaml")
+    assert [(d.name, d.label) for d in spec.datasets] == [("shapes", "shapes"),
+                                                          ("digits", "digits")]
+    # The first dataset stays reachable the single-dataset way.
+    assert (spec.dataset, spec.dataset_options["height"]) == ("shapes", 16)
+    assert spec.grid[0] == ("shapes", "testnet", "dice") and len(spec.grid) == 2 * 2 * 2
+    assert spec.cells == 8 * 2 and spec.skipped == ()
+    same_name = parse_spec(with_keys(
+        "datasets: [{name: digits, height: 16, width: 16, digit_size: 8, train: 8, val: 4},"
+        " {name: digits, height: 32, width: 32, digit_size: 8, train: 8, val: 4}]\n",
+        NO_DATASET), "s.yaml")
+    assert [d.label for d in same_name.datasets] == ["digits[height=16,width=16]",
+                                                     "digits[height=32,width=32]"]
+    # A one-dataset spec is as before: the label is the name.
+    assert [d.label for d in parse_spec(BASE, "s.yaml").datasets] == ["shapes"]
+
+
+def test_plan_grids_the_datasets_and_optuna_counts_their_cells():
+    spec = parse_spec(with_keys(f"datasets: [{SHAPES_16}, {DIGITS_16}]\n", NO_DATASET), "s.yaml")
+    space = make_plan(spec).param_space
+    assert space["dataset"] == tune.grid_search(["shapes", "digits"])
+    configs = [v["config"] for _, v in generate_variants({"config": space})]
+    assert len(configs) == make_plan(spec).trials == 16
+    assert sorted({(c["dataset"], c["model"], c["loss"], c["seed"]) for c in configs}) == sorted(
+        (d, m, lo, s) for d, m, lo in spec.grid for s in spec.seeds)
+    optuna = parse_spec(with_keys(f"datasets: [{SHAPES_16}, {DIGITS_16}]\nsearch: optuna\n",
+                                  NO_DATASET), "s.yaml")
+    plan = make_plan(optuna)
+    assert plan.param_space["dataset"].categories == ["shapes", "digits"]
+    assert plan.tune_config.num_samples == 16
+    # One dataset: no dataset key, the configs are as before.
+    assert "dataset" not in make_plan(parse_spec(BASE, "s.yaml")).param_space
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    # BASE already gives dataset: one more key, datasets, is both.
+    (f"dataset: {SHAPES_16}\ndatasets: [{SHAPES_16}]\n",
+     "s.yaml: datasets: give either dataset (one) or datasets (a list of several), not both"),
+    ("datasets: []\n", "s.yaml: datasets: must be a non-empty list of datasets"),
+    ("datasets: shapes\n", "s.yaml: datasets: must be a non-empty list of datasets"),
+    # The same data twice: options in another order, a default spelled out.
+    ("datasets: [{name: shapes, height: 16, width: 16}, {name: shapes, width: 16, height: 16,"
+     " channels: 3}]\n", "s.yaml: datasets[1]: 'shapes' with these options is datasets[0] "
+                         "again (the same data); list it once"),
+    (f"datasets: [{SHAPES_16}, {{name: shapes, height: 16, colour: red}}]\n",
+     "s.yaml: datasets[1].colour: unknown key; allowed: name, height"),
+    ("skip_incompatible: yes please\n", "s.yaml: skip_incompatible: must be true or false"),
+    ("models: [testnet]\n", "s.yaml: dataset: missing (required): give dataset, or datasets "
+                            "for several"),
+])
+def test_bad_datasets_are_one_line_errors(change, message):
+    if change.startswith("skip_incompatible"):
+        change += f"dataset: {SHAPES_16}\n"
+    with pytest.raises(UsageError) as info:
+        parse_spec(with_keys(change, NO_DATASET), "s.yaml")
+    text = str(info.value)
+    assert text.startswith(message), text
+    assert "\n" not in text
+
+
+def test_metric_must_be_reported_for_every_dataset_named_when_not():
+    # shapes here has 3 classes, digits 11: a class-5 IoU exists on digits only.
+    text = with_keys(f"datasets: [{DIGITS_16}, {SHAPES_16}]\nmetric: val_iou_class_5\n",
+                     NO_DATASET)
+    with pytest.raises(UsageError, match=r"^s.yaml: metric: 'val_iou_class_5' is not allowed; "
+                                         r"allowed: .* \(dataset 'shapes'\)$"):
+        parse_spec(text, "s.yaml")
+
+
+def test_a_model_that_cannot_take_a_dataset_names_both_unless_skipped(capsys):
+    base = NO_DATASET
+    # testnet halves its input 3 times: 12 x 12 is not for it; unet_shallow at depth 2 is.
+    change = ("datasets: [{name: shapes, height: 12, width: 12, classes: 3, train: 8, val: 4},"
+              f" {SHAPES_16}]\n"
+              "models: [testnet, {unet_shallow: {depth: 2, base_filters: 4}}]\n")
+    with pytest.raises(UsageError) as info:
+        parse_spec(with_keys(change, base), "s.yaml")
+    assert str(info.value) == (
+        "s.yaml: models[0]: model 'testnet' cannot take dataset "
+        "'shapes[height=12,width=12]': model 'testnet' cannot take input_height=12: height and "
+        "width must be multiples of 8 and at least 8 (skip_incompatible: true leaves such "
+        "cells out)")
+    capsys.readouterr()
+    spec = parse_spec(with_keys(change + "skip_incompatible: true\n", base), "s.yaml")
+    small = "shapes[height=12,width=12]"
+    assert spec.skipped == ((small, "testnet", "dice"), (small, "testnet", "focal(gamma=2)"))
+    assert len(spec.grid) == 2 * 2 * 2 - 2 and spec.cells == 6 * 2
+    notes = [line for line in capsys.readouterr().err.splitlines() if "note:" in line]
+    assert notes == [
+        f"zoobench: note: s.yaml: skip_incompatible: leaving out {small} x testnet x {loss}: "
+        f"model 'testnet' cannot take input_height=12: height and width must be multiples of "
+        f"8 and at least 8" for loss in ("dice", "focal(gamma=2)")]
+    # The plan runs the cells left, each on every seed, by a cell grid.
+    from bench.cells import resolve
+
+    configs = [resolve(v["config"]) for _, v in
+               generate_variants({"config": make_plan(spec).param_space})]
+    assert sorted((c["dataset"], c["model"], c["loss"], c["seed"]) for c in configs) == sorted(
+        (*cell, s) for cell in spec.grid for s in spec.seeds)
+    assert not any(c["dataset"] == small and c["model"] == "testnet" for c in configs)
+
+
+def test_a_loss_that_cannot_take_a_datasets_classes_is_a_misfit_too():
+    base = NO_DATASET
+    change = (f"datasets: [{SHAPES_16}, {DIGITS_16}]\nmodels: [testnet]\n"
+              "losses: [dice, {focal: {alpha: [0.2, 0.3, 0.5]}}]\n")
+    with pytest.raises(UsageError, match=r"^s.yaml: losses\[1\]: loss 'focal\(alpha=\[0.2, 0.3, "
+                                         r"0.5\]\)' cannot take dataset 'digits': focal: alpha "
+                                         r"has 3 entries but y_pred needs 11"):
+        parse_spec(with_keys(change, base), "s.yaml")
+    spec = parse_spec(with_keys(change + "skip_incompatible: true\n", base), "s.yaml")
+    assert spec.skipped == (("digits", "testnet", "focal(alpha=[0.2, 0.3, 0.5])"),)
+
+
+def test_skip_incompatible_with_nothing_left_is_an_error():
+    base = NO_DATASET
+    change = ("datasets: [{name: shapes, height: 12, width: 12, classes: 3, train: 8, val: 4}]\n"
+              "models: [testnet]\nskip_incompatible: true\n")
+    with pytest.raises(UsageError, match=r"^s.yaml: skip_incompatible: no dataset x model x "
+                                         r"loss cell is left"):
+        parse_spec(with_keys(change, base), "s.yaml")

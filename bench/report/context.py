@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import pandas as pd
 
 from bench import leaderboard as lb
 from bench.baselines import add_gain, stored_baselines
+from bench.report.html import esc
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,30 @@ class ReportContext:
     @property
     def datasets(self) -> list[str]:
         return sorted(self.trials["dataset"].astype(str).unique())
+
+    def only(self, dataset: str) -> ReportContext:
+        """This sweep's trials, history and leaderboard rows of one ``dataset`` (its
+        ranks are already per dataset)."""
+        trials = self.trials[self.trials["dataset"].astype(str) == dataset]
+        history = self.history
+        if len(history) and "trial_id" in history:
+            history = history[history["trial_id"].isin(trials["trial_id"])]
+        board = self.board[self.board["dataset"].astype(str) == dataset]
+        baselines = self.baselines
+        if len(baselines) and "dataset" in baselines:
+            baselines = baselines[baselines["dataset"].astype(str) == dataset]
+        return replace(self, trials=trials.reset_index(drop=True),
+                       history=history.reset_index(drop=True),
+                       board=board.reset_index(drop=True),
+                       baselines=baselines.reset_index(drop=True))
+
+    def per_dataset(self, render: Callable[[ReportContext], str]) -> str:
+        """``render(self)`` for a sweep of one dataset; for several, ``render`` of each
+        dataset's part (``only``) under a heading naming the dataset."""
+        if len(self.datasets) <= 1:
+            return render(self)
+        return "".join(f'<h3 class="dataset">{esc(dataset)}</h3>' + render(self.only(dataset))
+                       for dataset in self.datasets)
 
     @property
     def versions(self) -> dict[str, Any]:

@@ -28,8 +28,10 @@ TESTED_ENDS = (END_COMPLETED, END_PATIENCE, END_TIME_BUDGET)
 class SweepContext:
     """What every trial of a sweep shares (passed with ``tune.with_parameters``).
 
-    ``models`` and ``losses`` map the labels in a trial's config to registry names
-    and options, e.g. ``"focal(gamma=2)" -> ("focal", {"gamma": 2})``.
+    ``datasets``, ``models`` and ``losses`` map the labels in a trial's config to
+    registry names and options, e.g. ``"focal(gamma=2)" -> ("focal", {"gamma": 2})``,
+    ``"digits[height=16]" -> ("digits", {"height": 16, ...})``; a config without a
+    ``dataset`` (a sweep of one) means the first dataset (``dataset_of``).
     ``nsd_tolerance`` is the normalised surface Dice tolerance in pixels of the
     per-case test metrics (the spec's ``nsd_tolerance``). ``plugins``: the spec's plugin
     modules, which register the models, losses and datasets the labels may name.
@@ -38,8 +40,7 @@ class SweepContext:
     """
 
     sweep: str
-    dataset: str
-    dataset_options: dict[str, Any]
+    datasets: dict[str, tuple[str, dict[str, Any]]]
     models: dict[str, tuple[str, dict[str, Any]]]
     losses: dict[str, tuple[str, dict[str, Any]]]
     epochs: int
@@ -55,3 +56,9 @@ class SweepContext:
     nsd_tolerance: float = 1.0
     plugins: tuple[str, ...] = ()  # modules each trial imports first (bench.plugins)
     data_cache: str | None = None  # folder of the sweep's dataset arrays (bench.data_cache)
+
+    def dataset_of(self, config: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
+        """``(label, registry name, options)`` of the dataset a trial's config names."""
+        label = config.get("dataset") or next(iter(self.datasets))
+        name, options = self.datasets[label]
+        return label, name, options

@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.tracking import TrialRun
+from bench import cells
+from bench.tracking import TAG_DATASET, TrialRun
 from bench.trial.context import END_NAN, PREDICTION_SAMPLES, SweepContext
 from bench.trial.reporter import make_reporter
 from bench.trial.state import TrialState
@@ -89,32 +90,37 @@ def process_started_at(default: float) -> float:
 
 def load_trial_splits(context: SweepContext, config: dict[str, Any],
                       initial_epoch: int) -> Any:
-    """The trial's ``zoo.datasets.Splits``: arrays from the sweep's cache when it has one."""
+    """The trial's ``zoo.datasets.Splits`` of its dataset (``config["dataset"]``, or the
+    sweep's only one): arrays from the sweep's cache when it has one (one entry per
+    dataset and seed)."""
     import zoo
     from bench.data_cache import cached_arrays
 
     seed = int(config["seed"])
+    _, name, options = context.dataset_of(config)
     folder = Path(context.data_cache) if context.data_cache else None
-    arrays = cached_arrays(folder, context.dataset, seed, context.dataset_options)
+    arrays = cached_arrays(folder, name, seed, options)
     return zoo.datasets.load_splits(
-        context.dataset, batch_size=int(config["batch_size"]), seed=seed,
+        name, batch_size=int(config["batch_size"]), seed=seed,
         augment=bool(config["augment"]), initial_epoch=initial_epoch, arrays=arrays,
-        **context.dataset_options,
+        **options,
     )
 
 
 def train_trial(config: dict[str, Any], context: SweepContext) -> None:
-    """Tune function trainable for one model x loss x seed x hyperparameter draw.
+    """Tune function trainable for one dataset x model x loss x seed x hyperparameter draw.
 
     Trains on the train split, selects on validation, and when the trial ends by
     itself tests the selected weights on the test split (``bench.trial.final``).
 
     Args:
-        config: ``model`` and ``loss`` labels, ``seed``, ``batch_size``, ``lr``,
-            ``optimizer``, ``weight_decay``, ``augment`` (see ``bench.spec.PARAMS``).
+        config: ``dataset`` (in a sweep of several), ``model`` and ``loss`` labels (or
+            a ``cell`` naming the three, ``bench.cells``), ``seed``, ``batch_size``,
+            ``lr``, ``optimizer``, ``weight_decay``, ``augment`` (``bench.spec.PARAMS``).
         context: the sweep's shared settings.
     """
     entered_at = time.time()
+    config = cells.resolve(config)
     configure_tensorflow(context.cpu)
     import keras
     from ray import tune
@@ -142,14 +148,16 @@ def train_trial(config: dict[str, Any], context: SweepContext) -> None:
     except BaseException:
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
         raise
-    params = {**config, "dataset": context.dataset, "epochs": context.epochs,
-              "model_name": model_name, "loss_name": loss_name,
-              "dataset_options": context.dataset_options, "model_options": model_options,
+    dataset_label, dataset_name, dataset_options = context.dataset_of(config)
+    params = {**config, "dataset": dataset_label, "dataset_name": dataset_name,
+              "epochs": context.epochs, "model_name": model_name, "loss_name": loss_name,
+              "dataset_options": dataset_options, "model_options": model_options,
               "loss_params": loss_params, "mixed_precision": context.mixed_precision,
               "xla": context.xla}
     trial.run = TrialRun(context.tracking, trial.trial_name, trial.trial_id, context.sweep,
                          params, trial.run_id, trial.outbox_state)
     trial.run_id = trial.run.run_id
+    trial.run.set_tag(TAG_DATASET, dataset_label)
     failed = False
     try:
         data_start = time.time()

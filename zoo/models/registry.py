@@ -90,6 +90,15 @@ class ModelInfo:
         return self.constraint_for(self.options)
 
 
+class InputSizeError(ValueError):
+    """A height or width the architecture cannot take (its size constraint names why).
+
+    A ``ValueError`` like every other bad input; its own class lets a caller tell "this
+    model does not fit this data" from "this option is wrong" (``bench.spec`` leaves such
+    model x dataset cells out under ``skip_incompatible``).
+    """
+
+
 Builder = Callable[..., keras.Model]
 MODELS: Registry[tuple[ModelInfo, Builder]] = Registry("model")
 
@@ -187,7 +196,7 @@ def _check_size(info: ModelInfo, height: int, width: int, options: dict[str, Any
         if not isinstance(value, int) or isinstance(value, bool):
             raise ValueError(f"{label} must be an int, got {value!r}")
         if value < min_size or value % divisor:
-            raise ValueError(
+            raise InputSizeError(
                 f"model {info.name!r} cannot take {label}={value}: "
                 f"{info.constraint_for(options)}"
             )

@@ -10,6 +10,7 @@ from bench.report.registry import register_section
 # Layout of the diagram, in SVG user units (px at 100%): the rank axis, the room each side
 # for the labels (at least), a label's line, the axis' height, a character's mean width.
 _AXIS, _MARGIN, _ROW, _TOP, _CHAR = 420, 290, 22, 46, 7.4
+_MIN_BAR = 24  # shortest bar joining configurations not told apart
 
 
 def cd_diagram_svg(result: across.AcrossResult) -> str:
@@ -60,7 +61,9 @@ def cd_diagram_svg(result: across.AcrossResult) -> str:
     for j, group in enumerate(result.cliques):
         y = _TOP + 10 + j * 8
         lo, hi = x(min(ranks[c] for c in group)), x(max(ranks[c] for c in group))
-        parts.append(f'<line x1="{lo - 3:.1f}" y1="{y}" x2="{hi + 3:.1f}" y2="{y}" '
+        # Configurations at (nearly) the same mean rank still get a bar one can see.
+        pad = max(3.0, (_MIN_BAR - (hi - lo)) / 2)
+        parts.append(f'<line x1="{lo - pad:.1f}" y1="{y}" x2="{hi + pad:.1f}" y2="{y}" '
                      f'stroke="#c0392b" stroke-width="4"><title>not significantly different: '
                      f'{esc(", ".join(group))}</title></line>')
     parts.append("</svg>")

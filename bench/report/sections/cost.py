@@ -56,6 +56,11 @@ def pareto_front(cost: np.ndarray, value: np.ndarray, mode: str) -> np.ndarray:
 def render(ctx: ReportContext) -> str:
     """Each configuration's mean metric (bars: ± std) against what it costs; the line joins
     the Pareto front, the configurations nothing else beats on both at once."""
+    return ctx.per_dataset(_render)
+
+
+def _render(ctx: ReportContext) -> str:
+    """The section for one dataset's part of the sweep (all of it, for one dataset)."""
     mean, std = f"{ctx.metric}_mean", f"{ctx.metric}_std"
     board = ctx.board[np.isfinite(ctx.board[mean].astype(float))]
     usable = [(c, label) for c, label in COSTS

@@ -17,6 +17,11 @@ MAX_COLUMNS = 3
 def render(ctx: ReportContext) -> str:
     """Per epoch, the mean over seeds (line) and mean ± std (band) of each loss's trials,
     one panel per architecture; failed trials included up to where they stopped."""
+    return ctx.per_dataset(_render)
+
+
+def _render(ctx: ReportContext) -> str:
+    """The section for one dataset's part of the sweep (all of it, for one dataset)."""
     h = ctx.history
     if h.empty or "epoch" not in h:
         return note("No history.parquet rows for this sweep: no learning curves.")

@@ -34,6 +34,8 @@ def render(ctx: ReportContext) -> str:
         "reason": _reasons(bad),
         "MLflow run": bad.get("mlflow_run_id", ""),
     })
+    if len(ctx.datasets) > 1:
+        rows.insert(1, "dataset", bad["dataset"].astype(str))
     return (f"<p>{summary} of {len(t)} trials.</p>"
             + table(rows, code_columns=("trial", "MLflow run", "reason")))
 

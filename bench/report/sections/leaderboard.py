@@ -47,16 +47,44 @@ def render(ctx: ReportContext) -> str:
     """Configurations ranked by the mean of the sweep's metric over their finished trials,
     each failed trial counting as the metric's worst value."""
     board = ctx.leaderboard
-    shown = lb.summary(board).drop(columns=["sweep"])
-    keys = [k for k in KEYS if k != "dataset" or len(ctx.datasets) > 1]
+    within_loss = "ranked_within_loss" in board and bool(board["ranked_within_loss"].any())
+    n_base = int(board["baseline"].fillna(False).astype(bool).sum()) if "baseline" in board \
+        else 0
+    return (
+        f"<p>Ranked by <b>{esc(ctx.metric_label())}</b>"
+        + (" within each loss function (loss values of different functions do not compare)"
+           if within_loss else "")
+        + ". Each row pools the finished trials (completed, or stopped by patience or the "
+        "time budget) of one architecture x loss over its seeds and samples: <i>mean ± "
+        "std</i> (sample std, ddof=1), its 95% confidence interval (Student t over those "
+        "trials, clipped to the metric's range; blank with a single trial, marked n&lt;5 "
+        "when wide), <i>n</i> the number of finished trials, <i>failed</i> those that "
+        "raised or diverged: they are not in the mean, but the rank scores each as the "
+        f"metric's worst value. {MEANING} "
+        + (f"The {n_base} <i>baseline</i> rows (shaded) are what a trained model must beat "
+           "with no training: <i>persistence</i> repeats the last input frame, "
+           "<i>mean_frame</i> predicts the mean training frame; they are not ranked, and "
+           "<i>gain vs persistence dB</i> is each row's PSNR minus persistence's. "
+           if n_base else "")
+        + "Under the table: <i>best</i>, the best trial's value and its MLflow run, the "
+        "costs (means over the finished trials) and the other metrics."
+        + (" Each dataset is ranked on its own, one table each." if len(ctx.datasets) > 1
+           else "") + "</p>"
+        + ctx.per_dataset(_tables)
+    )
+
+
+def _tables(ctx: ReportContext) -> str:
+    """The main table of ``ctx``'s board (one dataset's) and the tables folded under it."""
+    board = ctx.leaderboard
+    shown = lb.summary(board).drop(columns=["sweep", "dataset"], errors="ignore")
+    keys = [k for k in KEYS if k in shown]
     baseline = board["baseline"].fillna(False).astype(bool).to_list() \
         if "baseline" in board else [False] * len(board)
     shown["rank"] = ["baseline" if b else r for b, r in zip(baseline, shown["rank"], strict=True)]
     classes = ["baseline" if b else "" for b in baseline]
     main = [c.format(metric=ctx.metric) for c in MAIN]
-    main = [c for c in main if c in shown and (c != "dataset" or len(ctx.datasets) > 1)]
-    within_loss = "ranked_within_loss" in board and bool(board["ranked_within_loss"].any())
-    n_base = sum(baseline)
+    main = [c for c in main if c in shown]
 
     def details(summary: str, body: str) -> str:
         return f"<details><summary>{summary}</summary>{body}</details>"
@@ -87,27 +115,7 @@ def render(ctx: ReportContext) -> str:
         folded += details("The other metrics of every row (means over the finished trials): "
                           + ", ".join(esc(c.removesuffix("_mean")) for c in others),
                           "".join(parts))
-    return (
-        f"<p>Ranked by <b>{esc(ctx.metric_label())}</b>"
-        + (" within each loss function (loss values of different functions do not compare)"
-           if within_loss else "")
-        + ". Each row pools the finished trials (completed, or stopped by patience or the "
-        "time budget) of one architecture x loss over its seeds and samples: <i>mean ± "
-        "std</i> (sample std, ddof=1), its 95% confidence interval (Student t over those "
-        "trials, clipped to the metric's range; blank with a single trial, marked n&lt;5 "
-        "when wide), <i>n</i> the number of finished trials, <i>failed</i> those that "
-        "raised or diverged: they are not in the mean, but the rank scores each as the "
-        f"metric's worst value. {MEANING} "
-        + (f"The {n_base} <i>baseline</i> rows (shaded) are what a trained model must beat "
-           "with no training: <i>persistence</i> repeats the last input frame, "
-           "<i>mean_frame</i> predicts the mean training frame; they are not ranked, and "
-           "<i>gain vs persistence dB</i> is each row's PSNR minus persistence's. "
-           if n_base else "")
-        + "Under the table: <i>best</i>, the best trial's value and its MLflow run, the "
-        "costs (means over the finished trials) and the other metrics.</p>"
-        + table(shown[main], wrap_columns=NAMES, row_classes=classes)
-        + folded
-    )
+    return table(shown[main], wrap_columns=NAMES, row_classes=classes) + folded
 
 
 def _fmt(value: object, spec: str) -> str:

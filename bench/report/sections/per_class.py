@@ -29,6 +29,11 @@ def class_columns(columns: list[str], split: str = "val") -> list[str]:
 def render(ctx: ReportContext) -> str:
     """IoU of each class (mean over finished trials) for the top configurations: where the
     mean hides a class the model never finds."""
+    return ctx.per_dataset(_render)
+
+
+def _render(ctx: ReportContext) -> str:
+    """The section for one dataset's part of the sweep (all of it, for one dataset)."""
     # The split the leaderboard ranks on: test when it reports the test metric.
     split = "test" if ctx.metric.startswith("test_") else "val"
     done = ctx.finished

@@ -14,6 +14,11 @@ from bench.report.registry import register_section
 def render(ctx: ReportContext) -> str:
     """For each architecture, its best trial's validation samples as the sweep saved them
     (input, ground truth, prediction)."""
+    return ctx.per_dataset(_render)
+
+
+def _render(ctx: ReportContext) -> str:
+    """The section for one dataset's part of the sweep (all of it, for one dataset)."""
     done = ctx.finished
     cells, missing = [], []
     for model in dict.fromkeys(ctx.board["model"].astype(str)):  # best first

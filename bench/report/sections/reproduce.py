@@ -23,6 +23,8 @@ def render(ctx: ReportContext) -> str:
         "best trial": ctx.board["best_trial_id"].fillna("").astype(str),
         "MLflow runs": ctx.board["mlflow_run_ids"].map(lambda s: " ".join(json.loads(s))),
     })
+    if len(ctx.datasets) > 1:
+        rows.insert(1, "dataset", ctx.board["dataset"].astype(str))
     spec = ctx.spec
     versions = ", ".join(f"{k} {v}" for k, v in ctx.versions.items()) or "not recorded"
     again = (f"<p>Run again with <code>zoobench sweep spec.yaml --name {esc(ctx.sweep)}</code>"

@@ -29,6 +29,13 @@ def step_means(trials: pd.DataFrame) -> pd.DataFrame:
 def render(ctx: ReportContext) -> str:
     """Mean test PSNR (dB) of each model x loss at 1..n steps ahead, each prediction fed
     back as the next input; a line falling fast marks a model whose predictions blur."""
+    if step_means(ctx.finished).empty:
+        return _render(ctx)  # one note for the whole sweep
+    return ctx.per_dataset(_render)
+
+
+def _render(ctx: ReportContext) -> str:
+    """The section for one dataset's part of the sweep (all of it, for one dataset)."""
     means = step_means(ctx.finished)
     if means.empty:
         return note("No rollout: the sweep is not next-frame prediction, or no trial was "
