@@ -392,7 +392,8 @@ def next_frame_results(root: Path, sweep: str = "nf") -> Path:
                             "seed": seed, "epoch": 1, "loss": 0.4, "val_loss": 0.3,
                             "val_psnr": value - 0.2})
     trials = pd.DataFrame(rows).assign(sweep=sweep)
-    board = with_baselines(lb.aggregate(trials), trials, "moving_digits", NEXT_FRAME_DATA)
+    board = with_baselines(lb.aggregate(trials), trials,
+                           {"moving_digits": ("moving_digits", NEXT_FRAME_DATA)})
     for name, frame in (("trials", trials), ("history", pd.DataFrame(history).assign(sweep=sweep)),
                         ("leaderboard", board)):
         records.write_table(root, name, sweep, frame)
