@@ -53,7 +53,7 @@ import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -217,6 +217,24 @@ class SweepSpec:
     register_best: str | None = None  # registry name for the best model (bench.model_registry)
     skip_incompatible: bool = False
     skipped: tuple[Cell, ...] = ()  # cells left out: a model or loss that cannot take the data
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickle a spec that an older zoobench pickled. Tune keeps the driver's callbacks,
+        which hold the spec, in its experiment state, so resuming a sweep after an upgrade
+        meets them: its one ``dataset`` and options become ``datasets``, and a field it did
+        not have takes its default."""
+        state = dict(state)
+        if "datasets" not in state and "dataset" in state:
+            options = dict(state.pop("dataset_options", None) or {})
+            state["datasets"] = (SweepDataset(state.pop("dataset"), options),)
+        for spec_field in fields(self):
+            if spec_field.name in state:
+                continue
+            if spec_field.default is not MISSING:
+                state[spec_field.name] = spec_field.default
+            elif spec_field.default_factory is not MISSING:
+                state[spec_field.name] = spec_field.default_factory()
+        self.__dict__.update(state)
 
     @property
     def dataset(self) -> str:

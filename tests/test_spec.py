@@ -407,3 +407,22 @@ def test_skip_incompatible_with_nothing_left_is_an_error():
     with pytest.raises(UsageError, match=r"^s.yaml: skip_incompatible: no dataset x model x "
                                          r"loss cell is left"):
         parse_spec(with_keys(change, base), "s.yaml")
+
+
+def test_a_spec_pickled_by_an_older_zoobench_unpickles_with_its_dataset():
+    """Tune keeps the driver's callbacks (and the spec they hold) in its experiment state: a
+    sweep resumed after an upgrade unpickles a spec of the one-``dataset`` layout."""
+    from bench.spec import SweepSpec, parse_spec
+
+    spec = parse_spec(
+        "name: old\ndataset: {name: shapes, height: 16, width: 16}\nmodels: [testnet]\n"
+        "losses: [dice]\nepochs: 1\n", "old.yaml")
+    state = dict(spec.__dict__)
+    first = state.pop("datasets")[0]
+    state.update(dataset=first.name, dataset_options=first.options)
+    state.pop("skipped", None)  # a field the older layout did not have
+    old = SweepSpec.__new__(SweepSpec)
+    old.__setstate__(state)
+    assert (old.dataset, old.dataset_options) == ("shapes", {"height": 16, "width": 16})
+    assert old.datasets[0].label == "shapes" and old.skipped == ()
+    assert old == spec
