@@ -1,4 +1,5 @@
-"""The report reads at 1,400 px, at 2, 35 and 72 configurations (issue 14).
+"""The report reads at 1,400 px: the reference's, a 2-configuration one, and one of 50 or
+more configurations made from the reference's trials (issue 14).
 
 Each report is opened in headless Chromium in a 1,400 px wide window with a script that,
 once the page has loaded, opens every ``<details>`` and measures the page: the widths of
@@ -94,9 +95,13 @@ def measure(report: Path, workdir: Path) -> dict:
     return json.loads(html.unescape(found.group(1)))
 
 
+#: Seeds from this one on are the small report's second dataset.
+LATE_SEEDS = int(sorted(pd.read_parquet(REFERENCE / "trials.parquet")["seed"].unique())[-2])
+
+
 def small_results(root: Path) -> Path:
-    """Two configurations of the reference sweep, on two datasets: its seeds 0 and 1 as
-    ``digits``, seed 2 relabelled ``digits-b`` (to draw the across-datasets section)."""
+    """Two configurations of the reference sweep, on two datasets: its highest two seeds
+    relabelled ``digits-b``, the rest ``digits`` (to draw the across-datasets section)."""
     out = root / "small"
     for name in ("trials.parquet", "history.parquet"):
         frame = pd.read_parquet(REFERENCE / name)
@@ -111,43 +116,52 @@ def small_results(root: Path) -> Path:
                 shutil.copy(REFERENCE / png, out / png)
         else:
             frame = frame[frame["trial_id"].isin(ids)]
-        frame = frame.assign(dataset=np.where(frame["seed"] == 2, "digits-b", "digits"))
+        frame = frame.assign(dataset=np.where(frame["seed"] >= LATE_SEEDS, "digits-b",
+                                              "digits"))
         part = out / name / "sweep=reference" / "part-0.parquet"
         part.parent.mkdir(parents=True)
         frame.drop(columns=["sweep"]).to_parquet(part)
     return out
 
 
+#: Made-up loss names that copy the reference's dice trials into more configurations.
+MORE_LOSSES = ("tversky", "lovasz_softmax", "jaccard", "focal_tversky", "boundary",
+               "log_cosh_dice", "combo", "unified_focal")
+
+
 def wide_report(out: Path) -> Path:
-    """A 72-configuration, 12-loss report: the reference's trials plus, for each model, its
-    dice trials again under 5 more loss names, and unet_shallow's under a long name with
+    """A report of 50 or more configurations: the reference's trials plus, for each model,
+    its dice trials again under 8 more loss names, and unet_shallow's under a long name with
     options (values shifted, so the rows differ). No history: the learning curves are a
     note; the pictures are the reference's."""
     from bench.report import render_html
     from bench.report.context import ReportContext
 
     trials = pd.read_parquet(REFERENCE / "trials.parquet").assign(sweep="reference")
+    n_configs = len(ReportContext.build(REFERENCE, "reference", trials, pd.DataFrame()).board)
+    n_models = trials["model"].nunique()
     extra = []
-    for k, loss in enumerate(("tversky", "lovasz_softmax", "jaccard", "focal_tversky",
-                              "boundary")):
+    for k, loss in enumerate(MORE_LOSSES):
         dice = trials[trials["loss"] == "dice"]
         extra.append(dice.assign(loss=loss, val_mean_iou=dice["val_mean_iou"] * (0.9 + k / 50),
+                                 test_mean_iou=dice["test_mean_iou"] * (0.9 + k / 50),
                                  trial_id=dice["trial_id"] + f"_{loss}"))
     trials = pd.concat([trials, *extra], ignore_index=True)
     long = trials[trials["model"] == "unet_shallow"]
     trials = pd.concat([trials, long.assign(
         model="unet_shallow[base_filters=8,dropout=0.1]", val_mean_iou=long["val_mean_iou"] * 0.97,
-        trial_id=long["trial_id"] + "_long")], ignore_index=True)
+        test_mean_iou=long["test_mean_iou"] * 0.97, trial_id=long["trial_id"] + "_long")],
+        ignore_index=True)
     ctx = ReportContext.build(REFERENCE, "reference", trials, pd.DataFrame())
-    assert len(ctx.board) == 35 + 5 * 5 + 12
+    losses = trials["loss"].nunique()
+    assert len(ctx.board) == n_configs + len(MORE_LOSSES) * n_models + losses >= 50
     out.write_text(render_html(ctx), encoding="utf-8")
     return out
 
 
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory) -> dict[str, Path]:
-    """The reference report (35 configurations), a 2-configuration one and a 72-configuration
-    one, as files."""
+    """The reference report, a 2-configuration one and one of 50 or more, as files."""
     root = tmp_path_factory.mktemp("layout")
     return {
         "reference": build_report(REFERENCE, sweep="reference", out=root / "reference.html",
@@ -202,13 +216,23 @@ def test_cost_points_have_hover_titles(reports):
     cost = text.split('<section id="cost">')[1].split("</section>")[0]
     titles = re.findall(r'<g id="cost-pt-(\d+)-(\d+)"><title>([^<]*)</title>', cost)
     plots = {p for p, _, _ in titles}
-    assert len(plots) == 2  # parameters and training time
-    assert len(titles) == 35 * len(plots)
+    # Parameters and training time; FLOPs, latency and memory where the trials measured them.
+    plots_expected = 2 + sum(pd.read_parquet(REFERENCE / "trials.parquet")[c].notna().any()
+                             for c in ("flops", "latency_ms", "peak_memory_mb"))
+    assert len(plots) == plots_expected
+    board = pd.read_parquet(REFERENCE / "leaderboard.parquet").sort_values("rank")
+    metric, counts = str(board["metric"].iloc[0]), set(board["count"].astype(int))
+    assert len(titles) == len(board) * len(plots)
     for _, _, title in titles:
-        assert re.search(r" / .+: val_mean_iou 0\.\d{4} ± 0\.\d{4} \(n=3\); ", title), title
-    unlabelled = [t for _, _, t in titles if "#35 " in t]
-    assert unlabelled and "segnet_shallow / bce_dice" in unlabelled[0]
-    assert not re.search(r">\s*segnet_shallow / bce_dice\s*</text>", cost)  # no label
+        found = re.search(rf" / .+: {metric} 0\.\d{{4}} ± 0\.\d{{4}} \(n=(\d+)\); ", title)
+        assert found and int(found[1]) in counts, title
+    last = board.iloc[-1]
+    unlabelled = [t for _, _, t in titles if f"#{len(board)} " in t]
+    assert unlabelled and f"{last['model']} / {last['loss']}" in unlabelled[0]
+    # The last row is neither on the Pareto front of every plot nor a top row: a point with
+    # a title, without a label of its own in at least one plot.
+    labels = re.findall(r">\s*([^<>]+ / [^<>]+?)\s*</text>", cost)
+    assert labels.count(f"{last['model']} / {last['loss']}") < len(plots)
 
 
 def test_report_screenshot_at_1400_px(reports, tmp_path):
