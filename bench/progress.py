@@ -88,6 +88,9 @@ class ProgressView(Callback):
         self.last_summary = self.start
         self.done: set[str] = set()
         self.failed: set[str] = set()
+        # Trials a resumed sweep found already ended: counted, but not in the ETA's pace.
+        self.restored: set[str] = set()
+        self._synced = False
         self.running: set[str] = set()
         self.best_of: dict[str, float] = {}  # trial id -> its best metric value so far
         self.labels: dict[str, str] = {}
@@ -124,7 +127,11 @@ class ProgressView(Callback):
         return best
 
     def summary(self) -> str:
-        """``done/total done, N running, N pending, N failed; best ...; elapsed, ETA``."""
+        """``done/total done, N running, N pending, N failed; best ...; elapsed, ETA``.
+
+        Trials a resumed sweep found ended count as done (or failed); the ETA is paced by
+        the trials ended in this run only.
+        """
         finished = len(self.done) + len(self.failed)
         pending = max(self.total - finished - len(self.running), 0)
         elapsed = self.clock() - self.start
@@ -133,7 +140,8 @@ class ProgressView(Callback):
         best = self.best()
         if best is not None:
             parts.append(f"best {self.metric} {best[1]:.4f} ({self.labels.get(best[0], '')})")
-        eta = f"ETA {_clock(elapsed / finished * (self.total - finished))}" if finished \
+        ended_here = finished - len(self.restored)
+        eta = f"ETA {_clock(elapsed / ended_here * (self.total - finished))}" if ended_here \
             else "ETA -"
         parts.append(f"elapsed {_clock(elapsed)}, {eta}")
         return "; ".join(parts)
@@ -157,7 +165,36 @@ class ProgressView(Callback):
         value = self.best_of.get(trial_id)
         return f"{self.metric} {value:.4f}" if value is not None else f"{self.metric} -"
 
+    def _restore(self, trials: list) -> None:
+        """Once, at the first hook that sees the trials: count those already ended (a
+        resumed sweep's, restored by Tune without completion events) with their best."""
+        if self._synced:
+            return
+        self._synced = True
+        for trial in trials:
+            status = getattr(trial, "status", None)
+            if status not in ("TERMINATED", "ERROR") or trial.trial_id in self.running:
+                continue
+            (self.done if status == "TERMINATED" else self.failed).add(trial.trial_id)
+            self.restored.add(trial.trial_id)
+            self.labels.setdefault(trial.trial_id, trial_label(trial))
+            value = self._best_reported(trial)
+            if value is not None:
+                self.best_of[trial.trial_id] = value
+
+    def _best_reported(self, trial: Any) -> float | None:
+        """A restored trial's best value of the metric over its reports, if Tune has it."""
+        try:
+            analysis = trial.metric_analysis.get(self.metric, {})
+            value = analysis.get(self.mode, (trial.last_result or {}).get(self.metric))
+            return float(value) if value is not None and math.isfinite(value) else None
+        except Exception:  # noqa: BLE001  (a progress line never fails the sweep)
+            return None
+
     # ---- Tune's hooks
+    def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
+        self._restore(trials)
+
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.labels[trial.trial_id] = trial_label(trial)
         self.running.add(trial.trial_id)
@@ -190,9 +227,11 @@ class ProgressView(Callback):
         self._write(f"failed    {label}: {_error_line(trial)}")
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        self._restore(trials)
         self._summary()
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
+        self._restore(trials)  # a stage restored finished runs no step
         self._summary(force=True)
 
 

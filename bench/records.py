@@ -229,7 +229,7 @@ def trial_rows(
             "error": error,
             "params": json.dumps(config, sort_keys=True, default=str),
             **{k: v for k, v in best.items()
-               if k not in ("epoch", "lr", "epoch_seconds", "cpu_seconds",
+               if k not in ("epoch", "lr", "epoch_seconds", "cpu_seconds", "rss_mb",
                             "samples_per_second", "epoch_started_at")},
             "best_epoch": best.get("epoch"),
             "train_seconds": metrics.get("train_seconds"),
@@ -240,6 +240,8 @@ def trial_rows(
             "node": metrics.get("node"),
             "node_ip": metrics.get("node_ip"),
             "node_id": metrics.get("node_id"),
+            "worker_pid": metrics.get("worker_pid"),
+            "worker_trial": metrics.get("worker_trial"),
             "mlflow_run_id": metrics.get("mlflow_run_id") or run_ids.get(outcome.trial_id),
             "mlflow_experiment_id": experiment_id,
             "spec": spec.source,
@@ -306,7 +308,7 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
         if column in frame.columns:
             frame[column] = pd.to_datetime(frame[column], utc=True)
     for column in ("seed", "batch_size", "epochs", "epochs_done", "attempts", "best_epoch",
-                   "n_params",
+                   "n_params", "worker_pid", "worker_trial",
                    "epoch", "selected_epoch", "case", "class_index"):
         if column in frame.columns:
             frame[column] = frame[column].astype("Int64")

@@ -37,6 +37,7 @@ The keys (see ``DEFAULT_SPEC`` for a complete example)::
     max_failures: 2                    # retries of a trial that fails (a lost node, ...)
     mixed_precision: none              # none | bfloat16 | float16
     xla: false                         # jit_compile
+    reuse_workers: true                # a worker process runs trial after trial (warm)
     resources: {cpu: 1, gpu: 0}        # per trial; fractions of a GPU allowed
     nsd_tolerance: 1.0                 # pixels: the tolerance of the per-case NSD
     plugins: [my_package.extra_models] # modules registering models/losses/datasets (bench.plugins)
@@ -207,6 +208,7 @@ class SweepSpec:
     max_failures: int = 2
     mixed_precision: str = "none"
     xla: bool = False
+    reuse_workers: bool = True
     cpu: float = 1.0
     gpu: float = 0.0
     source: str = ""
@@ -316,7 +318,7 @@ TOP_KEYS = (
     "name", "dataset", "datasets", "skip_incompatible", "models", "losses", "seeds", "epochs",
     "params", "samples", "search",
     "search_seed", "scheduler", "metric", "mode", "patience", "time_budget_s", "max_concurrent",
-    "max_failures", "mixed_precision", "xla", "resources", "protocol",
+    "max_failures", "mixed_precision", "xla", "reuse_workers", "resources", "protocol",
     "nsd_tolerance", "plugins", "register_best",
 )
 
@@ -983,6 +985,7 @@ def parse_spec(text: str, where: str = "spec", name: str | None = None) -> Sweep
         max_failures=value("max_failures", _int(0), 2),
         mixed_precision=value("mixed_precision", lambda v: _one_of(PRECISIONS)(str(v)), "none"),
         xla=value("xla", _bool, False),
+        reuse_workers=value("reuse_workers", _bool, True),
         cpu=cpu,
         gpu=gpu,
         source=text,

@@ -62,3 +62,17 @@ def test_optuna_search_draws_the_same_params_for_the_same_spec(tmp_path):
     other = drawn_configs(parse_spec(SPEC + "search: optuna\nsearch_seed: 7\n", "s.yaml"),
                           tmp_path)
     assert [c["lr"] for c in other] != [c["lr"] for c in first]
+
+
+def test_max_concurrent_limits_a_random_search_and_reuse_workers_reaches_tune():
+    """Tune ignores ``max_concurrent_trials`` beside a search generator (a log line only):
+    ``max_concurrent: 1`` ran two trials at once before. The generator limits itself now."""
+    spec = parse_spec(SPEC + "max_concurrent: 1\n")
+    config = make_plan(spec).tune_config
+    assert config.search_alg.max_concurrent == 1
+    assert config.max_concurrent_trials is None
+    assert config.reuse_actors is True
+    assert make_plan(parse_spec(SPEC + "reuse_workers: false\n")).tune_config.reuse_actors \
+        is False
+    optuna = make_plan(parse_spec(SPEC + "max_concurrent: 2\nsearch: optuna\n")).tune_config
+    assert optuna.max_concurrent_trials == 2  # Tune wraps a Searcher in a ConcurrencyLimiter

@@ -124,3 +124,41 @@ def test_summaries_thin_out_as_the_sweep_gets_longer() -> None:
     assert times[:4] == [30, 60, 90, 120]
     assert len(times) < 20  # not 120
     assert all(b - a >= 0.25 * a - 1e-9 for a, b in zip(times[4:], times[5:], strict=False))
+
+
+def _ended(trial_id: str, value: float, status: str = Trial.TERMINATED) -> Trial:
+    trial = _trial(trial_id, "unet", "dice")
+    for metric in (value - 0.1, value, value - 0.05):  # its best is not its last report
+        trial.update_last_result({"val_mean_iou": metric, "end_reason": "completed"})
+    trial.set_status(status)
+    return trial
+
+
+def test_a_resumed_sweep_counts_the_trials_ended_before_and_paces_its_eta_on_this_run(
+) -> None:
+    """Tune restores ended trials without completion events: the view counts them from the
+    first step's trial list, with their best reported value, and does not let them make
+    the ETA look fast (it was ``2/6 done`` with 5 done, before)."""
+    view, out, clock = _view(total=6)
+    restored = [_ended("a1", 0.6), _ended("b2", 0.8), _ended("c3", 0.5, Trial.ERROR)]
+    new = _trial("d4", "testnet", "dice")
+    view.on_step_begin(0, [*restored, new])
+    view.on_trial_start(0, [*restored, new], new)
+    clock.now += 100
+    view.on_trial_result(1, [], new, {"val_mean_iou": 0.7})
+    new.update_last_result({"val_mean_iou": 0.7, "end_reason": "completed"})
+    view.on_trial_complete(1, [], new)
+    view.on_step_begin(2, [*restored, new])  # counted once, not again
+    view.on_experiment_end([*restored, new])
+    assert out.getvalue().splitlines()[-1] == (
+        "[  1:40] 3/6 done, 0 running, 2 pending, 1 failed; best val_mean_iou 0.8000 "
+        "(unet x dice seed 0 (b2)); elapsed 1:40, ETA 3:20")
+
+
+def test_a_restored_finished_stage_reports_all_done() -> None:
+    """A stage that had ended is restored and runs no step: its end says all done."""
+    view, out, _ = _view(total=2)
+    view.on_experiment_end([_ended("a1", 0.6), _ended("b2", 0.4)])
+    assert out.getvalue().splitlines() == [
+        "[  0:00] 2/2 done, 0 running, 0 pending, 0 failed; best val_mean_iou 0.6000 "
+        "(unet x dice seed 0 (a1)); elapsed 0:00, ETA -"]

@@ -66,12 +66,17 @@ def case_means(frame: pd.DataFrame | None) -> dict[str, float]:
     return means
 
 
-def predict_cases(model: Any, dataset: Any) -> tuple[np.ndarray, np.ndarray]:
-    """(targets, outputs) of every element of a batched ``(x, y[, w])`` dataset, in order."""
+def predict_cases(predict: Any, dataset: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(targets, outputs) of every element of a batched ``(x, y[, w])`` dataset, in order.
+
+    ``predict``: a Keras model (its ``predict_on_batch``) or a callable ``x -> outputs``.
+    """
+    if hasattr(predict, "predict_on_batch"):
+        predict = predict.predict_on_batch
     truths, preds = [], []
     for batch in dataset:
         truths.append(np.asarray(batch[1]))
-        preds.append(np.asarray(model.predict_on_batch(batch[0])))
+        preds.append(np.asarray(predict(batch[0])))
     return np.concatenate(truths), np.concatenate(preds)
 
 

@@ -15,9 +15,11 @@ discarded, then a fixed number of timed steps, the median reported with its spre
 - ``latency_ms``: one sample (batch 1), milliseconds per forward pass; also
   ``latency_p10_ms`` and ``latency_p90_ms``.
 - ``throughput``: samples per second at the training batch size.
-- ``peak_memory_mb``: the trial process's peak resident memory (``ru_maxrss``) on CPU;
-  TensorFlow's peak device memory (``tf.config.experimental.get_memory_info``) when a
-  GPU is visible.
+- ``peak_memory_mb``: the trial's peak resident memory on CPU (Linux: ``VmHWM``, reset at
+  each trial's start through ``/proc/self/clear_refs``, so a reused worker does not report
+  an earlier trial's peak; elsewhere the process's ``ru_maxrss``); TensorFlow's peak
+  device memory (``tf.config.experimental.get_memory_info``, reset likewise) when a GPU
+  is visible.
 - ``cost_seconds``: what measuring all this took.
 
 The forward pass is a ``tf.function`` of ``model(x, training=False)``; reading its result
@@ -26,10 +28,12 @@ into NumPy waits for the device, so GPU timings include the work, not only its l
 
 from __future__ import annotations
 
+import contextlib
 import math
 import resource
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -91,26 +95,66 @@ def _timed(forward: Any, x: Any, steps: int) -> np.ndarray:
     return times
 
 
+_STATUS = Path("/proc/self/status")
+_CLEAR_REFS = Path("/proc/self/clear_refs")
+
+
+def reset_peak_memory() -> bool:
+    """Start a new peak: RSS high-water mark to the current RSS (Linux), GPU 0's peak.
+
+    Called at each trial's start, since a reused worker runs several. Returns whether the
+    CPU peak could be reset (else :func:`peak_memory_mb` reads the process's lifetime peak).
+    """
+    import tensorflow as tf
+
+    if tf.config.list_logical_devices("GPU"):
+        with contextlib.suppress(ValueError, RuntimeError):
+            tf.config.experimental.reset_memory_stats("GPU:0")
+    try:
+        _CLEAR_REFS.write_text("5")  # "5": reset the peak RSS (Linux >= 4.0, proc(5))
+        return True
+    except OSError:
+        return False
+
+
+def _high_water_kib() -> int | None:
+    """``VmHWM`` of ``/proc/self/status`` in KiB (the peak RSS since the last reset)."""
+    try:
+        for line in _STATUS.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def peak_memory_mb() -> float:
-    """Peak memory of this process in MiB: GPU 0's peak when a GPU is visible, else peak RSS."""
+    """Peak memory in MiB since :func:`reset_peak_memory`: GPU 0's peak when a GPU is
+    visible, else the peak RSS."""
     import tensorflow as tf
 
     if tf.config.list_logical_devices("GPU"):
         return tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20
+    high_water = _high_water_kib()
+    if high_water is not None:
+        return high_water / 2**10
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / 2**20 if sys.platform == "darwin" else rss / 2**10  # bytes on macOS, else KiB
 
 
-def measure_cost(model: Any, input_shape: tuple[int, ...], batch_size: int) -> dict[str, float]:
+def measure_cost(model: Any, input_shape: tuple[int, ...], batch_size: int,
+                 forward: Any = None) -> dict[str, float]:
     """The cost columns (``COST_COLUMNS``) of ``model`` on inputs of ``input_shape``
     (one sample, no batch axis, e.g. ``(32, 32, 3)`` or ``(T, H, W, C)``).
 
-    ``throughput`` is measured at ``batch_size`` (the training batch size).
+    ``throughput`` is measured at ``batch_size`` (the training batch size). ``forward``:
+    the model's :func:`forward_function` when the caller traced it already.
     """
     import tensorflow as tf
 
     start = time.perf_counter()
-    forward = forward_function(model, input_shape)
+    if forward is None:
+        forward = forward_function(model, input_shape)
     one = tf.zeros((1, *input_shape), tf.float32)
     batch = tf.zeros((max(1, int(batch_size)), *input_shape), tf.float32)
     latency = _timed(forward, one, LATENCY_STEPS) * 1000.0
@@ -127,12 +171,13 @@ def measure_cost(model: Any, input_shape: tuple[int, ...], batch_size: int) -> d
     return cost
 
 
-def trial_cost(model: Any, input_shape: tuple[int, ...], batch_size: int) -> dict[str, float]:
+def trial_cost(model: Any, input_shape: tuple[int, ...], batch_size: int,
+               forward: Any = None) -> dict[str, float]:
     """:func:`measure_cost`, or NaN in every cost column (and a warning on stderr) when the
     model cannot be measured: a trained and tested trial is not lost for its cost figures.
     """
     try:
-        return measure_cost(model, input_shape, batch_size)
+        return measure_cost(model, input_shape, batch_size, forward)
     except Exception as error:  # noqa: BLE001  (any op the profiler or tracing refuses)
         print(f"zoobench: warning: cost not measured ({type(error).__name__}: {error})",
               file=sys.stderr)

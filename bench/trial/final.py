@@ -10,14 +10,18 @@ predictions picture. A trial a scheduler stops never gets here: it was not selec
 from __future__ import annotations
 
 import math
+import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from bench.trial.cases import case_frame, case_means, predict_cases, write_cases
 from bench.trial.context import CASES_FILE, PREDICTIONS_PNG
-from bench.trial.cost import trial_cost
+from bench.trial.cost import forward_function, trial_cost
 from bench.trial.rollout import rollout_metrics
 
 if TYPE_CHECKING:
@@ -54,9 +58,13 @@ def test_selected(trial: TrialState, model: Any, folder: Path) -> dict[str, Any]
     selected = trial.select(model)
     val_names = [key for key in trial.history[-1] if key.startswith("val_")]
     metrics: dict[str, Any] = test_metrics(model, trial.test_ds, val_names)
+    # One forward function, traced once, predicts the cases and the picture and is timed
+    # for the cost (Keras' predict would trace again for each new batch shape).
+    forward = forward_or_none(model, tuple(trial.info.input_shape))
+    predict = _predictor(model, forward)
     cases = None
     if trial.info.task == "segmentation":  # next-frame targets have no classes
-        truth, pred = predict_cases(model, trial.test_ds)
+        truth, pred = predict_cases(predict, trial.test_ds)
         cases = case_frame(truth, pred, trial.info.n_classes, list(trial.info.class_names),
                            trial.context.nsd_tolerance)
         write_cases(cases, folder / CASES_FILE)
@@ -65,21 +73,41 @@ def test_selected(trial: TrialState, model: Any, folder: Path) -> dict[str, Any]
     model_name, model_options = trial.context.models[trial.config["model"]]
     metrics.update(rollout_metrics(model, model_name, model_options, trial.info, trial.test_ds))
     metrics.update(trial_cost(model, tuple(trial.info.input_shape),
-                              int(trial.config["batch_size"])))
+                              int(trial.config["batch_size"]), forward=forward))
     metrics["selected_epoch"] = selected
     trial.run.log_epoch({k: v for k, v in metrics.items() if math.isfinite(v)}, selected)
-    log_selected_model(trial, model, folder, selected)
+    log_selected_model(trial, model, folder, selected, predict)
     metrics["final_seconds"] = time.perf_counter() - start
     return metrics
 
 
-def log_selected_model(trial: TrialState, model: Any, folder: Path, step: int = 0) -> None:
+def forward_or_none(model: Any, input_shape: tuple[int, ...]) -> Any:
+    """``bench.trial.cost.forward_function``, or None when the model cannot be traced so."""
+    try:
+        return forward_function(model, input_shape)
+    except Exception:  # noqa: BLE001  (Keras' own predict is the fallback)
+        return None
+
+
+def _predictor(model: Any, forward: Any) -> Callable[[Any], np.ndarray]:
+    """``x -> outputs`` as NumPy: ``forward`` when there is one, else Keras' predict."""
+    if forward is None:
+        return lambda x: np.asarray(model.predict_on_batch(x))
+
+    import tensorflow as tf
+
+    return lambda x: np.asarray(forward(tf.cast(x, tf.float32)))
+
+
+def log_selected_model(trial: TrialState, model: Any, folder: Path, step: int = 0,
+                       predict: Callable[[Any], np.ndarray] | None = None) -> None:
     """Log ``model`` (the selected weights) and its predictions picture to the MLflow run.
 
-    The model goes twice: as an MLflow Model with the Keras flavour named ``model``
-    (``mlflow.pyfunc.load_model("runs:/RUN_ID/model")`` predicts; linked to the run's
-    metrics at ``step``, the selected epoch) and as the run artifact ``model/model.keras``
-    that ``keras.saving.load_model`` reads after ``import zoo``.
+    The model is saved once and logged twice: as an MLflow Model with the Keras flavour
+    named ``model`` (``mlflow.pyfunc.load_model("runs:/RUN_ID/model")`` predicts; linked to
+    the run's metrics at ``step``, the selected epoch) and, the same file, as the run
+    artifact ``model/model.keras`` that ``keras.saving.load_model`` reads after
+    ``import zoo``. ``predict`` makes the picture's predictions (default: Keras' predict).
     """
     assert trial.run is not None
     png = None
@@ -87,16 +115,17 @@ def log_selected_model(trial: TrialState, model: Any, folder: Path, step: int = 
         from bench.predictions import save_predictions_png
 
         x, y = trial.val_sample
-        y_pred = model.predict(x, verbose=0)
+        y_pred = predict(x) if predict is not None else model.predict(x, verbose=0)
         png = save_predictions_png(x, y, y_pred, trial.info.task, folder / PREDICTIONS_PNG)
     if not trial.run.online:  # the tracking server was away: the run is told it lacks them
         trial.run.missed_artifacts()
         return
     try:
-        log_keras_model(model, step)
         with tempfile.TemporaryDirectory(prefix="zoobench-final-") as scratch:
             model_path = Path(scratch) / "model.keras"
-            model.save(model_path)
+            log_keras_model(model, step, keep=model_path)
+            if not model_path.exists():  # MLflow saved it elsewhere than we know
+                model.save(model_path)
             trial.run.log_artifact(model_path, "model")
         if png is not None:
             trial.run.log_artifact(png)
@@ -117,8 +146,27 @@ def model_signature(model: Any) -> Any:
                           outputs=spec(tuple(model.output_shape)))
 
 
-def log_keras_model(model: Any, step: int = 0) -> None:
-    """Log ``model`` to the active MLflow run as the MLflow Model ``model`` (Keras flavour).
+class _KerasFlavourKeepingFile:
+    """``mlflow.keras`` as ``Model.log`` uses a flavour, copying the ``.keras`` file it saves
+    to ``keep``: the run's ``model/model.keras`` artifact then needs no second save."""
+
+    __name__ = "mlflow.keras"
+
+    def __init__(self, keep: Path) -> None:
+        self.keep = keep
+
+    def save_model(self, path: str, **kwargs: Any) -> None:
+        import mlflow.keras
+
+        mlflow.keras.save_model(path=path, **kwargs)
+        saved = sorted(Path(path).rglob("*.keras"))
+        if len(saved) == 1:
+            shutil.copyfile(saved[0], self.keep)
+
+
+def log_keras_model(model: Any, step: int = 0, keep: Path | None = None) -> None:
+    """Log ``model`` to the active MLflow run as the MLflow Model ``model`` (Keras flavour);
+    with ``keep``, the ``.keras`` file it saved is copied there too.
 
     No input example: MLflow 3.17's Keras flavour writes it before creating the model's
     folder (FileNotFoundError); the signature says the shapes instead. The pip
@@ -128,8 +176,12 @@ def log_keras_model(model: Any, step: int = 0) -> None:
     import keras
     import mlflow.keras
     import tensorflow as tf
+    from mlflow.models import Model
 
-    mlflow.keras.log_model(
-        model, name="model", signature=model_signature(model), step=step,
-        pip_requirements=[f"keras=={keras.__version__}", f"tensorflow=={tf.__version__}"],
-    )
+    options = {"name": "model", "model": model, "signature": model_signature(model),
+               "step": step, "pip_requirements": [f"keras=={keras.__version__}",
+                                                  f"tensorflow=={tf.__version__}"]}
+    if keep is None:
+        mlflow.keras.log_model(**options)
+    else:
+        Model.log(artifact_path=None, flavor=_KerasFlavourKeepingFile(keep), **options)

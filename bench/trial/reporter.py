@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from bench.trial.state import TrialState
+
+
+def resident_mb() -> float:
+    """This process's resident memory now, in MiB (NaN where ``/proc`` is missing)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            pages = int(statm.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def make_reporter(trial: TrialState) -> Any:
@@ -36,6 +47,8 @@ def make_reporter(trial: TrialState) -> Any:
             row = trial.epoch_row(epoch + 1, logs or {}, end - self._start, train_seconds)
             # CPU time against epoch_seconds shows how much of the CPU share the trial got.
             row["cpu_seconds"] = time.process_time() - self._cpu_start
+            # The process's memory now: a reused worker's must not grow trial after trial.
+            row["rss_mb"] = resident_mb()
             # Successive starts also time what the bookkeeping below costs (perf checks).
             row["epoch_started_at"] = self._started_at
             reason = trial.end_reason(row)

@@ -14,6 +14,10 @@ from bench.trial.context import END_NAN, PREDICTION_SAMPLES, SweepContext
 from bench.trial.reporter import make_reporter
 from bench.trial.state import TrialState
 
+# Trials this worker process has entered: a reused worker (``reuse_workers``) has no
+# process start or imports to pay for its second trial on.
+_trials_entered = 0
+
 
 def configure_tensorflow(cpu: float) -> None:
     """Threads = the trial's CPU share; GPU memory growth on. Call before TF's first op.
@@ -88,6 +92,28 @@ def process_started_at(default: float) -> float:
         return default
 
 
+def setup_started_at(entered_at: float) -> float:
+    """When this trial's set-up began: the process start for a worker's first trial (Ray
+    worker start, imports), the trainable's entry for the next ones of a reused worker."""
+    global _trials_entered
+    _trials_entered += 1
+    return process_started_at(entered_at) if _trials_entered == 1 else entered_at
+
+
+def reset_process_state() -> None:
+    """What a reused worker must not carry from one trial to the next: Keras' graph and
+    layer names, garbage of the last model, the peak memory figure (``bench.trial.cost``)."""
+    import gc
+
+    import keras
+
+    from bench.trial.cost import reset_peak_memory
+
+    keras.backend.clear_session()
+    gc.collect()
+    reset_peak_memory()
+
+
 def load_trial_splits(context: SweepContext, config: dict[str, Any],
                       initial_epoch: int) -> Any:
     """The trial's ``zoo.datasets.Splits`` of its dataset (``config["dataset"]``, or the
@@ -120,6 +146,7 @@ def train_trial(config: dict[str, Any], context: SweepContext) -> None:
         context: the sweep's shared settings.
     """
     entered_at = time.time()
+    setup_start = setup_started_at(entered_at)
     config = cells.resolve(config)
     configure_tensorflow(context.cpu)
     import keras
@@ -131,7 +158,7 @@ def train_trial(config: dict[str, Any], context: SweepContext) -> None:
     # The plugins register the models, losses and datasets this trial's labels may name.
     import_plugins_on_worker(context.plugins)
 
-    keras.backend.clear_session()
+    reset_process_state()
     keras.utils.set_random_seed(int(config["seed"]))
     keras.mixed_precision.set_global_policy(
         "float32" if context.mixed_precision == "none" else f"mixed_{context.mixed_precision}"
@@ -141,6 +168,7 @@ def train_trial(config: dict[str, Any], context: SweepContext) -> None:
 
     # The MLflow run opens first, so a trial failing while it builds is visible there too.
     trial = TrialState(context, config)
+    trial.worker_trial = _trials_entered
     checkpoint = tune.get_checkpoint()
     checkpoint_dir = Path(checkpoint.to_directory()) if checkpoint is not None else None
     try:
@@ -161,7 +189,7 @@ def train_trial(config: dict[str, Any], context: SweepContext) -> None:
     failed = False
     try:
         data_start = time.time()
-        trial.setup["setup_process_s"] = data_start - process_started_at(entered_at)
+        trial.setup["setup_process_s"] = data_start - setup_start
         # A resumed trial's epoch k sees the data an uninterrupted epoch k sees.
         splits = load_trial_splits(context, config, initial_epoch)
         info = splits.info

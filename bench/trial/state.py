@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import socket
 import tempfile
@@ -83,6 +84,7 @@ class TrialState:
         # ``setup_model_s``; ``setup_compile_s`` once training starts).
         self.setup: dict[str, float] = {}
         self.model_built_at: float | None = None
+        self.worker_trial = 1  # set by the trainable (bench.trial.run)
 
     def setup_seconds(self) -> dict[str, float]:
         """The set-up seconds so far; ``setup_compile_s``: model built -> first step."""
@@ -199,6 +201,10 @@ class TrialState:
             "node": self.node,
             "node_ip": self.node_ip,
             "node_id": self.node_id,
+            # Which worker process ran the last attempt, and its how-manieth trial (1: a
+            # fresh process; more when ``reuse_workers`` kept it warm).
+            "worker_pid": os.getpid(),
+            "worker_trial": self.worker_trial,
             "mlflow_run_id": self.run.run_id,
             "mlflow_experiment_id": self.context.tracking.experiment_id,
         }
