@@ -13,6 +13,7 @@ import math
 import os
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -374,18 +375,22 @@ def _run_locked(spec: SweepSpec, options: SweepOptions, results: Path) -> SweepO
     guards.check_same_spec(spec.source, spec.name, copies)
     outbox.bound_http_retries()  # a dead server fails a call in seconds (workers inherit it)
     uri = options.tracking_uri or tracking.default_tracking_uri(results)
-    try:
-        track = tracking.start_sweep(
-            uri, results, spec.name, spec.source,
+    # The tracking store starts (a new sqlite store's schema, or a server's round trips)
+    # while Ray starts its processes: the two overlap, ~4 s sooner to the first step.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="zoobench-mlflow") as pool:
+        started = pool.submit(
+            tracking.start_sweep, uri, results, spec.name, spec.source,
             {"dataset": ", ".join(d.label for d in spec.datasets), "metric": spec.metric,
              "mode": spec.mode, "epochs": spec.epochs, "samples": spec.samples,
              "search": spec.search, "scheduler": spec.scheduler.name,
              "trials": _planned_trials(spec), "protocol": spec.protocol is not None},
         )
-    except Exception as error:  # noqa: BLE001  (any store failure is a bad --tracking-uri)
-        raise UsageError(f"--tracking-uri: cannot use {uri!r} ({records.error_line(error)})") \
-            from None
-    _init_ray(options.address, options.verbose, tuple(spec.plugins))
+        _init_ray(options.address, options.verbose, tuple(spec.plugins))
+        try:
+            track = started.result()
+        except Exception as error:  # noqa: BLE001  (any store failure is a bad --tracking-uri)
+            raise UsageError(f"--tracking-uri: cannot use {uri!r} "
+                             f"({records.error_line(error)})") from None
     _check_resources(spec)
     # Each distinct dataset is built once in this run and shared by its trials.
     cache = data_cache.open_cache(results, spec.name)
