@@ -7,9 +7,10 @@ the reference data, against decoding and resizing a ``folder`` again). Two trial
 starting together may both build: both write the same bytes, through a temporary file
 and a rename, so a reader never sees half a file.
 
-Why a file and not Ray's object store: trials are fresh processes, and a lazy file
-cache costs the first trial nothing extra, where building every key in the driver
-before the first trial delays it (one build per seed), and it needs no Ray at all.
+Why a file and not Ray's object store: trials may be fresh processes (a worker's
+first trial, or ``reuse_workers: false``), and a lazy file cache costs the first trial
+nothing extra, where building every key in the driver before the first trial delays it
+(one build per seed), and it needs no Ray at all.
 The driver makes the folder per sweep run and removes it when the run ends, so a
 changed ``folder`` dataset is never read stale by a later run.
 """
