@@ -38,7 +38,8 @@ The keys (see ``DEFAULT_SPEC`` for a complete example)::
     mixed_precision: none              # none | bfloat16 | float16
     xla: false                         # jit_compile
     reuse_workers: true                # a worker process runs trial after trial (warm)
-    resources: {cpu: 1, gpu: 0}        # per trial; fractions of a GPU allowed
+    resources: {cpu: 1, gpu: 0}        # per trial; fractions of a GPU allowed; gpu_memory_mb:
+                                       # a cap on each trial's GPU memory (else it grows)
     nsd_tolerance: 1.0                 # pixels: the tolerance of the per-case NSD
     plugins: [my_package.extra_models] # modules registering models/losses/datasets (bench.plugins)
     register_best: null                # a model registry name: register the sweep's best model
@@ -211,6 +212,7 @@ class SweepSpec:
     reuse_workers: bool = True
     cpu: float = 1.0
     gpu: float = 0.0
+    gpu_memory_mb: int | None = None  # each trial's GPU memory cap (None: memory growth)
     source: str = ""
     warnings: tuple[str, ...] = ()
     nsd_tolerance: float = 1.0
@@ -946,16 +948,23 @@ def parse_spec(text: str, where: str = "spec", name: str | None = None) -> Sweep
     with c.section():
         protocol = _protocol(c, raw, params)
 
-    cpu, gpu = 1.0, 0.0
+    cpu, gpu, gpu_memory_mb = 1.0, 0.0, None
     with c.section():
         resources = raw.get("resources") or {}
         if not isinstance(resources, dict):
             raise c.fail("resources",
                          f"must be a mapping like {{cpu: 1, gpu: 0}}, got {resources!r}")
-        c.unknown_keys("resources", resources, ("cpu", "gpu"))
+        c.unknown_keys("resources", resources, ("cpu", "gpu", "gpu_memory_mb"))
         with c.section():
             cpu = c.check("resources.cpu", resources.get("cpu", 1), _number(0.0, strict=True))
         gpu = c.check("resources.gpu", resources.get("gpu", 0), _number(0.0))
+        if resources.get("gpu_memory_mb") is not None:
+            gpu_memory_mb = c.check("resources.gpu_memory_mb", resources["gpu_memory_mb"],
+                                    _int(1))
+            if not gpu:
+                raise c.fail("resources.gpu_memory_mb",
+                             "caps a trial's GPU memory, but resources.gpu is 0 (no GPU); "
+                             "give resources.gpu a share, e.g. gpu: 0.25")
 
     samples = value("samples", _int(1), 1)
     if samples > 1 and protocol is None and not any(isinstance(v, Space)
@@ -988,6 +997,7 @@ def parse_spec(text: str, where: str = "spec", name: str | None = None) -> Sweep
         reuse_workers=value("reuse_workers", _bool, True),
         cpu=cpu,
         gpu=gpu,
+        gpu_memory_mb=gpu_memory_mb,
         source=text,
         protocol=protocol,
         nsd_tolerance=value("nsd_tolerance", _number(0.0), 1.0),

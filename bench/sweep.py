@@ -113,6 +113,7 @@ def _context(spec: SweepSpec, track: tracking.Tracking,
         nsd_tolerance=spec.nsd_tolerance,
         plugins=spec.plugins,
         data_cache=str(cache.resolve()) if cache is not None else None,
+        gpu_memory_mb=spec.gpu_memory_mb,
     )
 
 

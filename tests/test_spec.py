@@ -112,6 +112,10 @@ BAD = [
                                "asha"),
     ("mixed_precision: int8\n", "s.yaml: mixed_precision: 'int8' is not allowed"),
     ("resources: {cpu: 1, tpu: 1}\n", "s.yaml: resources.tpu: unknown key; allowed: cpu, gpu"),
+    ("resources: {cpu: 1, gpu_memory_mb: 4000}\n", "s.yaml: resources.gpu_memory_mb: caps a "
+                                                   "trial's GPU memory, but resources.gpu is 0"),
+    ("resources: {gpu: 0.5, gpu_memory_mb: 0}\n",
+     "s.yaml: resources.gpu_memory_mb: must be at least 1, got 0"),
     ("name: 'a b'\n", "s.yaml: name: 'a b' is not allowed"),
     ("models: [testnet\n", "s.yaml: line "),
     # Issue 11 item 3: option values, and the size check following the options.
@@ -245,6 +249,14 @@ def test_warnings_for_specs_that_run_but_probably_mean_something_else(capsys):
         "dataset: {name: shapes, height: 16, width: 16, classes: 3, train: 8, val: 4, "
         "labelled_fraction: 0.5}\nmodels: [ladder]\nparams: {batch_size: 4}\n"), "s.yaml")
     assert quiet.warnings == ()
+
+
+def test_a_gpu_memory_cap_reaches_the_spec_and_defaults_to_none():
+    spec = parse_spec(with_keys("resources: {cpu: 1, gpu: 0.25, gpu_memory_mb: 8000}\n"),
+                      "s.yaml")
+    assert (spec.gpu, spec.gpu_memory_mb) == (0.25, 8000)
+    assert parse_spec(with_keys(""), "s.yaml").gpu_memory_mb is None
+    assert parse_spec(with_keys("reuse_workers: false\n"), "s.yaml").reuse_workers is False
 
 
 def test_resources_beyond_the_cluster_are_a_usage_error():

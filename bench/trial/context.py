@@ -56,6 +56,7 @@ class SweepContext:
     nsd_tolerance: float = 1.0
     plugins: tuple[str, ...] = ()  # modules each trial imports first (bench.plugins)
     data_cache: str | None = None  # folder of the sweep's dataset arrays (bench.data_cache)
+    gpu_memory_mb: int | None = None  # each trial's GPU memory cap; None: memory growth
 
     def dataset_of(self, config: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
         """``(label, registry name, options)`` of the dataset a trial's config names."""

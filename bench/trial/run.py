@@ -19,11 +19,14 @@ from bench.trial.state import TrialState
 _trials_entered = 0
 
 
-def configure_tensorflow(cpu: float) -> None:
-    """Threads = the trial's CPU share; GPU memory growth on. Call before TF's first op.
+def configure_tensorflow(cpu: float, gpu_memory_mb: int | None = None) -> None:
+    """Threads = the trial's CPU share; each visible GPU capped at ``gpu_memory_mb``, or
+    with memory growth on when there is no cap. Call before TF's first op.
 
-    Raises nothing when TensorFlow is already initialised (a reused worker keeps the
-    settings of its first trial, made with the same resources).
+    Growth alone lets trials sharing a card take memory from each other until one runs
+    out; a cap (``resources.gpu_memory_mb``) gives each its part. Raises nothing when
+    TensorFlow is already initialised (a reused worker keeps the settings of its first
+    trial, made with the same resources).
     """
     import tensorflow as tf
 
@@ -32,7 +35,11 @@ def configure_tensorflow(cpu: float) -> None:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(min(threads, 2))
         for gpu in tf.config.list_physical_devices("GPU"):
-            tf.config.experimental.set_memory_growth(gpu, True)
+            if gpu_memory_mb:
+                tf.config.set_logical_device_configuration(
+                    gpu, [tf.config.LogicalDeviceConfiguration(memory_limit=gpu_memory_mb)])
+            else:
+                tf.config.experimental.set_memory_growth(gpu, True)
     except RuntimeError:
         pass  # already initialised in this process
 
@@ -148,7 +155,7 @@ def train_trial(config: dict[str, Any], context: SweepContext) -> None:
     entered_at = time.time()
     setup_start = setup_started_at(entered_at)
     config = cells.resolve(config)
-    configure_tensorflow(context.cpu)
+    configure_tensorflow(context.cpu, getattr(context, "gpu_memory_mb", None))
     import keras
     from ray import tune
 
