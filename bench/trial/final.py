@@ -96,7 +96,13 @@ def _predictor(model: Any, forward: Any) -> Callable[[Any], np.ndarray]:
 
     import tensorflow as tf
 
-    return lambda x: np.asarray(forward(tf.cast(x, tf.float32)))
+    def predict(x: Any) -> np.ndarray:
+        try:
+            return np.asarray(forward(tf.cast(x, tf.float32)))
+        except (tf.errors.OpError, ValueError, TypeError):  # a shape it was not traced for
+            return np.asarray(model.predict_on_batch(x))
+
+    return predict
 
 
 def log_selected_model(trial: TrialState, model: Any, folder: Path, step: int = 0,
