@@ -95,3 +95,21 @@ def test_report_plots_accuracy_against_each_recorded_cost(small_sweep):
                   "peak memory (MiB)", "training time (s)"):
         assert label in html, label
     assert np.isfinite(ctx.board["latency_ms_mean"]).all()
+
+
+def test_peak_memory_is_reset_for_each_trial_of_a_warm_worker():
+    """A warm worker runs several trials: each one's peak starts from the memory in use at
+    its start, not from an earlier trial's high-water mark (Linux ``/proc/self/clear_refs``)."""
+    import sys
+
+    from bench.trial.cost import peak_memory_mb, reset_peak_memory
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the peak is reset through /proc (Linux)")
+    before = peak_memory_mb()
+    block = np.ones(400 * 2**20 // 8)  # 400 MiB, touched
+    high = peak_memory_mb()
+    assert high >= before + 350
+    del block
+    assert reset_peak_memory() is True
+    assert peak_memory_mb() < high - 300
