@@ -74,33 +74,47 @@ def test_one_warm_worker_runs_every_trial_and_gives_a_fresh_workers_numbers(tmp_
     assert history["rss_mb"].gt(0).all()
 
 
+@pytest.fixture(scope="module")
+def twenty_warm_trials(tmp_path_factory: pytest.TempPathFactory):
+    """20 trials on one warm worker (10 seeds x the same network under two labels)."""
+    tmp = tmp_path_factory.mktemp("warm")
+    return tmp, *_sweep(tmp, "warm", list(range(10)), epochs=1)
+
+
 @pytest.mark.slow
-def test_twenty_trials_on_one_worker_match_fresh_processes_and_memory_levels_off(
-        tmp_path: Path):
+def test_twenty_trials_on_one_worker_match_fresh_processes(twenty_warm_trials):
     """20 trials on one warm worker, against the last seed's two trials each in a fresh
-    process (``reuse_workers: false``); the worker's resident memory levels off."""
-    seeds = list(range(10))
-    trials, history = _sweep(tmp_path, "warm", seeds, epochs=1)
+    process (``reuse_workers: false``)."""
+    tmp, trials, history = twenty_warm_trials
     assert set(trials["status"]) == {"TERMINATED"} and len(trials) == 20
     assert trials["worker_pid"].nunique() == 1
     assert sorted(trials["worker_trial"]) == list(range(1, 21))
     for _, pair in trials.groupby("seed"):
         _assert_same_numbers(history, trials, *pair["trial_id"].tolist())
 
-    fresh_trials, fresh_history = _sweep(tmp_path, "fresh", [seeds[-1]], epochs=1,
-                                         reuse=False)
+    last = int(trials["seed"].max())
+    fresh_trials, fresh_history = _sweep(tmp, "fresh", [last], epochs=1, reuse=False)
     assert fresh_trials["worker_pid"].nunique() == 2
     assert set(fresh_trials["worker_trial"]) == {1}
     both_trials = pd.concat([trials, fresh_trials], ignore_index=True)
     both_history = pd.concat([history, fresh_history], ignore_index=True)
     for model in trials["model"].unique():
-        warm = trials[(trials["seed"] == seeds[-1]) & (trials["model"] == model)]
+        warm = trials[(trials["seed"] == last) & (trials["model"] == model)]
         fresh = fresh_trials[fresh_trials["model"] == model]
         _assert_same_numbers(both_history, both_trials, warm["trial_id"].item(),
                              fresh["trial_id"].item())
 
-    # Memory: what the second ten trials add is a small part of what the first ten did
-    # (TensorFlow's allocator and caches fill up first, then stay).
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason=(
+    "Keras 3 and TensorFlow keep part of every model a process builds even after "
+    "clear_session (25 MB per testnet in a bare loop, 80 MB per trial in the reference "
+    "sweep): a warm worker's memory grows with each trial, which is why reuse_workers is "
+    "off by default. Passing means the leak is gone: make reuse_workers the default."))
+def test_a_warm_workers_memory_levels_off(twenty_warm_trials):
+    """What the second ten trials add to the worker's resident memory is a small part of
+    what the first ten did (TensorFlow's allocator and caches fill up first, then stay)."""
+    _, trials, history = twenty_warm_trials
     rss = (history.merge(trials[["trial_id", "worker_trial"]], on="trial_id")
            .sort_values("worker_trial")["rss_mb"].to_numpy())
     first_half, second_half = rss[9] - rss[0], rss[19] - rss[10]

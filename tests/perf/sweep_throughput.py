@@ -16,8 +16,11 @@ for each:
 
     git archive main | tar -x -C /tmp/zoobench-main   # the "before" checkout
     python tests/perf/sweep_throughput.py [--quick] [--baseline /tmp/zoobench-main]
+        [--reuse-workers]
 
-``--quick``: 2 models x 1 loss, 2 epochs, 128 training images.
+``--quick``: 2 models x 1 loss, 2 epochs, 128 training images. ``--reuse-workers``: this
+checkout's run has ``reuse_workers: true`` (warm workers; the baseline's spec is left as it
+is, so an older checkout that does not know the key still reads it).
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ mode: max
 resources: {{cpu: 1, gpu: 0}}
 max_concurrent: {slots}
 """
+REUSE = "reuse_workers: true\n"
 
 
 def spec_text(quick: bool, slots: int) -> str:
@@ -100,14 +104,17 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--baseline", type=Path, help="another checkout to run first")
     parser.add_argument("--slots", type=int, default=2)
+    parser.add_argument("--reuse-workers", action="store_true",
+                        help="warm workers (reuse_workers: true) in this checkout's run")
     args = parser.parse_args()
     print(f"load average before: {os.getloadavg()}, cores: {os.cpu_count()}")
     runs = {}
     with tempfile.TemporaryDirectory(prefix="zoobench-throughput-") as tmp:
         spec = Path(tmp) / "throughput.yaml"
-        spec.write_text(spec_text(args.quick, args.slots))
         checkouts = ([("before", args.baseline)] if args.baseline else []) + [("after", ROOT)]
         for label, checkout in checkouts:
+            text = spec_text(args.quick, args.slots)
+            spec.write_text(text + (REUSE if args.reuse_workers and label == "after" else ""))
             runs[label] = run_checkout(checkout.resolve(), spec, Path(tmp) / label, args.slots)
             print(f"{label}: " + ", ".join(f"{k} {v:.3g}" for k, v in runs[label].items()),
                   flush=True)
