@@ -128,7 +128,12 @@ def _init_ray(address: str | None, verbose: bool = False,
     # Workers inherit the driver's environment; keep TensorFlow's start-up chatter out of
     # Tune's progress output.
     env: dict[str, Any] = {
-        "env_vars": {"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}}
+        "env_vars": {"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
+                     # A warm worker (reuse_workers) waits this long for its last trial's
+                     # thread to end (MLflow's last calls) before taking the next trial;
+                     # Tune's 2 s default would fail the next trial when a server is slow.
+                     "TUNE_FUNCTION_THREAD_TIMEOUT_S": os.environ.get(
+                         "TUNE_FUNCTION_THREAD_TIMEOUT_S", "60")}}
     # On a cluster, workers start from their node's environment, not the driver's: the
     # spec's plugin modules that are the user's own code travel with the job.
     shipped = modules_to_ship(plugins) if address else []
