@@ -8,6 +8,7 @@ where the class is absent from both the truth and the prediction of that case).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -66,13 +67,10 @@ def case_means(frame: pd.DataFrame | None) -> dict[str, float]:
     return means
 
 
-def predict_cases(predict: Any, dataset: Any) -> tuple[np.ndarray, np.ndarray]:
-    """(targets, outputs) of every element of a batched ``(x, y[, w])`` dataset, in order.
-
-    ``predict``: a Keras model (its ``predict_on_batch``) or a callable ``x -> outputs``.
-    """
-    if hasattr(predict, "predict_on_batch"):
-        predict = predict.predict_on_batch
+def predict_cases(predict: Callable[[Any], Any],
+                  dataset: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(targets, outputs) of every element of a batched ``(x, y[, w])`` dataset, in order;
+    ``predict`` maps a batch of inputs to the model's outputs."""
     truths, preds = [], []
     for batch in dataset:
         truths.append(np.asarray(batch[1]))

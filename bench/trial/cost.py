@@ -117,15 +117,22 @@ def reset_peak_memory() -> bool:
         return False
 
 
-def _high_water_kib() -> int | None:
-    """``VmHWM`` of ``/proc/self/status`` in KiB (the peak RSS since the last reset)."""
+def _status_kib(field: str) -> int | None:
+    """A memory field of ``/proc/self/status`` in KiB (``VmRSS``: resident now, ``VmHWM``:
+    the peak since the last reset); None where there is no ``/proc``."""
     try:
         for line in _STATUS.read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1])
     except (OSError, ValueError, IndexError):
         pass
     return None
+
+
+def resident_mb() -> float:
+    """This process's resident memory now, in MiB (NaN where there is no ``/proc``)."""
+    resident = _status_kib("VmRSS")
+    return resident / 2**10 if resident is not None else math.nan
 
 
 def peak_memory_mb() -> float:
@@ -135,7 +142,7 @@ def peak_memory_mb() -> float:
 
     if tf.config.list_logical_devices("GPU"):
         return tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20
-    high_water = _high_water_kib()
+    high_water = _status_kib("VmHWM")
     if high_water is not None:
         return high_water / 2**10
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

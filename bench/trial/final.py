@@ -154,11 +154,12 @@ def model_signature(model: Any) -> Any:
 
 class _KerasFlavourKeepingFile:
     """``mlflow.keras`` as ``Model.log`` uses a flavour, copying the ``.keras`` file it saves
-    to ``keep``: the run's ``model/model.keras`` artifact then needs no second save."""
+    to ``keep`` (when given): the run's ``model/model.keras`` artifact then needs no second
+    save."""
 
     __name__ = "mlflow.keras"
 
-    def __init__(self, keep: Path) -> None:
+    def __init__(self, keep: Path | None) -> None:
         self.keep = keep
 
     def save_model(self, path: str, **kwargs: Any) -> None:
@@ -166,7 +167,7 @@ class _KerasFlavourKeepingFile:
 
         mlflow.keras.save_model(path=path, **kwargs)
         saved = sorted(Path(path).rglob("*.keras"))
-        if len(saved) == 1:
+        if self.keep is not None and len(saved) == 1:
             shutil.copyfile(saved[0], self.keep)
 
 
@@ -180,14 +181,10 @@ def log_keras_model(model: Any, step: int = 0, keep: Path | None = None) -> None
     (~50 s per trial on 2 cores); they are the versions this trial ran with.
     """
     import keras
-    import mlflow.keras
     import tensorflow as tf
     from mlflow.models import Model
 
-    options = {"name": "model", "model": model, "signature": model_signature(model),
-               "step": step, "pip_requirements": [f"keras=={keras.__version__}",
-                                                  f"tensorflow=={tf.__version__}"]}
-    if keep is None:
-        mlflow.keras.log_model(**options)
-    else:
-        Model.log(artifact_path=None, flavor=_KerasFlavourKeepingFile(keep), **options)
+    # What mlflow.keras.log_model does, with the flavour that can keep the saved file.
+    Model.log(artifact_path=None, flavor=_KerasFlavourKeepingFile(keep), name="model",
+              model=model, signature=model_signature(model), step=step,
+              pip_requirements=[f"keras=={keras.__version__}", f"tensorflow=={tf.__version__}"])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from typing import TYPE_CHECKING, Any
@@ -11,20 +10,12 @@ if TYPE_CHECKING:
     from bench.trial.state import TrialState
 
 
-def resident_mb() -> float:
-    """This process's resident memory now, in MiB (NaN where ``/proc`` is missing)."""
-    try:
-        with open("/proc/self/statm") as statm:
-            pages = int(statm.read().split()[1])
-    except (OSError, ValueError, IndexError):
-        return float("nan")
-    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
 def make_reporter(trial: TrialState) -> Any:
     """The ``keras.callbacks.Callback`` doing a trial's per-epoch bookkeeping."""
     import keras
     from ray import tune
+
+    from bench.trial.cost import resident_mb
 
     class _Reporter(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:

@@ -155,7 +155,7 @@ def train_trial(config: dict[str, Any], context: SweepContext) -> None:
     entered_at = time.time()
     setup_start = setup_started_at(entered_at)
     config = cells.resolve(config)
-    configure_tensorflow(context.cpu, getattr(context, "gpu_memory_mb", None))
+    configure_tensorflow(context.cpu, context.gpu_memory_mb)
     import keras
     from ray import tune
 

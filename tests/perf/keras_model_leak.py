@@ -31,8 +31,7 @@ def main() -> None:
     import tensorflow as tf
 
     import zoo
-    from bench.trial.cost import measure_cost
-    from bench.trial.reporter import resident_mb
+    from bench.trial.cost import measure_cost, resident_mb
 
     tf.config.threading.set_intra_op_parallelism_threads(1)
     shape = (args.size, args.size, 1)
