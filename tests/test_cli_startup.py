@@ -1,4 +1,5 @@
-"""The CLI parses its commands without importing TensorFlow, Ray or MLflow (fast start-up)."""
+"""The CLI parses its commands without importing TensorFlow, Ray, MLflow, pandas or SciPy
+(fast start-up: `zoobench --help` in ~0.3 s)."""
 
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ import bench.cli
 parser = bench.cli.build_parser()
 for argv in {argvs!r}:
     parser.parse_args(argv)
-heavy = sorted(m for m in ("tensorflow", "keras", "ray", "mlflow", "matplotlib")
-               if m in sys.modules)
+heavy = sorted(m for m in ("tensorflow", "keras", "ray", "mlflow", "matplotlib", "pandas",
+                          "scipy") if m in sys.modules)
 print(",".join(heavy) or "none")
 """
 

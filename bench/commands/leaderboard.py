@@ -8,14 +8,16 @@ import math
 import re
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
-
-from bench import across
-from bench import leaderboard as lb
-from bench.baselines import stored_baselines
 from bench.commands.base import command
 from bench.errors import UsageError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# pandas, SciPy (the statistics) and the leaderboard code are imported by the functions that
+# use them: `zoobench --help` and the other commands' parsers start without them (~2 s).
 
 FORMATS = ("table", "csv", "markdown", "json")
 _NUMBER = re.compile(r"^[+-]?(\d[\d,]*)?\.?\d+")
@@ -26,6 +28,8 @@ def load_trials(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Trials and history of ``results`` (one sweep when named), or a UsageError naming
     the folder or the sweep (as given by ``flag``) and the ones available."""
+    from bench import leaderboard as lb
+
     root = Path(results)
     if not root.is_dir():
         raise UsageError(f"--results: no results folder {str(root)!r}")
@@ -53,6 +57,8 @@ def board_for(trials: pd.DataFrame, metric: str | None, mode: str | None = None,
 
     With ``history``, a ``--metric`` other than the sweep's ranks each trial by its own
     best epoch value of it."""
+    from bench import leaderboard as lb
+
     if metric is not None and metric not in lb.metric_names(trials):
         raise UsageError(
             f"--metric: unknown metric {metric!r}; choose one of: "
@@ -89,6 +95,8 @@ def render(frame: pd.DataFrame, fmt: str) -> str:
 
 def _explain(board: pd.DataFrame) -> None:
     """One line on stderr saying what the statistics columns mean (stdout stays the table)."""
+    import pandas as pd
+
     if board.empty:
         return
     line = ("p vs best: paired test against rank 1 over shared seeds, Holm-corrected; "
@@ -100,6 +108,8 @@ def _explain(board: pd.DataFrame) -> None:
 
 
 def _cell(value: object) -> str:
+    import pandas as pd
+
     if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return ""
     if isinstance(value, float):
@@ -136,6 +146,8 @@ def _other_side(args: argparse.Namespace, trials: pd.DataFrame) -> tuple[str, pd
 
 def _print_across(board: pd.DataFrame, fmt: str) -> int:
     """``--across``: the across-datasets table, and what it means on stderr."""
+    from bench import across
+
     result = across.across(board)
     if fmt == "json":
         payload = {"table": json.loads(result.table.to_json(orient="records")),
@@ -191,7 +203,11 @@ class Leaderboard:
                                  args.format)
         if args.compare is None:
             board = board_for(trials, args.metric, args.mode, history)
+            from bench.baselines import stored_baselines
+
             board = stored_baselines(args.results, board)  # next frames: persistence, ...
+            from bench import leaderboard as lb
+
             table = board if args.format in ("csv", "json") else lb.summary(board)
             if args.format in ("table", "markdown"):
                 _explain(board)
@@ -210,6 +226,8 @@ class Leaderboard:
         metric, mode = str(left["metric"].iloc[0]), str(left["mode"].iloc[0])
         right_name, right_trials = _other_side(args, trials)
         right = board_for(right_trials, metric, mode)
+        from bench import leaderboard as lb
+
         out = lb.compare(left, right, metric)
         if args.format in ("table", "markdown"):
             print(f"{metric} ({mode}): a = {sweeps[0]}, b = {right_name}; distinct = a paired "

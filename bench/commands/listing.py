@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from bench.commands.base import command
 from bench.commands.leaderboard import FORMATS, render
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _options(options: dict[str, Any]) -> str:
@@ -18,6 +19,8 @@ def _options(options: dict[str, Any]) -> str:
 
 def models_table() -> pd.DataFrame:
     """One row per registered model: name, kind, task, size constraint, options, summary."""
+    import pandas as pd
+
     import zoo
 
     rows = []
@@ -31,6 +34,8 @@ def models_table() -> pd.DataFrame:
 
 def losses_table() -> pd.DataFrame:
     """One row per registered loss: name and summary."""
+    import pandas as pd
+
     from zoo.losses import LOSSES
 
     return pd.DataFrame([{"name": e.name, "summary": e.summary} for e in LOSSES])
@@ -38,6 +43,8 @@ def losses_table() -> pd.DataFrame:
 
 def datasets_table() -> pd.DataFrame:
     """One row per registered dataset: name, kind, options with defaults, summary."""
+    import pandas as pd
+
     import zoo
 
     rows = []
