@@ -7,6 +7,8 @@ so before and after are measured in the same command, under the same load), and 
 for each:
 
 * efficiency: sum of every epoch's ``epoch_seconds`` / (slots x the command's wall time);
+  ``efficiency_untraced`` leaves each trial's tracing (first epoch minus its later ones' median)
+  out of the numerator, since a faster trace would otherwise lower the efficiency;
 * first step: seconds from the command's start to the first trial's first training step;
 * per-trial set-up medians: worker process start -> data (``setup_process_s``: Ray
   worker, imports, MLflow run), data, model build, compile (model built -> first step),
@@ -94,6 +96,9 @@ def run_checkout(checkout: Path, spec: Path, results: Path, slots: int) -> dict[
             traces.append(seconds[0] - statistics.median(seconds[1:]))
     if traces:
         figures["trace_s"] = statistics.median(traces)
+        # Tracing counts as training above; this one counts only steady epochs' time.
+        figures["efficiency_untraced"] = ((figures["train_s"] - sum(traces))
+                                          / (slots * wall))
     start_to_step = (trials["first_step_at"] - trials["started_at"]).dt.total_seconds()
     figures["start_to_step_s"] = float(start_to_step.median())
     return figures
