@@ -4,7 +4,8 @@ One ``zoobench sweep`` over ``shapes``, ``digits``, ``moving_digits``, a ``folde
 and an ``npz`` file written here, with an image model and a sequence model
 (``skip_incompatible`` pairs each dataset with the model that takes it): every trial ends
 with finite ``test_*`` columns, and the epoch it tested (``selected_epoch``) is its best
-validation epoch in ``history.parquet``.
+validation epoch in ``history.parquet``. Its workers are warm (``reuse_workers``): one process
+goes from image data to sequences and from one model to the other.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ epochs: {EPOCHS}
 params: {{batch_size: 4, lr: 1.0e-2}}
 metric: val_mean_iou
 mode: max
+reuse_workers: true
 """)
     results = root / "results"
     assert run_cli("sweep", str(spec), "--results", str(results)) == 0

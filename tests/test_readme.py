@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.progress import log_path
+
 README = Path(__file__).resolve().parents[1] / "README.md"
 BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
 
@@ -57,20 +59,50 @@ def _as_module(command: str) -> str:
     return re.sub(r"\bzoobench\b", f"{shlex.quote(sys.executable)} -m bench", command)
 
 
-def test_quickstart_runs_as_written(tmp_path):
-    """``zoobench sweep && zoobench leaderboard && zoobench report`` in a fresh folder."""
+@pytest.fixture(scope="module")
+def quickstart(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list]:
+    """The quickstart run once in a fresh folder: each command of its ``&&`` chain in turn,
+    stopping at the first that fails, as the shell would; their outputs kept apart."""
     command = _quickstart()
     assert command == "zoobench sweep && zoobench leaderboard && zoobench report"
-    done = subprocess.run(_as_module(command), shell=True, cwd=tmp_path, env=_zoobench_env(),
-                          capture_output=True, text=True, timeout=1500)
-    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
-    results = tmp_path / "results"
+    folder = tmp_path_factory.mktemp("quickstart")
+    runs = []
+    for part in command.split(" && "):
+        done = subprocess.run(_as_module(part), shell=True, cwd=folder, env=_zoobench_env(),
+                              capture_output=True, text=True, timeout=1500)
+        assert done.returncode == 0, f"{part}: " + (done.stdout + done.stderr)[-4000:]
+        runs.append(done)
+    return folder, runs
+
+
+def test_quickstart_runs_as_written(quickstart):
+    """``zoobench sweep && zoobench leaderboard && zoobench report`` in a fresh folder."""
+    folder, (_, board, _) = quickstart
+    results = folder / "results"
     assert (results / "trials.parquet" / "sweep=smoke").is_dir()
     assert (results / "leaderboard.parquet" / "sweep=smoke").is_dir()
     report = results / "report-smoke.html"  # zoobench report's default name
     assert report.stat().st_size > 10_000
-    assert "testnet" in done.stdout and "unet_shallow" in done.stdout  # the leaderboard
-    assert "workflowType=machine_learning" in done.stdout  # the MLflow UI link
+    assert "testnet" in board.stdout and "unet_shallow" in board.stdout
+
+
+def test_quickstart_console_is_short_and_tune_lines_go_to_the_log(quickstart):
+    """The quickstart's sweep prints zoobench's progress lines, not Tune's (issue 12)."""
+    folder, (sweep, board, report) = quickstart
+    console = sweep.stdout.splitlines() + sweep.stderr.splitlines()
+    assert len(console) < 40, "\n".join(console)
+    everything = console + [line for done in (board, report)
+                            for line in done.stdout.splitlines() + done.stderr.splitlines()]
+    assert len(everything) < 60, "\n".join(everything)
+    text = "\n".join(console)
+    assert text.count("] started   ") == 4
+    assert text.count("] finished  ") == 4
+    assert "4/4 done, 0 running, 0 pending, 0 failed; best val_mean_iou" in text
+    assert "Checkpoint successfully created" not in text
+    assert "Trial status" not in text and "Current time" not in text
+    assert "workflowType=machine_learning" in sweep.stdout  # the MLflow UI link
+    log = log_path(folder / "results", "smoke").read_text()
+    assert "Current time" in log or "Trial status" in log or "== Status ==" in log
 
 
 @pytest.mark.parametrize("command", [
