@@ -195,6 +195,9 @@ class Leaderboard:
 
     @staticmethod
     def run(args: argparse.Namespace) -> int:
+        from bench import leaderboard as lb
+        from bench.baselines import stored_baselines
+
         trials, history = load_trials(args.results, args.sweep)
         if args.across:
             if args.compare is not None:
@@ -203,11 +206,7 @@ class Leaderboard:
                                  args.format)
         if args.compare is None:
             board = board_for(trials, args.metric, args.mode, history)
-            from bench.baselines import stored_baselines
-
             board = stored_baselines(args.results, board)  # next frames: persistence, ...
-            from bench import leaderboard as lb
-
             table = board if args.format in ("csv", "json") else lb.summary(board)
             if args.format in ("table", "markdown"):
                 _explain(board)
@@ -226,8 +225,6 @@ class Leaderboard:
         metric, mode = str(left["metric"].iloc[0]), str(left["mode"].iloc[0])
         right_name, right_trials = _other_side(args, trials)
         right = board_for(right_trials, metric, mode)
-        from bench import leaderboard as lb
-
         out = lb.compare(left, right, metric)
         if args.format in ("table", "markdown"):
             print(f"{metric} ({mode}): a = {sweeps[0]}, b = {right_name}; distinct = a paired "
