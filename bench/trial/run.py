@@ -117,14 +117,17 @@ def setup_started_at(entered_at: float) -> float:
 
 def reset_process_state() -> None:
     """What a reused worker must not carry from one trial to the next: Keras' graph and
-    layer names, garbage of the last model, the peak memory figure (``bench.trial.cost``)."""
+    layer names, the last trial's traced graphs (``bench.trial.leaks``), garbage of the
+    last model, the peak memory figure (``bench.trial.cost``)."""
     import gc
 
     import keras
 
     from bench.trial.cost import reset_peak_memory
+    from bench.trial.leaks import forget_custom_gradients
 
     keras.backend.clear_session()
+    forget_custom_gradients()
     gc.collect()
     reset_peak_memory()
 
