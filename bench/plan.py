@@ -119,12 +119,11 @@ def make_plan(spec: SweepSpec) -> Plan:
         max_concurrent_trials=max_concurrent,
         trial_name_creator=trial_name,
         trial_dirname_creator=trial_dirname,
-        # reuse_workers: a warm worker runs the next trial of the same resources: no
-        # process start, no TensorFlow import (~13 s a trial here). Thread counts and GPU
-        # memory settings are process-wide, set by the first trial and equal for every
-        # trial of a sweep; the trial resets the rest (bench.trial.run). Off by default:
-        # Keras and TensorFlow keep 25-80 MB of every model a process builds, even after
-        # clear_session, so a warm worker's memory grows with every trial it runs.
+        # reuse_workers (the default): a warm worker runs the next trial of the same
+        # resources: no process start, no TensorFlow import (~13 s a trial here). Thread
+        # counts and GPU memory settings are process-wide, set by the first trial and equal
+        # for every trial of a sweep; the trial resets the rest, including the traced graphs
+        # TensorFlow would otherwise keep of every model (bench.trial.run, bench.trial.leaks).
         reuse_actors=spec.reuse_workers,
     )
     return Plan(param_space(spec), config, spec.samples * spec.cells)

@@ -37,7 +37,7 @@ The keys (see ``DEFAULT_SPEC`` for a complete example)::
     max_failures: 2                    # retries of a trial that fails (a lost node, ...)
     mixed_precision: none              # none | bfloat16 | float16
     xla: false                         # jit_compile
-    reuse_workers: false               # true: a worker process runs trial after trial (warm)
+    reuse_workers: true                # false: a fresh worker process for every trial
     resources: {cpu: 1, gpu: 0}        # per trial; fractions of a GPU allowed; gpu_memory_mb:
                                        # a cap on each trial's GPU memory (else it grows)
     nsd_tolerance: 1.0                 # pixels: the tolerance of the per-case NSD
@@ -209,7 +209,7 @@ class SweepSpec:
     max_failures: int = 2
     mixed_precision: str = "none"
     xla: bool = False
-    reuse_workers: bool = False
+    reuse_workers: bool = True
     cpu: float = 1.0
     gpu: float = 0.0
     gpu_memory_mb: int | None = None  # each trial's GPU memory cap (None: memory growth)
@@ -994,7 +994,7 @@ def parse_spec(text: str, where: str = "spec", name: str | None = None) -> Sweep
         max_failures=value("max_failures", _int(0), 2),
         mixed_precision=value("mixed_precision", lambda v: _one_of(PRECISIONS)(str(v)), "none"),
         xla=value("xla", _bool, False),
-        reuse_workers=value("reuse_workers", _bool, False),
+        reuse_workers=value("reuse_workers", _bool, True),
         cpu=cpu,
         gpu=gpu,
         gpu_memory_mb=gpu_memory_mb,

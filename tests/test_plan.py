@@ -71,8 +71,8 @@ def test_max_concurrent_limits_a_random_search_and_reuse_workers_reaches_tune():
     config = make_plan(spec).tune_config
     assert config.search_alg.max_concurrent == 1
     assert config.max_concurrent_trials is None
-    assert config.reuse_actors is False  # a fresh worker per trial unless asked
-    assert make_plan(parse_spec(SPEC + "reuse_workers: true\n")).tune_config.reuse_actors \
-        is True
+    assert config.reuse_actors is True  # warm workers by default
+    assert make_plan(parse_spec(SPEC + "reuse_workers: false\n")).tune_config.reuse_actors \
+        is False
     optuna = make_plan(parse_spec(SPEC + "max_concurrent: 2\nsearch: optuna\n")).tune_config
     assert optuna.max_concurrent_trials == 2  # Tune wraps a Searcher in a ConcurrencyLimiter

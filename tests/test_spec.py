@@ -256,8 +256,8 @@ def test_a_gpu_memory_cap_reaches_the_spec_and_defaults_to_none():
                       "s.yaml")
     assert (spec.gpu, spec.gpu_memory_mb) == (0.25, 8000)
     assert parse_spec(with_keys(""), "s.yaml").gpu_memory_mb is None
-    assert parse_spec(with_keys(""), "s.yaml").reuse_workers is False
-    assert parse_spec(with_keys("reuse_workers: true\n"), "s.yaml").reuse_workers is True
+    assert parse_spec(with_keys(""), "s.yaml").reuse_workers is True
+    assert parse_spec(with_keys("reuse_workers: false\n"), "s.yaml").reuse_workers is False
 
 
 def test_resources_beyond_the_cluster_are_a_usage_error():

@@ -1,20 +1,21 @@
 """How much memory one process keeps of every Keras model it builds and trains.
 
-Why ``reuse_workers`` is off by default: a warm worker builds one model per trial, and
-Keras 3 on TensorFlow keeps part of each even after ``keras.backend.clear_session()``
-and ``gc.collect()``. This loop builds ``--model``, fits it one epoch on random data,
+A warm worker (``reuse_workers``) builds one model per trial, and Keras 3 on TensorFlow
+keeps each one's traced train graph even after ``keras.backend.clear_session()`` and
+``gc.collect()``: a ``tf.custom_gradient`` entry in TensorFlow's gradient registry holds it
+(``bench.trial.leaks``; ``--forget`` drops those entries after each round, as a warm worker
+does between trials). This loop builds ``--model``, fits it one epoch on random data,
 optionally measures its cost as a trial's end does (``--cost``: the traced forward
 function, FLOPs, latency), drops it, clears the session, collects garbage, and prints the
 process's resident memory after each round, then the growth per round.
 
-    python tests/perf/keras_model_leak.py [--rounds 8] [--model testnet] [--cost]
+    python tests/perf/keras_model_leak.py [--rounds 8] [--model testnet] [--cost] [--forget]
 
-Measured on a 2-core machine: testnet 32x32, 8 rounds, 900 -> 1,093 MiB (~25 MiB a round).
-``--trim`` (glibc's ``malloc_trim`` after each round) does not stop it: 10 rounds grew 27.5
-MiB a round without and 24.8 with, so the memory is held, not fragmented. What holds it:
-every round leaves its traced graphs alive (~4,000 graph ``Operation`` objects and ~80
-functions in TensorFlow's eager context per testnet round), though the model, its optimizer
-and its train function are freed (checked with weak references).
+Measured on a 2-core machine, testnet 32x32, 20 rounds, the optimizer built before ``fit``
+as a trial does: 874 -> 1,085 MiB without ``--forget`` (11 MiB a round, still growing);
+882 -> 936 MiB with it, flat from the third round (926 -> 936 MiB over rounds 3-20).
+``--trim`` (glibc's ``malloc_trim`` after each round) does not stop the growth: the memory
+is held by live objects, not fragmented.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ def main() -> None:
     parser.add_argument("--model", default="testnet")
     parser.add_argument("--size", type=int, default=32)
     parser.add_argument("--cost", action="store_true", help="also measure cost as a trial does")
+    parser.add_argument("--forget", action="store_true",
+                        help="drop the round's tf.custom_gradient entries as a warm worker "
+                             "does between trials (bench.trial.leaks)")
     parser.add_argument("--trim", action="store_true",
                         help="return freed heap to the system after each round (malloc_trim)")
     args = parser.parse_args()
@@ -39,6 +43,7 @@ def main() -> None:
 
     import zoo
     from bench.trial.cost import measure_cost, resident_mb
+    from bench.trial.leaks import forget_custom_gradients
 
     tf.config.threading.set_intra_op_parallelism_threads(1)
     shape = (args.size, args.size, 1)
@@ -46,14 +51,19 @@ def main() -> None:
     x = rng.random((64, *shape), dtype=np.float32)
     y = np.eye(11, dtype=np.float32)[rng.integers(0, 11, (64, args.size, args.size))]
     rss = []
+    if args.forget:
+        forget_custom_gradients()  # notes what imports registered
     for round_ in range(args.rounds):
         model, _, _ = zoo.get_model(args.model, args.size, args.size, 1, 11)
         model.compile(optimizer="adam", loss="categorical_crossentropy")
+        model.optimizer.build(model.trainable_variables)  # as a trial does (one trace)
         model.fit(x, y, batch_size=32, epochs=1, verbose=0)
         if args.cost:
             measure_cost(model, shape, 32)
         del model
         keras.backend.clear_session()
+        if args.forget:
+            forget_custom_gradients()
         gc.collect()
         if args.trim:
             import ctypes

@@ -18,11 +18,12 @@ for each:
 
     git archive main | tar -x -C /tmp/zoobench-main   # the "before" checkout
     python tests/perf/sweep_throughput.py [--quick] [--baseline /tmp/zoobench-main]
-        [--reuse-workers]
+        [--reuse-workers | --fresh-workers]
 
-``--quick``: 2 models x 1 loss, 2 epochs, 128 training images. ``--reuse-workers``: this
-checkout's run has ``reuse_workers: true`` (warm workers; the baseline's spec is left as it
-is, so an older checkout that does not know the key still reads it).
+``--quick``: 2 models x 1 loss, 2 epochs, 128 training images. ``--reuse-workers`` /
+``--fresh-workers``: this checkout's run has ``reuse_workers: true`` / ``false`` (warm workers
+are the default since the leak fix; the baseline's spec is left as it is, so an older
+checkout that does not know the key still reads it).
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ resources: {{cpu: 1, gpu: 0}}
 max_concurrent: {slots}
 """
 REUSE = "reuse_workers: true\n"
+FRESH = "reuse_workers: false\n"
 
 
 def spec_text(quick: bool, slots: int) -> str:
@@ -111,6 +113,8 @@ def main() -> None:
     parser.add_argument("--slots", type=int, default=2)
     parser.add_argument("--reuse-workers", action="store_true",
                         help="warm workers (reuse_workers: true) in this checkout's run")
+    parser.add_argument("--fresh-workers", action="store_true",
+                        help="a fresh worker per trial (reuse_workers: false) here")
     args = parser.parse_args()
     print(f"load average before: {os.getloadavg()}, cores: {os.cpu_count()}")
     runs = {}
@@ -119,7 +123,8 @@ def main() -> None:
         checkouts = ([("before", args.baseline)] if args.baseline else []) + [("after", ROOT)]
         for label, checkout in checkouts:
             text = spec_text(args.quick, args.slots)
-            spec.write_text(text + (REUSE if args.reuse_workers and label == "after" else ""))
+            extra = (REUSE if args.reuse_workers else FRESH if args.fresh_workers else "")
+            spec.write_text(text + (extra if label == "after" else ""))
             runs[label] = run_checkout(checkout.resolve(), spec, Path(tmp) / label, args.slots)
             print(f"{label}: " + ", ".join(f"{k} {v:.3g}" for k, v in runs[label].items()),
                   flush=True)
