@@ -111,10 +111,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--baseline", type=Path, help="another checkout to run first")
     parser.add_argument("--slots", type=int, default=2)
-    parser.add_argument("--reuse-workers", action="store_true",
-                        help="warm workers (reuse_workers: true) in this checkout's run")
-    parser.add_argument("--fresh-workers", action="store_true",
-                        help="a fresh worker per trial (reuse_workers: false) here")
+    workers = parser.add_mutually_exclusive_group()
+    workers.add_argument("--reuse-workers", action="store_true",
+                         help="warm workers (reuse_workers: true) in this checkout's run")
+    workers.add_argument("--fresh-workers", action="store_true",
+                         help="a fresh worker per trial (reuse_workers: false) here")
     args = parser.parse_args()
     print(f"load average before: {os.getloadavg()}, cores: {os.cpu_count()}")
     runs = {}
