@@ -3,11 +3,12 @@
 A warm worker (``reuse_workers``) builds one model per trial, and Keras 3 on TensorFlow
 keeps each one's traced train graph even after ``keras.backend.clear_session()`` and
 ``gc.collect()``: a ``tf.custom_gradient`` entry in TensorFlow's gradient registry holds it
-(``bench.trial.leaks``; ``--forget`` drops those entries after each round, as a warm worker
-does between trials). This loop builds ``--model``, fits it one epoch on random data,
-optionally measures its cost as a trial's end does (``--cost``: the traced forward
-function, FLOPs, latency), drops it, clears the session, collects garbage, and prints the
-process's resident memory after each round, then the growth per round.
+(``bench.trial.leaks``; ``--forget`` runs a warm worker's reset between trials,
+``bench.trial.run.reset_process_state``, which drops those entries, after each round).
+This loop builds ``--model``, fits it one epoch on random data, optionally measures its
+cost as a trial's end does (``--cost``: the traced forward function, FLOPs, latency), drops
+it, clears the session, collects garbage, and prints the process's resident memory after
+each round, then the growth per round.
 
     python tests/perf/keras_model_leak.py [--rounds 8] [--model testnet] [--cost] [--forget]
 
@@ -43,7 +44,7 @@ def main() -> None:
 
     import zoo
     from bench.trial.cost import measure_cost, resident_mb
-    from bench.trial.leaks import forget_custom_gradients
+    from bench.trial.run import reset_process_state
 
     tf.config.threading.set_intra_op_parallelism_threads(1)
     shape = (args.size, args.size, 1)
@@ -52,7 +53,7 @@ def main() -> None:
     y = np.eye(11, dtype=np.float32)[rng.integers(0, 11, (64, args.size, args.size))]
     rss = []
     if args.forget:
-        forget_custom_gradients()  # notes what imports registered
+        reset_process_state()  # a worker's first trial: notes what imports registered
     for round_ in range(args.rounds):
         model, _, _ = zoo.get_model(args.model, args.size, args.size, 1, 11)
         model.compile(optimizer="adam", loss="categorical_crossentropy")
@@ -61,10 +62,11 @@ def main() -> None:
         if args.cost:
             measure_cost(model, shape, 32)
         del model
-        keras.backend.clear_session()
         if args.forget:
-            forget_custom_gradients()
-        gc.collect()
+            reset_process_state()  # what a warm worker does between trials
+        else:
+            keras.backend.clear_session()
+            gc.collect()
         if args.trim:
             import ctypes
             ctypes.CDLL("libc.so.6").malloc_trim(0)
