@@ -18,7 +18,11 @@ for each:
 
     git archive main | tar -x -C /tmp/zoobench-main   # the "before" checkout
     python tests/perf/sweep_throughput.py [--quick] [--baseline /tmp/zoobench-main]
-        [--reuse-workers | --fresh-workers]
+        [--reuse-workers | --fresh-workers] [--floor]
+
+``--floor``: also runs ``tests/perf/ray_floor.py`` (the same six trainings in two bare Ray
+actors: no Tune, MLflow or bookkeeping) in the same command, and prints this checkout's
+figures against it: how far the sweep is from what Ray and TensorFlow allow here.
 
 ``--quick``: 2 models x 1 loss, 2 epochs, 128 training images. ``--reuse-workers`` /
 ``--fresh-workers``: this checkout's run has ``reuse_workers: true`` / ``false`` (warm workers
@@ -106,6 +110,18 @@ def run_checkout(checkout: Path, spec: Path, results: Path, slots: int) -> dict[
     return figures
 
 
+def run_floor() -> dict[str, float]:
+    """``ray_floor.py``'s figures (its ``ray: key value, ...`` line)."""
+    done = subprocess.run([sys.executable, str(Path(__file__).with_name("ray_floor.py"))],
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
+                          text=True)
+    line = next((x for x in done.stdout.splitlines() if x.startswith("ray: ")), None)
+    if done.returncode != 0 or line is None:
+        sys.exit(f"ray_floor.py exited {done.returncode}\n{done.stderr[-3000:]}")
+    pairs = (item.rsplit(" ", 1) for item in line.removeprefix("ray: ").split(", "))
+    return {key: float(value) for key, value in pairs}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
@@ -116,6 +132,8 @@ def main() -> None:
                          help="warm workers (reuse_workers: true) in this checkout's run")
     workers.add_argument("--fresh-workers", action="store_true",
                          help="a fresh worker per trial (reuse_workers: false) here")
+    parser.add_argument("--floor", action="store_true",
+                        help="also run ray_floor.py and print the figures against it")
     args = parser.parse_args()
     print(f"load average before: {os.getloadavg()}, cores: {os.cpu_count()}")
     runs = {}
@@ -129,7 +147,14 @@ def main() -> None:
             runs[label] = run_checkout(checkout.resolve(), spec, Path(tmp) / label, args.slots)
             print(f"{label}: " + ", ".join(f"{k} {v:.3g}" for k, v in runs[label].items()),
                   flush=True)
+    if args.floor:
+        runs["floor"] = run_floor()
+        print("floor: " + ", ".join(f"{k} {v:.3g}" for k, v in runs["floor"].items()),
+              flush=True)
     print(f"load average after: {os.getloadavg()}")
+    if "floor" in runs:
+        for key in ("wall_s", "efficiency", "first_step_s"):
+            print(f"after/floor {key}: {runs['after'][key] / runs['floor'][key]:.2f}")
     if "before" in runs:
         before, after = runs["before"], runs["after"]
         for key in ("wall_s", "efficiency", "first_step_s", "start_to_step_s"):
