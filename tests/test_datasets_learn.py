@@ -41,6 +41,7 @@ def fit_and_score(dataset: str, model_name: str, *, epochs: int, batch_size: int
     return history.history["val_mean_iou"][-1], background_iou(val, k)
 
 
+@pytest.mark.slow  # trains to a score: ~15-20 s each
 def test_shapes_are_learned():
     # Batch normalisation is off: its moving statistics need far more steps than
     # this test takes before inference-mode validation is meaningful.
@@ -51,6 +52,7 @@ def test_shapes_are_learned():
     assert iou > baseline + 0.15, (iou, baseline)
 
 
+@pytest.mark.slow  # trains to a score: ~15-20 s each
 def test_digits_are_learned():
     iou, baseline = fit_and_score(
         "digits", "unet_shallow", epochs=6, batch_size=8, model_options={"batch_norm": False},
@@ -60,6 +62,7 @@ def test_digits_are_learned():
     assert iou > 1.75 * baseline, (iou, baseline)
 
 
+@pytest.mark.slow  # trains to a score: ~15-20 s each
 def test_moving_digits_next_frame_is_learned():
     # Batch 2 gives ~380 steps in 3 epochs, enough for the model's batch
     # normalisation statistics to settle before validation runs in inference mode.

@@ -216,6 +216,7 @@ def multi(tmp_path_factory) -> MultiSweep:
     return MultiSweep(results, code, err.getvalue(), trials, board)
 
 
+@pytest.mark.slow  # the module's real two-dataset sweep: ~75 s in all
 def test_the_sweep_skips_the_misfit_dataset_and_runs_the_rest(multi):
     assert multi.exit_code == 0, multi.stderr
     notes = [line for line in multi.stderr.splitlines() if line.startswith("zoobench: note:")]
@@ -224,6 +225,7 @@ def test_the_sweep_skips_the_misfit_dataset_and_runs_the_rest(multi):
     assert all("cannot take input_height=12" in n for n in notes)
 
 
+@pytest.mark.slow  # the module's real two-dataset sweep: ~75 s in all
 def test_trials_hold_both_datasets_each_tested_on_its_own_data(multi):
     t = multi.trials
     assert len(t) == 8 and set(t["status"]) == {"TERMINATED"}
@@ -246,6 +248,7 @@ def test_trials_hold_both_datasets_each_tested_on_its_own_data(multi):
     assert cases.loc[cases["dataset"] == "digits", "class_index"].max() == 10
 
 
+@pytest.mark.slow  # the module's real two-dataset sweep: ~75 s in all
 def test_mlflow_runs_carry_the_dataset(multi):
     from mlflow import MlflowClient
 
@@ -262,6 +265,7 @@ def test_mlflow_runs_carry_the_dataset(multi):
     assert parent.data.params["trials"] == "8"
 
 
+@pytest.mark.slow  # the module's real two-dataset sweep: ~75 s in all
 def test_leaderboard_ranks_within_each_dataset(multi):
     board, t = multi.board, multi.trials
     assert len(board) == 4 and set(board["metric"]) == {"test_mean_iou"}
@@ -283,6 +287,7 @@ def test_leaderboard_ranks_within_each_dataset(multi):
         assert 0 <= rows["p_vs_best"].iloc[1] <= 1 and rows["n_vs_best"].iloc[1] == 2
 
 
+@pytest.mark.slow  # the module's real two-dataset sweep: ~75 s in all
 def test_across_on_this_single_sweep(multi, capsys):
     assert run_cli("leaderboard", "--results", str(multi.results), "--sweep", "multi",
                    "--across") == 0
@@ -308,6 +313,7 @@ def test_across_on_this_single_sweep(multi, capsys):
         ranks.to_dict())
 
 
+@pytest.mark.slow  # the module's real two-dataset sweep: ~75 s in all
 def test_report_shows_per_dataset_leaderboards_and_the_cd_diagram(multi, tmp_path):
     from bench.report import build_report
 
@@ -331,6 +337,7 @@ def test_report_shows_per_dataset_leaderboards_and_the_cd_diagram(multi, tmp_pat
     assert_cd_diagram_renders(section, tmp_path)
 
 
+@pytest.mark.slow  # the module's real two-dataset sweep: ~75 s in all
 def test_register_best_registers_each_datasets_best_model(multi):
     from mlflow import MlflowClient
 

@@ -19,6 +19,9 @@ from PIL import Image
 
 from tests.conftest import run_cli
 
+# A real sweep over every built-in dataset: ~50 s; run on demand (pytest -m slow).
+pytestmark = pytest.mark.slow
+
 EPOCHS = 3
 
 

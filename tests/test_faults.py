@@ -67,6 +67,7 @@ def _kill_all(ray_tmpdir: str) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
+@pytest.mark.slow  # a real sweep, SIGKILL and a retry: ~70 s
 def test_killed_trial_worker_is_retried_from_its_checkpoint(tmp_path):
     spec = tmp_path / "killed.yaml"
     spec.write_text(SPEC)

@@ -57,6 +57,7 @@ reuse_workers: false
 """
 
 
+@pytest.mark.slow  # a real sweep read while it runs: ~70 s
 def test_tables_are_written_as_trials_finish(tmp_path, capsys):
     spec = tmp_path / "live.yaml"
     spec.write_text(SPEC)

@@ -97,6 +97,7 @@ def test_results_must_be_a_usable_folder(tmp_path):
     assert guards.usable_folder(tmp_path / "new" / "results") == tmp_path / "new" / "results"
 
 
+@pytest.mark.slow  # a real sweep, interrupted: ~45 s
 def test_interrupted_asha_sweep_exits_130_with_its_trials_unfinished(tmp_path, capsys):
     # ASHA with a grace period of 2 epochs stops nothing before epoch 2: Ctrl-C at the first
     # checkpoint interrupts both trials, which the old code labelled scheduler stops (exit 0).

@@ -127,6 +127,7 @@ def test_unlabelled_batch_trains_on_denoising_costs_only():
             np.testing.assert_array_equal(old, new)  # zero gradient from weight-0 samples
 
 
+@pytest.mark.slow  # trains: ~25 s
 def test_fit_lowers_the_total_loss():
     model = _compiled()
     x, y = _batch()

@@ -73,6 +73,7 @@ def _sweep_in_a_process(spec: Path, results: Path, pythonpath: str) -> subproces
     return subprocess.CompletedProcess(process.args, process.returncode, out, err)
 
 
+@pytest.mark.slow  # a real sweep: ~45 s
 def test_plugin_model_and_loss_are_swept_tracked_and_ranked(tmp_path):
     plugins = tmp_path / "plugins"
     plugins.mkdir()

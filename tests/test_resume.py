@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import run_cli
@@ -40,6 +41,7 @@ def _tracking(results: Path) -> MlflowClient:
     return MlflowClient(f"sqlite:///{results.resolve() / 'mlflow.db'}")
 
 
+@pytest.mark.slow  # real sweeps in subprocesses: ~70 s
 def test_killed_sweep_resumes_and_every_trial_trains_once(tmp_path, capsys):
     epochs = 4
     spec = _write_spec(tmp_path, "resumed", losses="[categorical_crossentropy, dice]",
@@ -111,6 +113,7 @@ def build_boom(input_height, input_width, input_channels, n_classes):
 """
 
 
+@pytest.mark.slow  # real sweeps in subprocesses: ~70 s
 def test_failing_and_diverging_trials_are_recorded_and_others_finish(tmp_path, capsys):
     results = tmp_path / "results"
     # A plugin model whose builder raises passes validation (models at their defaults are

@@ -13,6 +13,7 @@ import weakref
 
 import keras
 import numpy as np
+import pytest
 from tensorflow.python.framework import func_graph, ops
 
 import zoo
@@ -37,6 +38,7 @@ def _train_once(x: np.ndarray, y: np.ndarray) -> weakref.ref:
     return weakref.ref(traced[0])
 
 
+@pytest.mark.slow  # fits models in a row: ~50 s
 def test_each_trials_train_graph_is_freed_at_the_next_trials_start():
     rng = np.random.default_rng(0)
     x = rng.random((32, 16, 16, 1), dtype=np.float32)
