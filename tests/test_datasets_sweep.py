@@ -38,14 +38,18 @@ REST = "models: [testnet]\nlosses: [dice]\nepochs: 1\nparams: {batch_size: 8}\n"
 @pytest.mark.parametrize(("datasets", "message"), [
     (f"dataset: {SHAPES}\ndatasets: [{DIGITS}]\n",
      "datasets: give either dataset (one) or datasets (a list of several), not both"),
-    ("datasets: []\n",
-     "datasets: must be a non-empty list of datasets, like [{name: shapes, height: 32}, "
-     "{name: digits, height: 32}]; got []"),
+    # Each case is a process that imports TensorFlow (~10 s); test_spec checks these two
+    # messages in this process, so their real-process runs are on demand.
+    pytest.param(
+        "datasets: []\n",
+        "datasets: must be a non-empty list of datasets, like [{name: shapes, height: 32}, "
+        "{name: digits, height: 32}]; got []", marks=pytest.mark.slow),
     # The same data twice: the options in another order and a default (channels 3) written out.
-    ("datasets:\n  - {name: shapes, height: 16, width: 16, classes: 3}\n"
-     f"  - {DIGITS}\n  - {{name: shapes, classes: 3, width: 16, height: 16, channels: 3}}\n",
-     "datasets[2]: 'shapes' with these options is datasets[0] again (the same data); list it "
-     "once"),
+    pytest.param(
+        "datasets:\n  - {name: shapes, height: 16, width: 16, classes: 3}\n"
+        f"  - {DIGITS}\n  - {{name: shapes, classes: 3, width: 16, height: 16, channels: 3}}\n",
+        "datasets[2]: 'shapes' with these options is datasets[0] again (the same data); list "
+        "it once", marks=pytest.mark.slow),
 ], ids=["both", "empty", "duplicate"])
 def test_bad_datasets_exit_2_with_one_line_in_a_real_process(tmp_path, datasets, message):
     spec = tmp_path / "bad.yaml"

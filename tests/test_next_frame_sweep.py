@@ -60,9 +60,10 @@ def check_board(board: pd.DataFrame, trials: pd.DataFrame, models: list[str]) ->
 
 
 @pytest.mark.parametrize("layout, models, extra", [
-    # A ConvLSTM sweep takes minutes on 2 cores: on demand (the stacked one stays default).
+    # Real sweeps: a ConvLSTM one takes minutes on 2 cores, the stacked one ~25 s; on demand.
     pytest.param("sequence", ["lstm_shallow"], "", marks=pytest.mark.slow),
-    ("channels", ["testnet"], ", layout: channels, stack: 2"),
+    pytest.param("channels", ["testnet"], ", layout: channels, stack: 2",
+                 marks=pytest.mark.slow),
 ])
 def test_next_frame_sweep_has_baselines_and_rollout(tmp_path, capsys, layout, models, extra):
     board, trials = run_next_frame_sweep(tmp_path, f"nf_{layout}", models, 16, extra)

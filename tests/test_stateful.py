@@ -27,7 +27,11 @@ def n_classes_for(name: str) -> int:
     return 1 if zoo.describe_model(name).task == "next_frame" else 3
 
 
-@pytest.fixture(scope="module", params=SEQUENCE_MODELS)
+# The shallow model in the default suite; the others (~15-25 s each to build and train) on
+# demand: the stateful path (Framewise, ConvLSTM states) is the same code in each.
+@pytest.fixture(scope="module", params=[
+    n if n == "lstm_shallow" else pytest.param(n, marks=pytest.mark.slow)
+    for n in SEQUENCE_MODELS])
 def pair(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     """A stateless model after two training steps, its stateful copy, a sequence and
     the stateless prediction on it.
