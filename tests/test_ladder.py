@@ -221,6 +221,7 @@ def test_fc_ladder_rejects_costs_of_the_wrong_length():
         build_ladder_fc(64, 10, widths=[12, 8], denoising_costs=list(PAPER_DENOISING_COSTS))
 
 
+@pytest.mark.slow  # ~17 s; the dense Ladder's save and load stays in the default suite
 def test_fc_ladder_save_and_load_in_safe_mode(tmp_path: Path):
     model = build_ladder_fc(64, 10, widths=[12, 8], seed=0,
                             denoising_costs=[1000.0, 10.0, 0.1, 0.1])

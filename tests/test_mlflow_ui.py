@@ -167,6 +167,7 @@ def _text(dom: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", dom))
 
 
+@pytest.mark.slow  # an MLflow server and Chromium: ~35 s (the link's text: test_ui_lines_name_...)
 def test_ui_opens_the_experiment_on_its_runs(mlflow_server, tmp_path):
     url, track, _ = mlflow_server
     shot = tmp_path / "experiment.png"
