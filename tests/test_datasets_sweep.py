@@ -204,7 +204,9 @@ class MultiSweep:
     board: pd.DataFrame
 
 
-@pytest.fixture(scope="module")
+# The real two-dataset sweep takes ~75 s: every test that reads it is slow (on demand),
+# marked here once through the fixture's one parameter.
+@pytest.fixture(scope="module", params=[pytest.param("sweep", marks=pytest.mark.slow)])
 def multi(tmp_path_factory) -> MultiSweep:
     """8 trials: 2 datasets x 2 models x 1 loss x 2 seeds, 1 epoch on 16 x 16 images. The
     third dataset (12 x 12) fits neither model (both halve their input 3 times)."""
@@ -220,7 +222,6 @@ def multi(tmp_path_factory) -> MultiSweep:
     return MultiSweep(results, code, err.getvalue(), trials, board)
 
 
-@pytest.mark.slow  # the module's real two-dataset sweep: ~75 s in all
 def test_the_sweep_skips_the_misfit_dataset_and_runs_the_rest(multi):
     assert multi.exit_code == 0, multi.stderr
     notes = [line for line in multi.stderr.splitlines() if line.startswith("zoobench: note:")]
@@ -229,7 +230,6 @@ def test_the_sweep_skips_the_misfit_dataset_and_runs_the_rest(multi):
     assert all("cannot take input_height=12" in n for n in notes)
 
 
-@pytest.mark.slow  # the module's real two-dataset sweep: ~75 s in all
 def test_trials_hold_both_datasets_each_tested_on_its_own_data(multi):
     t = multi.trials
     assert len(t) == 8 and set(t["status"]) == {"TERMINATED"}
@@ -252,7 +252,6 @@ def test_trials_hold_both_datasets_each_tested_on_its_own_data(multi):
     assert cases.loc[cases["dataset"] == "digits", "class_index"].max() == 10
 
 
-@pytest.mark.slow  # the module's real two-dataset sweep: ~75 s in all
 def test_mlflow_runs_carry_the_dataset(multi):
     from mlflow import MlflowClient
 
@@ -269,7 +268,6 @@ def test_mlflow_runs_carry_the_dataset(multi):
     assert parent.data.params["trials"] == "8"
 
 
-@pytest.mark.slow  # the module's real two-dataset sweep: ~75 s in all
 def test_leaderboard_ranks_within_each_dataset(multi):
     board, t = multi.board, multi.trials
     assert len(board) == 4 and set(board["metric"]) == {"test_mean_iou"}
@@ -291,7 +289,6 @@ def test_leaderboard_ranks_within_each_dataset(multi):
         assert 0 <= rows["p_vs_best"].iloc[1] <= 1 and rows["n_vs_best"].iloc[1] == 2
 
 
-@pytest.mark.slow  # the module's real two-dataset sweep: ~75 s in all
 def test_across_on_this_single_sweep(multi, capsys):
     assert run_cli("leaderboard", "--results", str(multi.results), "--sweep", "multi",
                    "--across") == 0
@@ -317,7 +314,6 @@ def test_across_on_this_single_sweep(multi, capsys):
         ranks.to_dict())
 
 
-@pytest.mark.slow  # the module's real two-dataset sweep: ~75 s in all
 def test_report_shows_per_dataset_leaderboards_and_the_cd_diagram(multi, tmp_path):
     from bench.report import build_report
 
@@ -341,7 +337,6 @@ def test_report_shows_per_dataset_leaderboards_and_the_cd_diagram(multi, tmp_pat
     assert_cd_diagram_renders(section, tmp_path)
 
 
-@pytest.mark.slow  # the module's real two-dataset sweep: ~75 s in all
 def test_register_best_registers_each_datasets_best_model(multi):
     from mlflow import MlflowClient
 

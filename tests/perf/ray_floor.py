@@ -39,6 +39,7 @@ START = time.time()  # before any import a sweep needs: the command's start
 ROOT = Path(__file__).resolve().parents[2]
 MODELS = ("testnet", "unet_shallow", "segnet_shallow")
 LOSSES = ("categorical_crossentropy", "dice")
+TRAININGS = [(model, loss) for model in MODELS for loss in LOSSES]
 DATA = {"height": 32, "width": 32, "train": 384, "val": 128, "seed": 0}
 EPOCHS = 3
 BATCH = 32
@@ -49,7 +50,8 @@ class Worker:
 
     def __init__(self) -> None:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        sys.path.insert(0, str(ROOT))
+        if str(ROOT) not in sys.path:  # a warm Tune actor builds one Worker per trial
+            sys.path.insert(0, str(ROOT))
         import tensorflow as tf
 
         import zoo
@@ -119,7 +121,7 @@ def run_ray(preload: bool) -> tuple[list[float], list[dict]]:
         actor = ray.remote(num_cpus=1)(Worker)
         workers = [actor.remote() for _ in range(2)]
         ready = ray.get([w.ready.remote() for w in workers])
-        pending = [(m, loss) for m in MODELS for loss in LOSSES]
+        pending = list(TRAININGS)
         running = {}
         for w in workers:
             running[w.train.remote(*pending.pop(0))] = w
@@ -172,14 +174,14 @@ def run_processes() -> tuple[list[float], list[dict]]:
 
     context = mp.get_context("spawn")
     tasks, results = context.Queue(), context.Queue()
-    for task in [(m, loss) for m in MODELS for loss in LOSSES] + [None, None]:
+    for task in [*TRAININGS, None, None]:
         tasks.put(task)
     processes = [context.Process(target=_process_main, args=(tasks, results))
                  for _ in range(2)]
     for p in processes:
         p.start()
     ready, done = [], []
-    while len(done) < len(MODELS) * len(LOSSES):
+    while len(done) < len(TRAININGS):
         kind, value = results.get()
         (ready if kind == "ready" else done).append(value)
     for p in processes:
