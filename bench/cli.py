@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from bench.errors import TrialsFailedError, UsageError
+from bench.common.errors import TrialsFailedError, UsageError
 
 
 class _Parser(argparse.ArgumentParser):

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from bench import across
+from bench.results import across
 
 
 def _board(rows: list[tuple[str, str, str, float]], mode: str = "max") -> pd.DataFrame:

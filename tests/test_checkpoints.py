@@ -1,4 +1,4 @@
-"""bench.checkpoints: a trial's model and optimizer state saved and restored exactly."""
+"""bench.run.checkpoints: a trial's model and optimizer state saved and restored exactly."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import zoo
-from bench.checkpoints import load_state, save_state
+from bench.run.checkpoints import load_state, save_state
 
 
 def _compiled(seed: int, model: str = "testnet") -> keras.Model:

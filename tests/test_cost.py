@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from bench.trial.cost import COST_COLUMNS, count_flops, forward_function, measure_cost
+from bench.run.trial.cost import COST_COLUMNS, count_flops, forward_function, measure_cost
 
 
 def _conv(height: int, width: int, cin: int, cout: int, k: int, bias: bool) -> keras.Model:
@@ -84,9 +84,9 @@ def test_mlflow_run_has_the_costs(small_sweep, trials):
 
 
 def test_report_plots_accuracy_against_each_recorded_cost(small_sweep):
-    from bench.leaderboard import load_results
     from bench.report.context import ReportContext
     from bench.report.sections import cost
+    from bench.results.leaderboard import load_results
 
     trials, history = load_results(small_sweep.results, "small")
     ctx = ReportContext.build(small_sweep.results, "small", trials, history)
@@ -102,7 +102,7 @@ def test_peak_memory_is_reset_for_each_trial_of_a_warm_worker():
     its start, not from an earlier trial's high-water mark (Linux ``/proc/self/clear_refs``)."""
     import sys
 
-    from bench.trial.cost import peak_memory_mb, reset_peak_memory
+    from bench.run.trial.cost import peak_memory_mb, reset_peak_memory
 
     if not sys.platform.startswith("linux"):
         pytest.skip("the peak is reset through /proc (Linux)")

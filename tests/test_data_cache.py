@@ -1,4 +1,4 @@
-"""A sweep builds each dataset once: the on-disk array cache (bench.data_cache)."""
+"""A sweep builds each dataset once: the on-disk array cache (bench.run.data_cache)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import data_cache
+from bench.run import data_cache
 
 OPTIONS = {"height": 16, "width": 16, "train": 24, "val": 8, "test": 8, "digit_size": 8}
 SPLITS = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")

@@ -80,7 +80,7 @@ def test_a_model_that_cannot_take_a_dataset_exits_2_naming_both(tmp_path, capsys
 
 
 def _two_dataset_spec():
-    from bench.spec import SweepDataset, SweepSpec
+    from bench.spec.model import SweepDataset, SweepSpec
 
     return SweepSpec(name="s", datasets=(SweepDataset("shapes", {"height": 16}),
                                          SweepDataset("digits", {"height": 16})),
@@ -88,8 +88,7 @@ def _two_dataset_spec():
 
 
 def test_records_take_the_dataset_from_the_config_or_its_cell():
-    from bench import records
-
+    from bench.results import records
     spec = _two_dataset_spec()
     configs = [{"dataset": "digits", "model": "testnet", "loss": "dice", "seed": 0},
                {"cell": "digits | unet_shallow | focal(gamma=2)", "seed": 1},
@@ -106,14 +105,14 @@ def test_records_take_the_dataset_from_the_config_or_its_cell():
 def test_protocol_selects_per_dataset_x_model_x_loss():
     from ray.tune.search.variant_generator import generate_variants
 
-    from bench.protocol import (
-        Protocol,
+    from bench.spec.model import Scheduler
+    from bench.spec.protocol import Protocol
+    from bench.spec.stages import (
         cell_label,
         final_param_space,
         select_params,
         selection_table,
     )
-    from bench.spec import Scheduler
 
     spec = replace(_two_dataset_spec(), protocol=Protocol(2, Scheduler(), (0,), (1, 2)))
     # The same model x loss on two datasets: the best lr differs, and each keeps its own.
@@ -140,8 +139,8 @@ def test_protocol_selects_per_dataset_x_model_x_loss():
 
 
 def test_next_frame_baselines_are_scored_per_dataset_on_that_datasets_data():
-    from bench import baselines
-    from bench import leaderboard as lb
+    from bench.results import baselines
+    from bench.results import leaderboard as lb
     from tests.test_next_frame import SMALL
 
     # Two next-frame datasets (frames of 16 and of 8 pixels) and a segmentation one.
@@ -340,8 +339,8 @@ def test_report_shows_per_dataset_leaderboards_and_the_cd_diagram(multi, tmp_pat
 def test_register_best_registers_each_datasets_best_model(multi):
     from mlflow import MlflowClient
 
-    from bench.model_registry import register_best
-    from bench.tracking import Tracking
+    from bench.tracking.model_registry import register_best
+    from bench.tracking.runs import Tracking
 
     uri = f"sqlite:///{multi.results.resolve() / 'mlflow.db'}"
     client = MlflowClient(uri)

@@ -182,7 +182,7 @@ def test_ray_launcher_config_has_head_and_gpu_workers_in_the_images() -> None:
 
 def test_gpu_sharing_spec_is_a_valid_gpu_sweep() -> None:
     """docker/gpu-sharing.yaml (README, "Measuring GPU sharing") passes zoobench's checks."""
-    from bench.spec import load_spec
+    from bench.spec.model import load_spec
 
     spec = load_spec(DOCKER / "gpu-sharing.yaml")
     assert spec.gpu == 1.0  # the docs' loop rewrites it to 0.5 and 0.25

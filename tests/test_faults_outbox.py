@@ -6,8 +6,10 @@ from __future__ import annotations
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from bench import outbox, records, tracking
-from bench.spec import load_spec
+from bench.results import records
+from bench.spec.model import load_spec
+from bench.tracking import outbox
+from bench.tracking import runs as tracking
 
 
 def _store(tmp_path) -> tuple[str, str, str]:

@@ -14,8 +14,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench import records
-from bench.errors import UsageError
+from bench.common.errors import UsageError
+from bench.results import records
 from tests.conftest import run_cli
 
 REPO = Path(__file__).resolve().parent.parent
@@ -71,7 +71,7 @@ def test_tables_are_written_as_trials_finish(tmp_path, capsys):
                                   "--results", str(results)], env=env, stdout=out,
                                  stderr=subprocess.STDOUT, start_new_session=True)
     table = results / "trials.parquet"
-    # The leaderboard is written last of the three (bench.live_tables): once its file is
+    # The leaderboard is written last of the three (bench.run.live_tables): once its file is
     # there, the trials and history of the same refresh are too.
     last = records.table_path(results, "leaderboard", "live")
     try:

@@ -15,14 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from bench import guards
-from bench.errors import UsageError
+from bench.common.errors import UsageError
+from bench.spec import guards
 from tests.conftest import run_cli
 from tests.test_resume import _read, _write_spec
 
 HOLD_LOCK = """\
 import sys, time
-from bench.guards import SweepLock
+from bench.spec.guards import SweepLock
 lock = SweepLock(sys.argv[1], sys.argv[2]).acquire()
 print("locked", flush=True)
 time.sleep(600)

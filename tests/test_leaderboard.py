@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from bench import leaderboard as lb
-from bench.errors import UsageError
+from bench.common.errors import UsageError
+from bench.results import leaderboard as lb
 
 MODELS = ["testnet", "unet_shallow", "segnet_shallow"]
 LOSSES = ["categorical_crossentropy", "dice"]
@@ -129,7 +129,7 @@ def trials() -> pd.DataFrame:
 
 
 def _expected(trials: pd.DataFrame) -> pd.DataFrame:
-    """Statistics computed independently of bench.leaderboard. Rows rank by their score:
+    """Statistics computed independently of bench.results.leaderboard. Rows rank by their score:
     the mean over finished and failed trials, a failed trial scoring IoU 0."""
     done = trials[trials["status"] == "TERMINATED"]
     rows = []
@@ -397,7 +397,7 @@ def test_p_vs_best_is_holm_corrected_across_rows():
     board = lb.aggregate(paired_rows({k: list(v) for k, v in rows.items()}))
     assert board["model"].iloc[0] == "a"
     raw = [stats.wilcoxon(rows["a"] - rows[m]).pvalue for m in board["model"].iloc[1:]]
-    from bench.stats import holm
+    from bench.results.stats import holm
 
     np.testing.assert_allclose(board["p_vs_best"].iloc[1:], holm(np.array(raw)))
     assert list(board["tied_with_best"]) == [True] + [bool(p >= 0.05) for p in holm(

@@ -21,11 +21,11 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from bench import tracking
-from bench.errors import UsageError
-from bench.mlflow_ui import experiment_url, ui_lines
-from bench.model_registry import register_best
-from bench.spec import parse_spec
+from bench.common.errors import UsageError
+from bench.spec.model import parse_spec
+from bench.tracking import runs as tracking
+from bench.tracking.model_registry import register_best
+from bench.tracking.ui_links import experiment_url, ui_lines
 
 SPEC = """\
 name: t
@@ -83,7 +83,7 @@ def test_register_best_registers_the_rank_1_rows_best_trial(tmp_path):
     import mlflow
     import numpy as np
 
-    from bench.trial.final import log_keras_model
+    from bench.run.trial.final import log_keras_model
 
     track, run_ids = _store(tmp_path)
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])

@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 
 import zoo
-from bench import baselines
-from bench.errors import UsageError
-from bench.spec import parse_spec
-from bench.trial import rollout
+from bench.common.errors import UsageError
+from bench.results import baselines
+from bench.run.trial import rollout
+from bench.spec.model import parse_spec
 from zoo.datasets.moving_digits import stack_frames
 
 SMALL = {"height": 16, "width": 16, "digit_size": 8, "frames": 5, "train": 4, "val": 3,

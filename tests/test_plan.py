@@ -7,8 +7,8 @@ from typing import Any
 
 from ray.tune.experiment import Experiment
 
-from bench.plan import make_plan
-from bench.spec import SweepSpec, parse_spec
+from bench.spec.model import SweepSpec, parse_spec
+from bench.spec.plan import make_plan
 
 SPEC = """\
 name: t

@@ -145,8 +145,8 @@ def test_entry_point_plugins_load_with_their_dataset(tmp_path, monkeypatch, caps
     """An installed package's ``zoobench.plugins`` entry point registers a dataset that the
     spec then accepts (and ``zoobench datasets`` lists)."""
     import zoo
-    from bench.plugins import load_entry_points
-    from bench.spec import parse_spec
+    from bench.spec.model import parse_spec
+    from bench.spec.plugins import load_entry_points
 
     (tmp_path / "ep_plugin_data.py").write_text(textwrap.dedent('''\
         import numpy as np
@@ -176,7 +176,7 @@ def test_entry_point_plugins_load_with_their_dataset(tmp_path, monkeypatch, caps
 
 
 def test_a_worker_without_the_plugin_fails_its_trial_saying_where_and_how(monkeypatch):
-    from bench.plugins import import_plugins_on_worker
+    from bench.spec.plugins import import_plugins_on_worker
 
     with pytest.raises(ImportError) as raised:
         import_plugins_on_worker(["no_such_plugin_on_worker_q"])
@@ -189,7 +189,7 @@ def test_a_worker_without_the_plugin_fails_its_trial_saying_where_and_how(monkey
 def test_only_the_users_own_plugin_code_is_shipped_to_a_cluster(tmp_path, monkeypatch):
     """On a cluster (``--address``) the spec's plugins that are neither installed nor zoobench
     go to Ray as ``py_modules``: a module file as itself, a package module as its top package."""
-    from bench.plugins import modules_to_ship
+    from bench.spec.plugins import modules_to_ship
 
     (tmp_path / "my_single.py").write_text("X = 1\n")
     (tmp_path / "my_pkg").mkdir()

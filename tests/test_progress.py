@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ray.tune.experiment import Trial
 
-from bench.progress import ProgressView
+from bench.run.progress import ProgressView
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,17 +7,15 @@ import math
 import pandas as pd
 import pytest
 
-from bench.protocol import (
-    Protocol,
-    ProtocolError,
+from bench.spec.model import Scheduler, Space, SweepDataset, SweepSpec
+from bench.spec.protocol import Protocol, ProtocolError, check_protocol
+from bench.spec.stages import (
     cell_label,
-    check_protocol,
     final_param_space,
     final_stage,
     select_params,
     tune_stage,
 )
-from bench.spec import Scheduler, Space, SweepDataset, SweepSpec
 
 
 def _spec(**changes) -> SweepSpec:
@@ -180,8 +178,8 @@ def test_bad_protocols_exit_2_before_ray_starts(tmp_path, capsys, change, messag
 
 
 def test_protocol_with_top_level_seeds_is_refused(tmp_path):
-    from bench.errors import UsageError
-    from bench.spec import parse_spec
+    from bench.common.errors import UsageError
+    from bench.spec.model import parse_spec
 
     text = ("dataset: {name: shapes, height: 16, width: 16, classes: 3, train: 16, val: 8}\n"
             "models: [testnet]\nlosses: [dice]\nseeds: [0, 1]\n"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.progress import log_path
+from bench.run.progress import log_path
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
@@ -118,7 +118,7 @@ def test_readme_listing_commands_run(command, tmp_path):
 
 
 def test_print_spec_is_the_quickstarts_valid_spec(tmp_path):
-    from bench.spec import DEFAULT_SPEC, parse_spec
+    from bench.spec.model import DEFAULT_SPEC, parse_spec
 
     spec = parse_spec(DEFAULT_SPEC)
     assert spec.name == "smoke" and spec.epochs == 2
@@ -126,7 +126,7 @@ def test_print_spec_is_the_quickstarts_valid_spec(tmp_path):
 
 def test_readme_spec_block_is_a_valid_spec():
     """The README's full spec example (the block starting ``name:``) passes validation."""
-    from bench.spec import parse_spec
+    from bench.spec.model import parse_spec
 
     blocks = [b for b in re.findall(r"```yaml\n(.*?)```", TEXT, re.S) if b.startswith("name:")]
     assert blocks

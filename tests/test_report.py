@@ -15,10 +15,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import leaderboard as lb
-from bench.errors import UsageError
+from bench.common.errors import UsageError
 from bench.report import SECTIONS, build_report
 from bench.report.sections.cost import pareto_front
+from bench.results import leaderboard as lb
 from tests.test_leaderboard import LOSSES, MODELS, make_results, run_cli
 
 IMG = re.compile(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
@@ -365,10 +365,10 @@ NEXT_FRAME_DATA = {"height": 16, "width": 16, "digit_size": 8, "frames": 4, "tra
 def next_frame_results(root: Path, sweep: str = "nf") -> Path:
     """A next-frame results folder as a sweep leaves it, without training: two models'
     trials (seeds 0 and 1) with made-up PSNR and SSIM, and ``leaderboard.parquet`` with
-    the persistence and mean-frame rows that ``bench.baselines.with_baselines`` scores on
+    the persistence and mean-frame rows that ``bench.results.baselines.with_baselines`` scores on
     the real frames of those seeds, as the sweep does."""
-    from bench import records
-    from bench.baselines import with_baselines
+    from bench.results import records
+    from bench.results.baselines import with_baselines
 
     rows, history = [], []
     for k, (model, psnr) in enumerate((("lstm_next_frame", 15.0), ("testnet", 13.5))):

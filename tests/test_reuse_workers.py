@@ -110,7 +110,7 @@ def test_a_warm_workers_memory_levels_off(twenty_warm_trials):
     """What the second ten trials add to the worker's resident memory is a small part of
     what the first ten did (TensorFlow's allocator and caches fill up first, then stay).
 
-    It grew 45-80 MB a trial before ``bench.trial.leaks`` dropped each trial's traced
+    It grew 45-80 MB a trial before ``bench.run.trial.leaks`` dropped each trial's traced
     graphs; 975 -> 1,042 -> 1,058 MiB over trials 1, 10 and 20 after."""
     _, trials, history = twenty_warm_trials
     rss = (history.merge(trials[["trial_id", "worker_trial"]], on="trial_id")

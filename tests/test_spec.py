@@ -7,9 +7,9 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search.variant_generator import generate_variants
 
-from bench.errors import UsageError
-from bench.plan import make_plan
-from bench.spec import DEFAULT_SPEC, Space, check_resources, parse_spec
+from bench.common.errors import UsageError
+from bench.spec.model import DEFAULT_SPEC, Space, check_resources, parse_spec
+from bench.spec.plan import make_plan
 
 BASE = """\
 name: t
@@ -285,7 +285,7 @@ NO_DATASET = "".join(line for line in BASE.splitlines(keepends=True)
 
 
 def test_dataset_labels_name_then_the_options_that_tell_entries_apart():
-    from bench.spec import dataset_labels
+    from bench.spec.model import dataset_labels
 
     defaults = {"digits": {"height": 32, "width": 32, "noise": 0.0}, "shapes": {"height": 64}}
     labels = dataset_labels(
@@ -392,7 +392,7 @@ def test_a_model_that_cannot_take_a_dataset_names_both_unless_skipped(capsys):
         f"model 'testnet' cannot take input_height=12: height and width must be multiples of "
         f"8 and at least 8" for loss in ("dice", "focal(gamma=2)")]
     # The plan runs the cells left, each on every seed, by a cell grid.
-    from bench.cells import resolve
+    from bench.common.cells import resolve
 
     configs = [resolve(v["config"]) for _, v in
                generate_variants({"config": make_plan(spec).param_space})]
@@ -425,7 +425,7 @@ def test_skip_incompatible_with_nothing_left_is_an_error():
 def test_a_spec_pickled_by_an_older_zoobench_unpickles_with_its_dataset():
     """Tune keeps the driver's callbacks (and the spec they hold) in its experiment state: a
     sweep resumed after an upgrade unpickles a spec of the one-``dataset`` layout."""
-    from bench.spec import SweepSpec, parse_spec
+    from bench.spec.model import SweepSpec, parse_spec
 
     spec = parse_spec(
         "name: old\ndataset: {name: shapes, height: 16, width: 16}\nmodels: [testnet]\n"

@@ -1,4 +1,4 @@
-"""bench.stats against cases worked by hand and against scipy."""
+"""bench.results.stats against cases worked by hand and against scipy."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from bench import stats
+from bench.results import stats
 
 
 def test_metric_range():

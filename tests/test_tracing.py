@@ -10,7 +10,7 @@ import keras
 import numpy as np
 
 import zoo
-from bench.trial.run import compile_model
+from bench.run.trial.run import compile_model
 
 
 def _data() -> tuple[np.ndarray, np.ndarray]:

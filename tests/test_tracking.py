@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from mlflow.tracking import MlflowClient
 
-from bench import tracking
+from bench.tracking import runs as tracking
 
 
 def _spec_text(client: MlflowClient, run_id: str) -> str:

@@ -18,12 +18,12 @@ import pandas as pd
 import pytest
 
 import zoo
-from bench import records
-from bench.checkpoints import assign_model_arrays, load_arrays, model_arrays, npz_bytes
-from bench.spec import parse_spec
-from bench.trial.cases import case_frame, case_means, label_maps
-from bench.trial.final import log_keras_model
-from bench.trial.run import compile_model
+from bench.results import records
+from bench.run.checkpoints import assign_model_arrays, load_arrays, model_arrays, npz_bytes
+from bench.run.trial.cases import case_frame, case_means, label_maps
+from bench.run.trial.final import log_keras_model
+from bench.run.trial.run import compile_model
+from bench.spec.model import parse_spec
 from tests.conftest import SMALL_SPEC
 
 

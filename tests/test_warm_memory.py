@@ -1,4 +1,4 @@
-"""A warm worker lets go of each trial's traced graphs (``bench.trial.leaks``).
+"""A warm worker lets go of each trial's traced graphs (``bench.run.trial.leaks``).
 
 Keras 3's TensorFlow optimizer registers a ``tf.custom_gradient`` entry in TensorFlow's
 global gradient registry each time a train function is traced, and that entry keeps the
@@ -17,8 +17,8 @@ import pytest
 from tensorflow.python.framework import func_graph, ops
 
 import zoo
-from bench.trial.leaks import forget_custom_gradients
-from bench.trial.run import compile_model, reset_process_state
+from bench.run.trial.leaks import forget_custom_gradients
+from bench.run.trial.run import compile_model, reset_process_state
 
 
 def _live_graphs() -> list[func_graph.FuncGraph]:

@@ -9,7 +9,7 @@ A command module registers each subcommand once::
         @staticmethod
         def run(args: argparse.Namespace) -> int: ...   # exit status
 
-``run`` raises ``bench.errors.UsageError`` for bad input (exit 2, one line).
+``run`` raises ``bench.common.errors.UsageError`` for bad input (exit 2, one line).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bench.commands.base import command
-from bench.errors import UsageError
+from bench.common.errors import UsageError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -28,8 +28,7 @@ def load_trials(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Trials and history of ``results`` (one sweep when named), or a UsageError naming
     the folder or the sweep (as given by ``flag``) and the ones available."""
-    from bench import leaderboard as lb
-
+    from bench.results import leaderboard as lb
     root = Path(results)
     if not root.is_dir():
         raise UsageError(f"--results: no results folder {str(root)!r}")
@@ -57,8 +56,7 @@ def board_for(trials: pd.DataFrame, metric: str | None, mode: str | None = None,
 
     With ``history``, a ``--metric`` other than the sweep's ranks each trial by its own
     best epoch value of it."""
-    from bench import leaderboard as lb
-
+    from bench.results import leaderboard as lb
     if metric is not None and metric not in lb.metric_names(trials):
         raise UsageError(
             f"--metric: unknown metric {metric!r}; choose one of: "
@@ -146,8 +144,7 @@ def _other_side(args: argparse.Namespace, trials: pd.DataFrame) -> tuple[str, pd
 
 def _print_across(board: pd.DataFrame, fmt: str) -> int:
     """``--across``: the across-datasets table, and what it means on stderr."""
-    from bench import across
-
+    from bench.results import across
     result = across.across(board)
     if fmt == "json":
         payload = {"table": json.loads(result.table.to_json(orient="records")),
@@ -195,8 +192,8 @@ class Leaderboard:
 
     @staticmethod
     def run(args: argparse.Namespace) -> int:
-        from bench import leaderboard as lb
-        from bench.baselines import stored_baselines
+        from bench.results import leaderboard as lb
+        from bench.results.baselines import stored_baselines
 
         trials, history = load_trials(args.results, args.sweep)
         if args.across:

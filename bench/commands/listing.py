@@ -65,7 +65,7 @@ def _listing(name: str, table: Any, what: str) -> type:
 
         @staticmethod
         def run(args: argparse.Namespace) -> int:
-            from bench.plugins import load_entry_points
+            from bench.spec.plugins import load_entry_points
 
             load_entry_points()  # installed plugins' models, losses and datasets are listed too
             sys.stdout.write(render(table(), args.format))

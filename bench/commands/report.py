@@ -7,7 +7,7 @@ import sys
 
 from bench.commands.base import command
 from bench.commands.leaderboard import load_trials
-from bench.errors import UsageError
+from bench.common.errors import UsageError
 
 
 @command("report", help="write one self-contained HTML report of a sweep")
@@ -32,7 +32,7 @@ class Report:
         trials, _ = load_trials(args.results, args.sweep)  # UsageErrors for folder / sweep
         names = sorted(trials["sweep"].astype(str).unique())
         if args.sweep is None and len(names) > 1:
-            from bench.leaderboard import latest_sweep
+            from bench.results.leaderboard import latest_sweep
 
             print(f"report: several sweeps ({', '.join(names)}); reporting on the latest, "
                   f"{latest_sweep(trials)!r} (choose with --sweep)", file=sys.stderr)

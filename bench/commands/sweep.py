@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from bench.commands.base import command
-from bench.errors import TrialsFailedError
+from bench.common.errors import TrialsFailedError
 
 
 @command("sweep", help="run a sweep of models x losses x hyperparameters (resumes by name)")
@@ -40,13 +40,13 @@ class Sweep:
 
     @staticmethod
     def run(args: argparse.Namespace) -> int:
-        from bench.spec import DEFAULT_SPEC, load_spec
+        from bench.spec.model import DEFAULT_SPEC, load_spec
 
         if args.print_spec:
             sys.stdout.write(DEFAULT_SPEC)
             return 0
         spec = load_spec(args.spec, args.name)
-        from bench.sweep import SweepOptions, run_sweep, summary_lines
+        from bench.run.sweep import SweepOptions, run_sweep, summary_lines
 
         outcome = run_sweep(spec, SweepOptions(
             results=Path(args.results), tracking_uri=args.tracking_uri,
@@ -55,7 +55,7 @@ class Sweep:
         print("\n".join(summary_lines(outcome)))
         print(f"results: {Path(args.results).resolve()} (trials.parquet, history.parquet, "
               f"leaderboard.parquet); MLflow: {outcome.tracking.uri}")
-        from bench.mlflow_ui import ui_lines
+        from bench.tracking.ui_links import ui_lines
 
         print("\n".join(ui_lines(outcome.tracking)))
         missing = outcome.mlflow_missing

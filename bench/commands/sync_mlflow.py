@@ -6,14 +6,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench import outbox
 from bench.commands.base import command
-from bench.errors import UsageError
+from bench.common.errors import UsageError
+from bench.tracking import outbox
 
 
 @command("sync-mlflow", help="send MLflow the runs and epochs a sweep could not log to it")
 class SyncMlflow:
-    """Send the outboxes a sweep saved under ``DIR/outbox/NAME`` (``bench.outbox``)."""
+    """Send the outboxes a sweep saved under ``DIR/outbox/NAME`` (``bench.tracking.outbox``)."""
 
     @staticmethod
     def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench import leaderboard as lb
 from bench.report import sections as _sections  # noqa: F401  (registers the sections)
 from bench.report.context import ReportContext
 from bench.report.html import esc, note, page
 from bench.report.registry import SECTIONS, register_section
+from bench.results import leaderboard as lb
 
 __all__ = ["SECTIONS", "ReportContext", "build_report", "render_html", "register_section"]
 

@@ -11,9 +11,9 @@ from typing import Any
 
 import pandas as pd
 
-from bench import leaderboard as lb
-from bench.baselines import add_gain, stored_baselines
 from bench.report.html import esc
+from bench.results import leaderboard as lb
+from bench.results.baselines import add_gain, stored_baselines
 
 
 @dataclass(frozen=True)
@@ -26,9 +26,9 @@ class ReportContext:
         trials: its trials, one row per trial (schema of ``trials.parquet``).
         history: its history, one row per trial x epoch, with the trial's ``model`` and
             ``loss_fn`` (the loss function; history's ``loss`` is the training loss value).
-        board: its leaderboard (:func:`bench.leaderboard.aggregate`), best first.
+        board: its leaderboard (:func:`bench.results.leaderboard.aggregate`), best first.
         baselines: the baseline rows the sweep stored beside its leaderboard (next frames:
-            ``persistence``, ``mean_frame``; :func:`bench.baselines.stored_baselines`),
+            ``persistence``, ``mean_frame``; :func:`bench.results.baselines.stored_baselines`),
             scored by ``metric``; empty for other sweeps.
         metric, mode: what the sweep ranks by.
         created: when the report was made (UTC).
@@ -71,7 +71,7 @@ class ReportContext:
 
     @property
     def finished(self) -> pd.DataFrame:
-        """The ranked trials that entered the statistics (:func:`bench.leaderboard.finished_mask`:
+        """The ranked trials that entered the statistics (``leaderboard.finished_mask``:
         completed, or stopped by patience or time budget; the final stage under a protocol)."""
         ranked = lb.final_stage(self.trials)
         return ranked[lb.finished_mask(ranked)]

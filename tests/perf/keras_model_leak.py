@@ -3,8 +3,8 @@
 A warm worker (``reuse_workers``) builds one model per trial, and Keras 3 on TensorFlow
 keeps each one's traced train graph even after ``keras.backend.clear_session()`` and
 ``gc.collect()``: a ``tf.custom_gradient`` entry in TensorFlow's gradient registry holds it
-(``bench.trial.leaks``; ``--forget`` runs a warm worker's reset between trials,
-``bench.trial.run.reset_process_state``, which drops those entries, after each round).
+(``bench.run.trial.leaks``; ``--forget`` runs a warm worker's reset between trials,
+``bench.run.trial.run.reset_process_state``, which drops those entries, after each round).
 This loop builds ``--model``, fits it one epoch on random data, optionally measures its
 cost as a trial's end does (``--cost``: the traced forward function, FLOPs, latency), drops
 it, clears the session, collects garbage, and prints the process's resident memory after
@@ -33,7 +33,7 @@ def main() -> None:
     parser.add_argument("--cost", action="store_true", help="also measure cost as a trial does")
     parser.add_argument("--forget", action="store_true",
                         help="drop the round's tf.custom_gradient entries as a warm worker "
-                             "does between trials (bench.trial.leaks)")
+                             "does between trials (bench.run.trial.leaks)")
     parser.add_argument("--trim", action="store_true",
                         help="return freed heap to the system after each round (malloc_trim)")
     args = parser.parse_args()
@@ -43,8 +43,8 @@ def main() -> None:
     import tensorflow as tf
 
     import zoo
-    from bench.trial.cost import measure_cost, resident_mb
-    from bench.trial.run import reset_process_state
+    from bench.run.trial.cost import measure_cost, resident_mb
+    from bench.run.trial.run import reset_process_state
 
     tf.config.threading.set_intra_op_parallelism_threads(1)
     shape = (args.size, args.size, 1)

@@ -1,4 +1,4 @@
-"""What rewriting the tables as each trial ends costs at ~100 trials (``bench.live_tables``).
+"""What rewriting the tables as each trial ends costs at ~100 trials (``bench.run.live_tables``).
 
 Synthetic trials shaped like the reference sweep's (its trials' configs and per-epoch rows,
 repeated to N trials of E epochs, a checkpoint ``state.json`` each), then the rewrite a
@@ -25,8 +25,8 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from bench.live_tables import LiveTables  # noqa: E402
-from bench.spec import load_spec  # noqa: E402
+from bench.run.live_tables import LiveTables  # noqa: E402
+from bench.spec.model import load_spec  # noqa: E402
 
 
 def _trials(root: Path, n: int, epochs: int) -> list[SimpleNamespace]:

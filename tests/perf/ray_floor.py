@@ -56,7 +56,7 @@ class Worker:
 
         import zoo
 
-        # The trial's own settings for 1 CPU (bench.trial.run.configure_tensorflow).
+        # The trial's own settings for 1 CPU (bench.run.trial.run.configure_tensorflow).
         try:
             tf.config.threading.set_intra_op_parallelism_threads(1)
             tf.config.threading.set_inter_op_parallelism_threads(1)

@@ -59,8 +59,8 @@ class Run:
 
 def sweep_epochs(args: argparse.Namespace, folder: Path) -> Run:
     """The one-trial sweep's figures."""
-    from bench.spec import parse_spec
-    from bench.sweep import SweepOptions, run_sweep
+    from bench.run.sweep import SweepOptions, run_sweep
+    from bench.spec.model import parse_spec
 
     text = SPEC.format(size=args.size, train=args.train, val=args.train // 4, model=args.model,
                        epochs=args.epochs, batch=args.batch, cpu=args.cpu, gpu=args.gpu)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from bench import across
 from bench.report.context import ReportContext
 from bench.report.html import esc, figure, note, table
 from bench.report.registry import register_section
+from bench.results import across
 
 # Layout of the diagram, in SVG user units (px at 100%): the rank axis, the room each side
 # for the labels (at least), a label's line, the axis' height, a character's mean width.

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bench import leaderboard as lb
 from bench.report.context import ReportContext
 from bench.report.html import Cell, esc, shorten, table
 from bench.report.registry import register_section
+from bench.results import leaderboard as lb
 
 MAX_ERROR = 400  # characters of the error shown; the full text is its title (hover), and in
                  # MLflow / trials.parquet

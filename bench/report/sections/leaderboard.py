@@ -11,10 +11,10 @@ import re
 
 import pandas as pd
 
-from bench import leaderboard as lb
 from bench.report.context import ReportContext
 from bench.report.html import esc, table
 from bench.report.registry import register_section
+from bench.results import leaderboard as lb
 
 #: What the statistics columns mean, in one sentence (also the CLI's stderr line).
 MEANING = (
@@ -25,7 +25,7 @@ MEANING = (
     "ranks first, and <i>rank 95%</i> the ranks it takes in 95% of them."
 )
 
-#: Columns of :func:`bench.leaderboard.summary` in the main table, in order (those present).
+#: Columns of :func:`bench.results.leaderboard.summary` in the main table, in order (those present).
 MAIN = ("rank", "dataset", "model", "loss", "{metric}", "95% CI", "n", "failed", "tied",
         "P(first)", "rank 95%", "test_ssim", "gain vs persistence dB")
 #: ... in the table of tests and best trials.

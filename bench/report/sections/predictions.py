@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.predictions import DPI, TITLE_POINTS
 from bench.report.context import ReportContext
 from bench.report.html import esc, figure, file_img, note
 from bench.report.registry import register_section
+from bench.results.predictions import DPI, TITLE_POINTS
 
 
 @register_section("predictions", title="Sample predictions")
@@ -39,7 +39,7 @@ def _render(ctx: ReportContext) -> str:
         if not path.is_file():
             missing.append(f"{what}: picture file missing: <code>{esc(path)}</code>")
             continue
-        # Drawn by bench.predictions: its titles are its smallest text.
+        # Drawn by bench.results.predictions: its titles are its smallest text.
         img = file_img(path, f"predictions of {model}", min_font_px=TITLE_POINTS * DPI / 72)
         cells.append(figure(img, what))
     out = f'<div class="gallery">{"".join(cells)}</div>' if cells else ""

@@ -1,0 +1,190 @@
+"""A trial's end: test the selected (best validation epoch's) weights, once, on the test split.
+
+Called from the last epoch's bookkeeping when the trial ends by itself (completed,
+patience, time budget): it loads the best epoch's weights, evaluates them on the test
+split (``test_<name>`` for every ``val_<name>``), scores each test case
+(``bench.run.trial.cases``), and logs these weights to MLflow as the trial's model with a
+predictions picture. A trial a scheduler stops never gets here: it was not selected.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from bench.run.trial.cases import case_frame, case_means, predict_cases, write_cases
+from bench.run.trial.context import CASES_FILE, PREDICTIONS_PNG
+from bench.run.trial.cost import forward_function, trial_cost
+from bench.run.trial.rollout import rollout_metrics
+
+if TYPE_CHECKING:
+    from bench.run.trial.state import TrialState
+
+
+def test_metrics(model: Any, test_ds: Any, val_names: list[str]) -> dict[str, float]:
+    """``test_<name>`` for each ``val_<name>`` in ``val_names``: one pass over ``test_ds``.
+
+    A name the evaluation does not return is NaN (the columns always pair up).
+    """
+    logs = model.evaluate(test_ds, return_dict=True, verbose=0)
+    tested = {}
+    for val_name in val_names:
+        name = val_name.removeprefix("val_")
+        value = logs.get(name)
+        tested[f"test_{name}"] = float(value) if value is not None else math.nan
+    return tested
+
+
+def test_selected(trial: TrialState, model: Any, folder: Path) -> dict[str, Any]:
+    """Test the trial's selected weights; its result entries, files in ``folder``.
+
+    Returns ``test_*`` metrics, ``test_case_*_mean``, ``test_psnr_step_*`` (next-frame
+    data, ``bench.run.trial.rollout``), the cost columns (``bench.run.trial.cost``: ``flops``,
+    ``latency_ms``, ``throughput``, ``peak_memory_mb``, ...), ``selected_epoch`` and
+    ``final_seconds`` (what this testing, measuring and logging took); writes
+    ``cases.parquet`` (segmentation only) and ``predictions.png`` into ``folder`` (the
+    final checkpoint, which carries them to the driver). ``model`` keeps the selected
+    weights afterwards.
+    """
+    assert trial.run is not None
+    start = time.perf_counter()
+    selected = trial.select(model)
+    val_names = [key for key in trial.history[-1] if key.startswith("val_")]
+    metrics: dict[str, Any] = test_metrics(model, trial.test_ds, val_names)
+    # One forward function, traced once, predicts the cases and the picture and is timed
+    # for the cost (Keras' predict would trace again for each new batch shape).
+    forward = forward_or_none(model, tuple(trial.info.input_shape))
+    predict = _predictor(model, forward)
+    cases = None
+    if trial.info.task == "segmentation":  # next-frame targets have no classes
+        truth, pred = predict_cases(predict, trial.test_ds)
+        cases = case_frame(truth, pred, trial.info.n_classes, list(trial.info.class_names),
+                           trial.context.nsd_tolerance)
+        write_cases(cases, folder / CASES_FILE)
+    metrics.update(case_means(cases))
+    # Next frames: PSNR n steps ahead, predictions fed back (test_psnr_step_k).
+    model_name, model_options = trial.context.models[trial.config["model"]]
+    metrics.update(rollout_metrics(model, model_name, model_options, trial.info, trial.test_ds))
+    metrics.update(trial_cost(model, tuple(trial.info.input_shape),
+                              int(trial.config["batch_size"]), forward=forward))
+    metrics["selected_epoch"] = selected
+    trial.run.log_epoch({k: v for k, v in metrics.items() if math.isfinite(v)}, selected)
+    log_selected_model(trial, model, folder, selected, predict)
+    metrics["final_seconds"] = time.perf_counter() - start
+    return metrics
+
+
+def forward_or_none(model: Any, input_shape: tuple[int, ...]) -> Any:
+    """``bench.run.trial.cost.forward_function``, or None when the model cannot be traced so."""
+    try:
+        return forward_function(model, input_shape)
+    except Exception:  # noqa: BLE001  (Keras' own predict is the fallback)
+        return None
+
+
+def _predictor(model: Any, forward: Any) -> Callable[[Any], np.ndarray]:
+    """``x -> outputs`` as NumPy: ``forward`` when there is one, else Keras' predict."""
+    if forward is None:
+        return lambda x: np.asarray(model.predict_on_batch(x))
+
+    import tensorflow as tf
+
+    def predict(x: Any) -> np.ndarray:
+        try:
+            return np.asarray(forward(tf.cast(x, tf.float32)))
+        except (tf.errors.OpError, ValueError, TypeError):  # a shape it was not traced for
+            return np.asarray(model.predict_on_batch(x))
+
+    return predict
+
+
+def log_selected_model(trial: TrialState, model: Any, folder: Path, step: int = 0,
+                       predict: Callable[[Any], np.ndarray] | None = None) -> None:
+    """Log ``model`` (the selected weights) and its predictions picture to the MLflow run.
+
+    The model is saved once and logged twice: as an MLflow Model with the Keras flavour
+    named ``model`` (``mlflow.pyfunc.load_model("runs:/RUN_ID/model")`` predicts; linked to
+    the run's metrics at ``step``, the selected epoch) and, the same file, as the run
+    artifact ``model/model.keras`` that ``keras.saving.load_model`` reads after
+    ``import zoo``. ``predict`` makes the picture's predictions (default: Keras' predict).
+    """
+    assert trial.run is not None
+    png = None
+    if trial.val_sample is not None:  # the records keep the picture whatever MLflow does
+        from bench.results.predictions import save_predictions_png
+
+        x, y = trial.val_sample
+        y_pred = predict(x) if predict is not None else model.predict(x, verbose=0)
+        png = save_predictions_png(x, y, y_pred, trial.info.task, folder / PREDICTIONS_PNG)
+    if not trial.run.online:  # the tracking server was away: the run is told it lacks them
+        trial.run.missed_artifacts()
+        return
+    try:
+        with tempfile.TemporaryDirectory(prefix="zoobench-final-") as scratch:
+            model_path = Path(scratch) / "model.keras"
+            log_keras_model(model, step, keep=model_path)
+            if not model_path.exists():  # MLflow saved it elsewhere than we know
+                model.save(model_path)
+            trial.run.log_artifact(model_path, "model")
+        if png is not None:
+            trial.run.log_artifact(png)
+    except Exception:  # noqa: BLE001  (the server went away: training results still count)
+        trial.run.missed_artifacts()
+
+
+def model_signature(model: Any) -> Any:
+    """The MLflow signature of a Keras model: float32 tensors, the batch axis free (-1)."""
+    import numpy as np
+    from mlflow.models import ModelSignature
+    from mlflow.types import Schema, TensorSpec
+
+    def spec(shape: tuple[Any, ...]) -> Any:
+        return Schema([TensorSpec(np.dtype(np.float32), (-1, *shape[1:]))])
+
+    return ModelSignature(inputs=spec(tuple(model.input_shape)),
+                          outputs=spec(tuple(model.output_shape)))
+
+
+class _KerasFlavourKeepingFile:
+    """``mlflow.keras`` as ``Model.log`` uses a flavour, copying the ``.keras`` file it saves
+    to ``keep`` (when given): the run's ``model/model.keras`` artifact then needs no second
+    save."""
+
+    __name__ = "mlflow.keras"
+
+    def __init__(self, keep: Path | None) -> None:
+        self.keep = keep
+
+    def save_model(self, path: str, **kwargs: Any) -> None:
+        import mlflow.keras
+
+        mlflow.keras.save_model(path=path, **kwargs)
+        saved = sorted(Path(path).rglob("*.keras"))
+        if self.keep is not None and len(saved) == 1:
+            shutil.copyfile(saved[0], self.keep)
+
+
+def log_keras_model(model: Any, step: int = 0, keep: Path | None = None) -> None:
+    """Log ``model`` to the active MLflow run as the MLflow Model ``model`` (Keras flavour);
+    with ``keep``, the ``.keras`` file it saved is copied there too.
+
+    No input example: MLflow 3.17's Keras flavour writes it before creating the model's
+    folder (FileNotFoundError); the signature says the shapes instead. The pip
+    requirements are given, because inferring them loads the model in a subprocess
+    (~50 s per trial on 2 cores); they are the versions this trial ran with.
+    """
+    import keras
+    import tensorflow as tf
+    from mlflow.models import Model
+
+    # What mlflow.keras.log_model does, with the flavour that can keep the saved file.
+    Model.log(artifact_path=None, flavor=_KerasFlavourKeepingFile(keep), name="model",
+              model=model, signature=model_signature(model), step=step,
+              pip_requirements=[f"keras=={keras.__version__}", f"tensorflow=={tf.__version__}"])

@@ -1,0 +1,40 @@
+"""Register a sweep's best model in MLflow's model registry (the spec's ``register_best``)."""
+
+from __future__ import annotations
+
+import pandas as pd
+from mlflow.tracking import MlflowClient
+
+from bench.tracking.runs import TAG_DATASET, TAG_SWEEP, Tracking
+
+
+def register_best(tracking: Tracking, board: pd.DataFrame, name: str, sweep: str) -> int | None:
+    """Register the model of the leaderboard's rank-1 row's best trial as a version of ``name``;
+    in a sweep of several datasets, each dataset's rank-1 model (tagged with its dataset).
+
+    ``board`` is the sweep's leaderboard (columns ``rank``, ``best_mlflow_run_id``, and
+    ``dataset``); the model is the trial's MLflow Model ``model`` (``runs:/RUN_ID/model``).
+    Returns the version number (the last dataset's), or None when no ranked row has a run
+    (every trial failed).
+    """
+    import mlflow
+
+    ranked = board[board["rank"] == 1].dropna(subset=["best_mlflow_run_id"])
+    if ranked.empty:
+        return None
+    mlflow.set_tracking_uri(tracking.uri)
+    client = MlflowClient(tracking_uri=tracking.uri)
+    existing = {v.run_id: int(v.version) for v in client.search_model_versions(f"name = '{name}'")}
+    version = None
+    for _, row in ranked.drop_duplicates(subset=["dataset"] if "dataset" in ranked
+                                         else None).iterrows():
+        run_id = str(row["best_mlflow_run_id"])
+        # An earlier finished sweep's rerun registers nothing new when the best run is the same.
+        if run_id in existing:
+            version = existing[run_id]
+            continue
+        tags = {TAG_SWEEP: sweep}
+        if "dataset" in row and isinstance(row["dataset"], str):
+            tags[TAG_DATASET] = row["dataset"]
+        version = int(mlflow.register_model(f"runs:/{run_id}/model", name, tags=tags).version)
+    return version
