@@ -45,7 +45,8 @@ def test_directed_max_is_monai_and_pooled_is_medpy(name):
 
 
 def test_the_two_forms_differ_by_25_pixels_on_a_far_blob_and_neither_bounds_the_other():
-    far = CASES["far blob"]  # a 40x40 square; the prediction adds a 4x4 blob 16 pixels away
+    far = CASES["far blob"]  # a 40x40 square; the prediction adds a 4x4 blob,
+    # diagonally beyond its corner, 16 empty rows and columns away
     assert far["monai_hd95"] == pytest.approx(25.2374, abs=1e-4)
     assert far["medpy_hd95"] == 0.0
     # The directed maximum is not always the larger: linear interpolation between order
