@@ -6,8 +6,9 @@ import math
 
 import numpy as np
 import pytest
+from scipy.spatial.distance import cdist
 
-from zoo.case_metrics import case_scores
+from zoo.case_metrics import METRICS, case_scores
 
 
 def square(size: int, rows: slice, cols: slice) -> np.ndarray:
@@ -30,9 +31,10 @@ def test_a_square_shifted_by_two_pixels_matches_the_hand_worked_values():
     # Each boundary has 12 pixels (the 4x4 square minus its 2x2 inside). From the
     # truth's boundary to the prediction's: its left column (4 pixels) lies 2 away,
     # (2,3), (5,3) and the right column's (3,5), (4,5) lie 1 away, the other 4 are on
-    # the prediction's boundary (0). The other direction is the mirror image. Pooled:
-    # 8 zeros, 8 ones, 8 twos, so the 95th percentile is 2, and within 1 pixel lie
-    # 16 of 24 boundary pixels: NSD = 2/3 (at tolerance 2, all: NSD = 1).
+    # the prediction's boundary (0). The other direction is the mirror image. Each
+    # direction: 4 zeros, 4 ones, 4 twos, P95 at position 0.95 * 11 = 10.45 between two
+    # twos: HD95 = 2 (pooled too: 8 of each, position 21.85, also between twos). Within
+    # 1 pixel lie 16 of 24 boundary pixels: NSD = 2/3 (at tolerance 2, all: NSD = 1).
     truth, pred = square(10, slice(2, 6), slice(2, 6)), square(10, slice(2, 6), slice(4, 8))
     got = scores_of(truth, pred)
     assert got == pytest.approx({"dice": 0.5, "iou": 1 / 3, "nsd": 2 / 3, "hd95": 2.0})
@@ -82,28 +84,26 @@ def test_single_pixels():
     assert scores_of(truth, diagonal)["hd95"] == pytest.approx(math.sqrt(2))
 
 
+def border_points(mask: np.ndarray) -> np.ndarray:
+    """(row, col) of the pixels of ``mask`` with a 4-neighbour outside it or the image."""
+    padded = np.pad(mask, 1)  # outside the image counts as background
+    inside = (padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:])
+    return np.argwhere(mask & ~inside).astype(np.float64)
+
+
 def brute_force(truth: np.ndarray, pred: np.ndarray, tolerance: float) -> dict[str, float]:
-    """The four metrics of two non-empty masks (H, W) by definition, pair by pair."""
-
-    def border_points(mask: np.ndarray) -> np.ndarray:
-        padded = np.pad(mask, 1)  # outside the image counts as background
-        points = []
-        for r, c in zip(*np.nonzero(mask), strict=True):
-            neighbours = (padded[r, c + 1], padded[r + 2, c + 1], padded[r + 1, c],
-                          padded[r + 1, c + 2])
-            if not all(neighbours):
-                points.append((r, c))
-        return np.array(points, np.float64)
-
+    """The metrics of two non-empty masks (H, W) by definition, from all pairwise distances."""
     a, b = border_points(truth), border_points(pred)
-    pairwise = np.sqrt(((a[:, None, :] - b[None, :, :]) ** 2).sum(-1))
+    pairwise = cdist(a, b)
     d_ab, d_ba = pairwise.min(1), pairwise.min(0)
     inter = (truth & pred).sum()
     return {
         "dice": 2 * inter / (truth.sum() + pred.sum()),
         "iou": inter / (truth | pred).sum(),
         "nsd": ((d_ab <= tolerance).sum() + (d_ba <= tolerance).sum()) / (len(a) + len(b)),
-        "hd95": np.percentile(np.concatenate([d_ab, d_ba]), 95),
+        "hd95": max(np.percentile(d_ab, 95), np.percentile(d_ba, 95)),
+        "hd95_pooled": np.percentile(np.concatenate([d_ab, d_ba]), 95),
+        "hausdorff": max(d_ab.max(), d_ba.max()),
     }
 
 
@@ -116,16 +116,38 @@ def test_random_masks_agree_with_a_brute_force_pairwise_implementation(tolerance
     truth[:, 1:-1, 1:-1] = np.where(rng.random((12, 14, 18)) < 0.8, noise[:, 1:-1, 1:-1], 0)
     pred = np.where(rng.random(truth.shape) < 0.7, truth, rng.integers(0, 3, truth.shape))
     result = case_scores(truth, pred, 3, tolerance)
-    checked = 0
+    pooled = case_scores(truth, pred, 3, tolerance, hd95_form="pooled")["hd95"]
+    checked = differ = 0
     for row, (case, k) in enumerate(zip(result["case"], result["class_index"], strict=True)):
         t, p = truth[case] == k, pred[case] == k
         if not t.any() or not p.any():
             continue
         expected = brute_force(t, p, tolerance)
-        for name, value in expected.items():
-            assert result[name][row] == pytest.approx(value, abs=1e-9), (case, k, name)
+        for name in METRICS:  # hd95: the default form, directed_max
+            assert result[name][row] == pytest.approx(expected[name], abs=1e-9), (case, k, name)
+        assert pooled[row] == pytest.approx(expected["hd95_pooled"], abs=1e-9), (case, k)
         checked += 1
+        differ += abs(expected["hd95"] - expected["hd95_pooled"]) > 1e-9
     assert checked == 36
+    assert differ > 0  # the two forms were told apart
+
+
+def test_a_far_false_positive_moves_the_directed_form_and_not_the_pooled_one():
+    # Truth: a 1-pixel line, row 1, columns 0..19 of a 3x32 image; every pixel of it is
+    # boundary. Prediction: the same line plus two far pixels at columns 30 and 31.
+    # truth -> pred: 20 zeros. pred -> truth: 20 zeros, 11 and 12 (to column 19).
+    # Directed P95 of pred -> truth (22 values): position 0.95 * 21 = 19.95, between
+    # sorted[19] = 0 and sorted[20] = 11: 0.95 * 11 = 10.45; the maximum with 0 is 10.45.
+    # Pooled (42 values, 40 zeros): position 0.95 * 41 = 38.95, between two zeros: 0.
+    truth = np.zeros((1, 3, 32), np.int64)
+    truth[0, 1, :20] = 1
+    pred = truth.copy()
+    pred[0, 1, 30:32] = 1
+    assert scores_of(truth, pred)["hd95"] == pytest.approx(10.45)
+    assert case_scores(truth, pred, 1, hd95_form="pooled")["hd95"][0] == 0.0
+    # Symmetric in truth and prediction, both forms.
+    assert scores_of(pred, truth)["hd95"] == pytest.approx(10.45)
+    assert case_scores(pred, truth, 1, hd95_form="pooled")["hd95"][0] == 0.0
 
 
 def test_binary_maps_score_only_the_foreground_and_bad_input_is_refused():
@@ -140,6 +162,8 @@ def test_binary_maps_score_only_the_foreground_and_bad_input_is_refused():
         case_scores(truth.astype(int) * 2, truth, 1)
     with pytest.raises(ValueError, match="tolerance=-1"):
         case_scores(truth, truth, 1, tolerance=-1)
+    with pytest.raises(ValueError, match="hd95_form='medpy' must be one of directed_max, pooled"):
+        case_scores(truth, truth, 1, hd95_form="medpy")
 
 
 def test_a_test_set_of_100_cases_and_11_classes_is_scored_whole():

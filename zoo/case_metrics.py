@@ -17,10 +17,16 @@ Definitions, for a class c of one case with truth mask A and predicted mask B:
   both boundaries lying within τ of the other:
   (#{a ∈ ∂A: d(a, ∂B) <= τ} + #{b ∈ ∂B: d(b, ∂A) <= τ}) / (|∂A| + |∂B|), as MONAI's
   ``compute_surface_dice`` counts boundary pixels.
-- ``hd95``: the 95th percentile (linear interpolation) of the symmetric surface
-  distances, i.e. of the distances of ∂A to ∂B and of ∂B to ∂A pooled, as medpy's
-  ``hd95`` computes it. (MONAI's ``compute_hausdorff_distance(percentile=95)`` takes
-  instead the larger of the two directed 95th percentiles.)
+- ``hd95``: the 95th percentile (linear interpolation, ``np.percentile``'s default) of
+  surface distances, in one of two forms (``hd95_form``):
+
+  - ``"directed_max"`` (default): max(P95{d(a, ∂B): a ∈ ∂A}, P95{d(b, ∂A): b ∈ ∂B}),
+    the larger of the two directed 95th percentiles, as MONAI's
+    ``compute_hausdorff_distance(percentile=95)`` (and Metrics Reloaded) computes it;
+  - ``"pooled"``: P95 of both directed distance sets pooled into one, as medpy's ``hd95``.
+
+  Neither bounds the other (a 5x7 pair where pooled exceeds directed_max is in the tests);
+  on the same masks they can differ by tens of pixels. ``docs/case-metrics.md`` has more.
 
 Empty-class rule (stated once, used everywhere):
 
@@ -30,7 +36,8 @@ Empty-class rule (stated once, used everywhere):
 - class in only one of them: ``dice = iou = nsd = 0`` and ``hd95`` is the worst
   value it can take, the image diagonal sqrt((H-1)^2 + (W-1)^2) in pixels. A NaN
   there would drop the worst predictions from the mean and flatter the model
-  (Metrics Reloaded recommends the worst possible distance; MONAI would give inf).
+  (Metrics Reloaded recommends the worst possible distance; MONAI 1.6 gives NaN
+  for HD95 there, and inf only for the plain Hausdorff distance, ``percentile=None``).
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ import numpy as np
 from scipy import ndimage
 
 METRICS = ("dice", "iou", "nsd", "hd95")
+HD95_FORMS = ("directed_max", "pooled")  # the first is the default
 _CROSS = ndimage.generate_binary_structure(2, 1)  # 4-connectivity
 _CHUNK_PIXELS = 1 << 22  # masks scored at once (cases x classes x H x W): bounds memory
 
@@ -85,7 +93,7 @@ def _percentile_rows(values: np.ndarray, present: np.ndarray, q: float) -> np.nd
     return lo_v + (position - low) * (hi_v - lo_v)
 
 
-def _surface_scores(t: np.ndarray, p: np.ndarray, tolerance: float
+def _surface_scores(t: np.ndarray, p: np.ndarray, tolerance: float, hd95_form: str
                     ) -> tuple[np.ndarray, np.ndarray]:
     """NSD and HD95 (M,) of mask pairs (M, H, W), every mask non-empty."""
     border_t, border_p = boundary(t), boundary(p)
@@ -94,15 +102,21 @@ def _surface_scores(t: np.ndarray, p: np.ndarray, tolerance: float
               + ((to_t <= tolerance) & border_p).sum((1, 2)))
     nsd = within / (border_t.sum((1, 2)) + border_p.sum((1, 2)))
     m = len(t)
-    # Both directed distance sets of a pair side by side, pooled for the percentile.
-    values = np.concatenate([to_p.reshape(m, -1), to_t.reshape(m, -1)], axis=1)
-    present = np.concatenate([border_t.reshape(m, -1), border_p.reshape(m, -1)], axis=1)
-    return nsd, _percentile_rows(values, present, 95)
+    t_to_p, p_to_t = to_p.reshape(m, -1), to_t.reshape(m, -1)
+    on_t, on_p = border_t.reshape(m, -1), border_p.reshape(m, -1)
+    if hd95_form == "pooled":  # both directed distance sets side by side, one percentile
+        hd95 = _percentile_rows(np.concatenate([t_to_p, p_to_t], axis=1),
+                                np.concatenate([on_t, on_p], axis=1), 95)
+    else:
+        hd95 = np.maximum(_percentile_rows(t_to_p, on_t, 95), _percentile_rows(p_to_t, on_p, 95))
+    return nsd, hd95
 
 
-def _check(truth: np.ndarray, pred: np.ndarray, n_classes: int, tolerance: float
-           ) -> tuple[np.ndarray, np.ndarray]:
+def _check(truth: np.ndarray, pred: np.ndarray, n_classes: int, tolerance: float,
+           hd95_form: str) -> tuple[np.ndarray, np.ndarray]:
     truth, pred = np.asarray(truth), np.asarray(pred)
+    if hd95_form not in HD95_FORMS:
+        raise ValueError(f"hd95_form={hd95_form!r} must be one of {', '.join(HD95_FORMS)}")
     if truth.shape != pred.shape or truth.ndim != 3:
         raise ValueError(f"truth {truth.shape} and pred {pred.shape} must be label maps of "
                          f"one shape (N, H, W)")
@@ -121,7 +135,8 @@ def _check(truth: np.ndarray, pred: np.ndarray, n_classes: int, tolerance: float
 
 
 def case_scores(truth: np.ndarray, pred: np.ndarray, n_classes: int,
-                tolerance: float = 1.0) -> dict[str, np.ndarray]:
+                tolerance: float = 1.0, *, hd95_form: str = "directed_max"
+                ) -> dict[str, np.ndarray]:
     """Dice, IoU, NSD and HD95 of every case and class.
 
     Args:
@@ -131,6 +146,8 @@ def case_scores(truth: np.ndarray, pred: np.ndarray, n_classes: int,
             Sequences are scored as N*T frames: reshape them to (N*T, H, W).
         n_classes: K, as the model's output.
         tolerance: τ of the NSD, in pixels.
+        hd95_form: ``"directed_max"`` (MONAI, Metrics Reloaded) or ``"pooled"`` (medpy);
+            see the module docstring.
 
     Returns:
         Equal-length 1-D arrays, one entry per (case, class), case-major:
@@ -140,16 +157,16 @@ def case_scores(truth: np.ndarray, pred: np.ndarray, n_classes: int,
 
     Raises:
         ValueError: shapes that differ or are not (N, H, W), labels outside the
-            classes, a negative tolerance.
+            classes, a negative tolerance, an unknown ``hd95_form``.
     """
-    truth, pred = _check(truth, pred, n_classes, tolerance)
+    truth, pred = _check(truth, pred, n_classes, tolerance, hd95_form)
     n, height, width = truth.shape
     classes = np.array([1]) if n_classes == 1 else np.arange(n_classes)
     scores = {name: np.full((n, len(classes)), np.nan) for name in METRICS}
     step = max(1, _CHUNK_PIXELS // max(1, len(classes) * height * width))
     for start in range(0, n, step):
         cases = slice(start, start + step)
-        chunk = _chunk_scores(truth[cases], pred[cases], classes, tolerance)
+        chunk = _chunk_scores(truth[cases], pred[cases], classes, tolerance, hd95_form)
         for name in METRICS:
             scores[name][cases] = chunk[name]
     return {
@@ -160,7 +177,7 @@ def case_scores(truth: np.ndarray, pred: np.ndarray, n_classes: int,
 
 
 def _chunk_scores(truth: np.ndarray, pred: np.ndarray, classes: np.ndarray,
-                  tolerance: float) -> dict[str, np.ndarray]:
+                  tolerance: float, hd95_form: str) -> dict[str, np.ndarray]:
     """``case_scores``' metrics (n, K) of a few cases."""
     height, width = truth.shape[1:]
     # (n, K, H, W) one-hot masks; counts for Dice and IoU in one go.
@@ -178,5 +195,6 @@ def _chunk_scores(truth: np.ndarray, pred: np.ndarray, classes: np.ndarray,
     hd95 = np.where(both_empty, np.nan, np.hypot(height - 1, width - 1))
     both = (t_sum > 0) & (p_sum > 0)
     if both.any():
-        nsd[both], hd95[both] = _surface_scores(t[both], p[both], tolerance)
+        nsd[both], hd95[both] = _surface_scores(t[both], p[both], tolerance,
+                                                     hd95_form)
     return {"dice": dice, "iou": iou, "nsd": nsd, "hd95": hd95}
