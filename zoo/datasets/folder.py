@@ -9,8 +9,9 @@ Layouts (CONTRACT.md)::
 
 The training pool is ``PATH/train/`` when it exists, else ``PATH`` itself. A
 ``val/`` or ``test/`` folder next to it is a fixed split; a split without its
-folder is drawn from the pool with the seed (``test_fraction`` first, so the test
-set does not move when ``val_fraction`` changes).
+folder is drawn from the pool: the test split first with ``split_seed`` (so it is the
+same for every trial seed and does not move when ``val_fraction`` changes), then the
+validation split from the rest with the trial's seed.
 
 A mask's pixel value is the class index of that pixel (0 = background). Images of
 another size are resized bilinearly, masks with nearest neighbour so they keep
@@ -29,7 +30,13 @@ import numpy as np
 from PIL import Image
 
 from zoo.datasets.arrays import SplitArrays
-from zoo.datasets.options import check_choice, check_fraction, check_int, holdout_indices
+from zoo.datasets.options import (
+    check_choice,
+    check_fraction,
+    check_int,
+    holdout_indices,
+    split_rng,
+)
 from zoo.datasets.registry import register_dataset
 
 log = logging.getLogger(__name__)
@@ -152,7 +159,7 @@ def read_pairs(
 @register_dataset(
     "folder",
     options={"path": None, "height": None, "width": None, "channels": 3, "classes": None,
-             "val_fraction": 0.2, "test_fraction": 0.2},
+             "val_fraction": 0.2, "test_fraction": 0.2, "split_seed": 0},
     help={"path": "directory with images/ and masks/, or train/ (and val/, test/) laid out "
                   "the same way",
           "height": "resize to this height (default: the first image's)",
@@ -161,11 +168,12 @@ def read_pairs(
           "val_fraction": "share of the training pool split off for validation when there "
                           "is no val/ folder",
           "test_fraction": "share of the training pool held out for testing (drawn first, "
-                           "with the seed) when there is no test/ folder"},
+                           "with split_seed) when there is no test/ folder"},
 )
 def build_folder(
     *, seed: int, path: str | os.PathLike | None, height: int | None, width: int | None,
     channels: int, classes: int | None, val_fraction: float, test_fraction: float,
+    split_seed: int,
 ) -> SplitArrays:
     """Your images and class-index masks: PATH/images + PATH/masks, or PATH/train, val, test.
 
@@ -195,7 +203,8 @@ def build_folder(
     fractions = {split: check_fraction(_NAME, f"{split}_fraction", fraction)
                  for split, fraction in (("test", test_fraction), ("val", val_fraction))
                  if split not in fixed}
-    parts = holdout_indices(_NAME, len(pool), fractions, np.random.default_rng([seed, 0xF01D]))
+    parts = holdout_indices(_NAME, len(pool), fractions, np.random.default_rng([seed, 0xF01D]),
+                            split_rng(_NAME, split_seed, 0xF01D))
     pairs = {**{split: [pool[i] for i in idx] for split, idx in parts.items()}, **fixed}
 
     if height is None or width is None:

@@ -2,7 +2,8 @@
 
 Keys: ``x`` and ``y``, optionally ``x_val`` and ``y_val`` (else ``val_fraction`` of
 the samples are split off) and ``x_test`` and ``y_test`` (else ``test_fraction`` of
-the samples are split off, drawn with the seed before validation). x is (N, H, W),
+the samples are split off, drawn first with ``split_seed``, the same for every trial
+seed; validation is then drawn from the rest with the trial's seed). x is (N, H, W),
 (N, H, W, C) or, for sequences, (N, T, H, W, C); uint8 in [0, 255] or float in
 [0, 1]. y is either class-index masks (x's shape without channels, integers) or
 per-pixel targets with a last axis of K (one-hot for K >= 2, a binary mask or frame for K == 1).
@@ -18,7 +19,13 @@ import numpy as np
 
 from zoo.datasets.arrays import SplitArrays
 from zoo.datasets.info import DATASET_TASKS
-from zoo.datasets.options import check_choice, check_fraction, check_int, holdout_indices
+from zoo.datasets.options import (
+    check_choice,
+    check_fraction,
+    check_int,
+    holdout_indices,
+    split_rng,
+)
 from zoo.datasets.registry import register_dataset
 
 _NAME = "npz"
@@ -91,18 +98,18 @@ def _fixed_split(file: Path, arrays: dict[str, np.ndarray], split: str, x: np.nd
 
 @register_dataset(
     "npz", options={"path": None, "classes": None, "val_fraction": 0.2, "test_fraction": 0.2,
-                    "task": "segmentation"},
+                    "split_seed": 0, "task": "segmentation"},
     help={"path": "the .npz file: x, y and optionally x_val, y_val, x_test, y_test",
           "classes": "number of classes K (default: from y)",
           "val_fraction": "share of x, y split off for validation when there is no x_val",
-          "test_fraction": "share of x, y held out for testing (drawn first, with the seed) "
+          "test_fraction": "share of x, y held out for testing (drawn first, with split_seed) "
                            "when there is no x_test",
           "task": "segmentation, or next_frame: y the next frames, float (..., 1) in [0, 1] "
                   "(x e.g. the last k frames stacked as channels), scored by PSNR/SSIM"},
 )
 def build_npz(
     *, seed: int, path: str | os.PathLike | None, classes: int | None, val_fraction: float,
-    test_fraction: float, task: str,
+    test_fraction: float, split_seed: int, task: str,
 ) -> SplitArrays:
     """Arrays x, y (optionally x_val, y_val and x_test, y_test) from a .npz file."""
     if path is None:
@@ -132,7 +139,8 @@ def build_npz(
     fractions = {split: check_fraction(_NAME, f"{split}_fraction", fraction)
                  for split, fraction in (("test", test_fraction), ("val", val_fraction))
                  if fixed[split] is None}
-    parts = holdout_indices(_NAME, len(x), fractions, np.random.default_rng([seed, 0x4E]))
+    parts = holdout_indices(_NAME, len(x), fractions, np.random.default_rng([seed, 0x4E]),
+                            split_rng(_NAME, split_seed, 0x4E))
     split_arrays = {name: (x[idx], y[idx]) for name, idx in parts.items()}
     split_arrays.update({name: pair for name, pair in fixed.items() if pair is not None})
     (x_train, y_train), (x_val, y_val), (x_test, y_test) = (
