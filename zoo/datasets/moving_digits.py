@@ -96,9 +96,10 @@ def compose_sequences(
 @register_dataset(
     "moving_digits",
     kind="sequence",
-    options={"height": 32, "width": 32, "frames": 8, "train": 256, "val": 64, "test": 64, "split_seed": 0,
-             "digits_per_sequence": 2, "digit_size": 12, "speed": 2.0, "target": "mask",
-             "val_digits": 0.25, "test_digits": 0.2, "layout": "sequence", "stack": 3},
+    options={"height": 32, "width": 32, "frames": 8, "train": 256, "val": 64, "test": 64,
+             "split_seed": 0, "digits_per_sequence": 2, "digit_size": 12, "speed": 2.0,
+             "target": "mask", "val_digits": 0.25, "test_digits": 0.2, "layout": "sequence",
+             "stack": 3},
     help={"frames": "frames per sequence (T)",
           "digits_per_sequence": "digits moving in each sequence",
           "digit_size": "side in pixels of an upscaled digit",
@@ -111,8 +112,8 @@ def compose_sequences(
 )
 def build_moving_digits(
     *, seed: int, height: int, width: int, frames: int, train: int, val: int, test: int,
-    split_seed: int, digits_per_sequence: int, digit_size: int, speed: float, target: str, val_digits: float,
-    test_digits: float, layout: str, stack: int,
+    split_seed: int, digits_per_sequence: int, digit_size: int, speed: float, target: str,
+    val_digits: float, test_digits: float, layout: str, stack: int,
 ) -> SplitArrays:
     """Sequences of handwritten digits bouncing around (Moving MNIST), masks or next frames."""
     name = "moving_digits"

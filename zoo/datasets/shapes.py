@@ -96,7 +96,8 @@ def generate_shapes(
 @register_dataset(
     "shapes",
     options={"height": 64, "width": 64, "channels": 3, "classes": 4, "train": 512, "val": 128,
-             "test": 128, "split_seed": 0, "objects": 3, "noise": 0.05, "min_radius": None, "max_radius": None},
+             "test": 128, "split_seed": 0, "objects": 3, "noise": 0.05, "min_radius": None,
+             "max_radius": None},
     help={"objects": "at most this many shapes per image (1..objects, drawn)",
           "noise": "standard deviation of the Gaussian pixel noise",
           "min_radius": "smallest shape radius in pixels (default: a tenth of the side)",
@@ -104,7 +105,8 @@ def generate_shapes(
 )
 def build_shapes(
     *, seed: int, height: int, width: int, channels: int, classes: int, train: int, val: int,
-    test: int, split_seed: int, objects: int, noise: float, min_radius: float | None, max_radius: float | None,
+    test: int, split_seed: int, objects: int, noise: float, min_radius: float | None,
+    max_radius: float | None,
 ) -> SplitArrays:
     """Synthetic shapes (circle, square, triangle, ...) on textured noisy backgrounds, any size."""
     height = check_int("shapes", "height", height, 4)
