@@ -42,13 +42,14 @@ def assert_disjoint(splits, total: int | None = None) -> None:
 
 @pytest.fixture
 def folder_path(tmp_path):
-    """Ten 6x6 image/mask pairs, every image different."""
+    """Ten 6x6 image/mask pairs, every image different, masks of 3x3 quadrants."""
     (tmp_path / "images").mkdir()
     (tmp_path / "masks").mkdir()
+    quadrant = np.repeat(np.repeat(np.arange(4).reshape(2, 2), 3, axis=0), 3, axis=1)
     for i in range(10):
         image = np.full((6, 6, 3), 20 * i, np.uint8)
         Image.fromarray(image).save(tmp_path / "images" / f"p{i}.png")
-        Image.fromarray((np.arange(36).reshape(6, 6) % (1 + i % 3)).astype(np.uint8)).save(
+        Image.fromarray((quadrant % (1 + i % 3)).astype(np.uint8)).save(
             tmp_path / "masks" / f"p{i}.png")
     return tmp_path
 
