@@ -12,9 +12,10 @@ through, in order:
    found in the masks (0/1, 0/255, anti-aliased or JPEG-compressed 0/255 masks alike).
 
 Without ``classes``, ``values`` or ``binary`` the values must look like class indices:
-not sparse ({0, 255}, {0, 127, 255}: fewer distinct values than half the largest), and
-every value forming a region somewhere (at least one pixel whose 3x3 neighbourhood
-holds only that value; anti-aliased edges and JPEG noise never do). Otherwise one line
+not sparse ({0, 255}, {0, 127, 255}: fewer distinct values than half the largest),
+and for image files every value forming a region somewhere (more than 1% of its
+pixels with a 3x3 neighbourhood of only that value; anti-aliased edges and JPEG noise
+do not). Otherwise one line
 with the histogram of the values found and the options that fix it.
 """
 
@@ -94,8 +95,8 @@ class Census:
     cores: np.ndarray  # (V,) pixels of each value whose 3x3 neighbourhood is all that value
 
 
-def census(masks: Sequence[np.ndarray]) -> Census:
-    """Histogram and region counts of the values in every mask array (N, H, W) given."""
+def census(masks: Sequence[np.ndarray], regions: bool = True) -> Census:
+    """Histogram and (when ``regions``) region counts of the values of mask arrays (N, H, W)."""
     top = max((int(m.max()) for m in masks if m.size), default=0)
     counts = np.zeros(top + 1, np.int64)
     cores = np.zeros(top + 1, np.int64)
@@ -103,7 +104,7 @@ def census(masks: Sequence[np.ndarray]) -> Census:
         if not array.size:
             continue
         counts += np.bincount(array.ravel(), minlength=top + 1)
-        if array.shape[-1] < 3 or array.shape[-2] < 3:
+        if not regions or array.shape[-1] < 3 or array.shape[-2] < 3:
             continue
         step = max(1, _CHUNK // max(1, array[0].size))
         for start in range(0, len(array), step):
@@ -134,7 +135,7 @@ FIX = ("set ignore_index: 255 if 255 marks pixels to leave out (VOC's void), val
 
 
 def class_lut(dataset: str, coding: MaskCoding, found: Census,
-              where: Callable[[int], str]) -> tuple[np.ndarray, int]:
+              where: Callable[[int], str], regions: bool = True) -> tuple[np.ndarray, int]:
     """The look-up table stored value -> class index (``IGNORED`` for ignored) and K.
 
     Args:
@@ -142,6 +143,8 @@ def class_lut(dataset: str, coding: MaskCoding, found: Census,
         coding: the options.
         found: the census of every mask of every split (so K does not depend on the seed).
         where: value -> the first file (or sample) holding it, for messages.
+        regions: also refuse values that never fill a 3x3 region (image files, which
+            go through editors and JPEG; not arrays a program wrote).
 
     Raises:
         ValueError: one line with the values found and the options that fix it: values
@@ -167,7 +170,7 @@ def class_lut(dataset: str, coding: MaskCoding, found: Census,
         k = 2 if coding.ignore_index is not None else 1
     else:
         if coding.classes is None and not coding.values:
-            _check_indices(dataset, counts, cores, where)
+            _check_indices(dataset, counts, cores, where, regions)
         k = coding.classes if coding.classes is not None else max(2, top + 1)
         limit = max(k, 2)
         if top >= limit:
@@ -184,7 +187,7 @@ def class_lut(dataset: str, coding: MaskCoding, found: Census,
 
 
 def _check_indices(dataset: str, counts: np.ndarray, cores: np.ndarray,
-                   where: Callable[[int], str]) -> None:
+                   where: Callable[[int], str], regions: bool) -> None:
     """Refuse values that do not look like class indices 0..K-1 (``classes`` unset)."""
     present = np.flatnonzero(counts)
     top = int(present.max(initial=0))
@@ -193,7 +196,7 @@ def _check_indices(dataset: str, counts: np.ndarray, cores: np.ndarray,
                          f"{len(present)} values up to {top}, e.g. {top} in {where(top)}), "
                          f"not class indices 0..K-1; {FIX}")
     # A real class fills a region somewhere; anti-aliased edges and JPEG noise do not.
-    noise = [int(v) for v in present if cores[v] <= 0.01 * counts[v]]
+    noise = [int(v) for v in present if regions and cores[v] <= 0.01 * counts[v]]
     if noise:
         named = ", ".join(map(str, noise[:6])) + (", ..." if len(noise) > 6 else "")
         raise ValueError(f"dataset {dataset!r}: masks hold values that never fill a 3x3 "
