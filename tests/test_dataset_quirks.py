@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 
 import zoo
@@ -485,3 +487,39 @@ def test_a_keras_fit_on_voc_masks_with_ignore_index_runs(tmp_path):
     history = model.fit(splits.train, validation_data=splits.val, epochs=2, verbose=0)
     assert all(np.isfinite(history.history["loss"]))
     assert history.history["loss"][1] < history.history["loss"][0]
+
+
+@settings(max_examples=8, deadline=None)  # each example runs 8 Keras objects eagerly
+@given(seed=st.integers(0, 2**31 - 1), k=st.integers(2, 4), share=st.floats(0.0, 0.6))
+def test_what_is_predicted_on_ignored_pixels_changes_no_score(seed, k, share):
+    from zoo.case_metrics import case_scores, truth_labels
+
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, k, size=(2, 5, 5))
+    ignored = rng.random((2, 5, 5)) < share
+    y_true = np.eye(k, dtype=np.float32)[labels] * ~ignored[..., None]
+    first = rng.dirichlet(np.ones(k), size=(2, 5, 5)).astype(np.float32)
+    # Another prediction, equal to the first wherever a pixel is labelled.
+    second = np.where(ignored[..., None], rng.dirichlet(np.ones(k), size=(2, 5, 5)),
+                      first).astype(np.float32)
+    for name in ("categorical_crossentropy", "binary_crossentropy", "dice", "focal",
+                 "generalized_dice"):
+        loss = zoo.get_loss(name)
+        assert float(loss(y_true, first)) == pytest.approx(float(loss(y_true, second)),
+                                                           rel=1e-5, abs=1e-6)
+    for name in ("dice_coef", "mean_iou", "pixel_accuracy"):
+        a, b = zoo.get_metric(name, k), zoo.get_metric(name, k)
+        a.update_state(y_true, first)
+        b.update_state(y_true, second)
+        assert float(a.result()) == pytest.approx(float(b.result()), abs=1e-6)
+    # The pooled Dice is that of the labelled pixels alone.
+    if (~ignored).any():
+        kept = zoo.get_metric("dice_coef", k)
+        kept.update_state(y_true[~ignored][None, None], first[~ignored][None, None])
+        a = zoo.get_metric("dice_coef", k)
+        a.update_state(y_true, first)
+        assert float(a.result()) == pytest.approx(float(kept.result()), abs=1e-6)
+    truth = truth_labels(y_true)
+    one, two = (case_scores(truth, p.argmax(-1), k) for p in (first, second))
+    for metric in ("dice", "iou"):
+        np.testing.assert_array_equal(one[metric], two[metric])
