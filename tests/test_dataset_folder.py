@@ -107,12 +107,21 @@ def test_other_sizes_are_resized_masks_with_nearest_neighbour(tmp_path):
     assert {m.astype(np.uint8).tobytes() for m in labels} == expected
 
 
-def test_size_defaults_to_the_first_image(tmp_path):
+def test_size_defaults_to_the_most_common_size(tmp_path, caplog):
     write_pair(tmp_path, "a", np.zeros((6, 10), np.uint8))
     write_pair(tmp_path, "b", np.ones((12, 20), np.uint8))
     write_pair(tmp_path, "c", np.ones((12, 20), np.uint8))
-    _, _, info = zoo.datasets.load("folder", path=str(tmp_path))
-    assert info.input_shape == (6, 10, 3)
+    with caplog.at_level(logging.WARNING, logger="zoo.datasets"):
+        _, _, info = zoo.datasets.load("folder", path=str(tmp_path))
+    assert info.input_shape == (12, 20, 3)
+    assert ("folder: images of 2 sizes (20x12: 2, 10x6: 1); resizing all to the most common, "
+            "20x12 (set height and width to choose)") in caplog.messages
+    # A tie has no most common size: refused, naming the sizes found.
+    write_pair(tmp_path, "d", np.zeros((6, 10), np.uint8))
+    with pytest.raises(ValueError, match=r"^dataset 'folder': images have 2 sizes and none is "
+                                         r"the most common \(20x12: 2, 10x6: 2\); set height "
+                                         r"and width$"):
+        zoo.datasets.load("folder", path=str(tmp_path))
 
 
 def test_greyscale_and_jpeg_images(tmp_path):
@@ -127,16 +136,22 @@ def test_greyscale_and_jpeg_images(tmp_path):
     assert (y[:, inner[0], inner[1]].argmax(-1) == 0).all()
 
 
-def test_palette_masks_read_as_indices(tmp_path):
+def test_palette_masks_with_voc_colours_read_as_indices(tmp_path):
     write_pair(tmp_path, "p0", quadrant_mask(8, (0, 1, 2, 1)))
     write_pair(tmp_path, "p1", quadrant_mask(8, (0, 1, 2, 1)))
     write_pair(tmp_path, "p2", quadrant_mask(8, (0, 1, 2, 1)))
     palette = Image.fromarray(quadrant_mask(8, (0, 1, 2, 1)), mode="P")
-    palette.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0] + [0] * 759)
+    palette.putpalette([0, 0, 0, 128, 0, 0, 0, 128, 0] + [0] * 759)  # Pascal VOC's colours
     palette.save(tmp_path / "masks" / "p1.png")
     splits = zoo.datasets.load_splits("folder", path=str(tmp_path))
     for ds in (splits.train, splits.val, splits.test):
         np.testing.assert_array_equal(stacked(ds)[1][0].argmax(-1), quadrant_mask(8, (0, 1, 2, 1)))
+    # Any other colour palette is a colour mask whose indices mean nothing: refused.
+    palette.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0] + [0] * 759)
+    palette.save(tmp_path / "masks" / "p1.png")
+    with pytest.raises(ValueError, match=r"mask .*p1\.png is a colour palette PNG .*\(index 1 "
+                                         r"shows \(255, 0, 0\)\)"):
+        zoo.datasets.load_splits("folder", path=str(tmp_path))
 
 
 def test_reading_a_large_folder_logs_progress(simple, caplog, monkeypatch):

@@ -139,8 +139,10 @@ def test_digits_validation_and_test_never_show_a_source_digit_of_another_split()
     assert not pools[0] & pools[1] and not pools[0] & pools[2] and not pools[1] & pools[2]
     assert len(train_pool) + len(val_pool) + len(test_pool) == 1797
     assert (len(val_pool), len(test_pool)) == (round(1797 * 0.25), round(1797 * 0.2))
-    # The validation pool does not move when the test fraction changes.
-    np.testing.assert_array_equal(glyphs.split_sources(0, 0.25, 0.1)[1], val_pool)
+    # The test pool does not move when the validation fraction or the trial seed changes.
+    np.testing.assert_array_equal(glyphs.split_sources(0, 0.1, 0.2)[2], test_pool)
+    np.testing.assert_array_equal(glyphs.split_sources(5, 0.25, 0.2)[2], test_pool)
+    assert not np.array_equal(glyphs.split_sources(5, 0.25, 0.2)[1], val_pool)
     # Canvases the size of one digit with one digit each: every canvas *is* a glyph,
     # so the source digit can be recovered from the pixels alone.
     splits = zoo.datasets.load_splits("digits", height=10, width=10, digit_size=10,

@@ -42,13 +42,14 @@ def assert_disjoint(splits, total: int | None = None) -> None:
 
 @pytest.fixture
 def folder_path(tmp_path):
-    """Ten 6x6 image/mask pairs, every image different."""
+    """Ten 6x6 image/mask pairs, every image different, masks of 3x3 quadrants."""
     (tmp_path / "images").mkdir()
     (tmp_path / "masks").mkdir()
+    quadrant = np.repeat(np.repeat(np.arange(4).reshape(2, 2), 3, axis=0), 3, axis=1)
     for i in range(10):
         image = np.full((6, 6, 3), 20 * i, np.uint8)
         Image.fromarray(image).save(tmp_path / "images" / f"p{i}.png")
-        Image.fromarray((np.arange(36).reshape(6, 6) % (1 + i % 3)).astype(np.uint8)).save(
+        Image.fromarray((quadrant % (1 + i % 3)).astype(np.uint8)).save(
             tmp_path / "masks" / f"p{i}.png")
     return tmp_path
 
@@ -74,8 +75,12 @@ def test_synthetic_splits_are_disjoint_sized_and_fixed_by_the_seed(name):
     assert info.options["test"] == expected["test"]
     again = zoo.datasets.load_splits(name, **SMALL[name])
     assert samples(again.test) == samples(splits.test)
+    # The trial seed moves train and validation, never the test split (split_seed does).
     other = zoo.datasets.load_splits(name, seed=1, **SMALL[name])
-    assert samples(other.test) != samples(splits.test)
+    assert samples(other.test) == samples(splits.test)
+    assert samples(other.val) != samples(splits.val)
+    moved = zoo.datasets.load_splits(name, split_seed=1, **SMALL[name])
+    assert samples(moved.test) != samples(splits.test)
     # The test set does not change when the training set grows.
     bigger = zoo.datasets.load_splits(name, **{**SMALL[name], "train": 9})
     assert samples(bigger.test) == samples(splits.test)
@@ -100,9 +105,12 @@ def test_folder_splits_are_disjoint_and_fixed_by_the_seed(folder_path):
     assert (splits.info.train_size, splits.info.val_size, splits.info.test_size) == (6, 2, 2)
     again = zoo.datasets.load_splits("folder", path=str(folder_path))
     assert samples(again.test) == samples(splits.test)
-    tests = {tuple(samples(zoo.datasets.load_splits("folder", path=str(folder_path),
-                                                    seed=s).test)) for s in range(5)}
-    assert len(tests) > 1
+    # The test split is the same for every trial seed; validation moves with the seed.
+    seeds = [zoo.datasets.load_splits("folder", path=str(folder_path), seed=s) for s in range(5)]
+    assert {tuple(samples(s.test)) for s in seeds} == {tuple(samples(splits.test))}
+    assert len({tuple(samples(s.val)) for s in seeds}) > 1
+    moved = zoo.datasets.load_splits("folder", path=str(folder_path), split_seed=3)
+    assert samples(moved.test) != samples(splits.test)
     # The test set stays put when val_fraction changes.
     wider_val = zoo.datasets.load_splits("folder", path=str(folder_path), val_fraction=0.4)
     assert samples(wider_val.test) == samples(splits.test)
@@ -162,6 +170,38 @@ def test_a_builder_without_test_arrays_gives_an_empty_test_split(monkeypatch):
 
     splits = zoo.datasets.load_splits("legacy_plugin")
     assert splits.info.test_size == 0 and as_numpy(splits.test) == []
+
+
+# --- the test split does not depend on the trial's seed (issue 25) ------------------------
+
+
+def small_options(name: str, folder_path, npz_path) -> dict:
+    """Small options for every registered dataset; a new dataset must be added here."""
+    options = {**SMALL, "folder": {"path": str(folder_path)}, "npz": {"path": npz_path}}
+    assert name in options, f"add small options for the new dataset {name!r} to this test"
+    return options[name]
+
+
+def rows(x: np.ndarray) -> set[bytes]:
+    return {sample.tobytes() for sample in x}
+
+
+@pytest.mark.parametrize("name", zoo.datasets.list_datasets())
+def test_every_dataset_tests_every_seed_on_the_same_arrays(name, folder_path, npz_path):
+    assert zoo.datasets.describe_dataset(name).options["split_seed"] == 0
+    options = small_options(name, folder_path, npz_path)
+    first, second = (zoo.datasets.build_arrays(name, seed=s, **options) for s in (0, 1))
+    for a, b in ((first.x_test, second.x_test), (first.y_test, second.y_test)):
+        assert a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+    assert len(first.x_test) > 0
+    for arrays in (first, second):
+        train, val, test = (rows(getattr(arrays, f"x_{s}")) for s in ("train", "val", "test"))
+        assert not train & val and not train & test and not val & test
+    # Each seed's validation pool stays out of the (shared) test pool.
+    assert not rows(second.x_val) & rows(first.x_test)
+    # split_seed alone moves the test split.
+    moved = zoo.datasets.build_arrays(name, seed=0, split_seed=1, **options)
+    assert moved.x_test.tobytes() != first.x_test.tobytes()
 
 
 # --- epochs as a function of (seed, epoch) (resuming, issue 11 item 10) ----------------------

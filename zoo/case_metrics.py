@@ -47,6 +47,7 @@ from scipy import ndimage
 
 METRICS = ("dice", "iou", "nsd", "hd95")
 HD95_FORMS = ("directed_max", "pooled")  # the first is the default
+IGNORE = -1  # truth label of an ignored pixel (a dataset's ignore_index): scored nowhere
 _CROSS = ndimage.generate_binary_structure(2, 1)  # 4-connectivity
 _CHUNK_PIXELS = 1 << 22  # masks scored at once (cases x classes x H x W): bounds memory
 
@@ -112,6 +113,15 @@ def _surface_scores(t: np.ndarray, p: np.ndarray, tolerance: float, hd95_form: s
     return nsd, hd95
 
 
+def truth_labels(y: np.ndarray) -> np.ndarray:
+    """Truth label maps (..., H, W) of targets (..., H, W, K): argmax for K >= 2, with
+    ``IGNORE`` where the target row is all zero; ``y >= 0.5`` for K == 1."""
+    y = np.asarray(y)
+    if y.shape[-1] == 1:
+        return (y[..., 0] >= 0.5).astype(np.int32)
+    return np.where(y.sum(-1) > 0, y.argmax(-1), IGNORE).astype(np.int32)
+
+
 def _check(truth: np.ndarray, pred: np.ndarray, n_classes: int, tolerance: float,
            hd95_form: str) -> tuple[np.ndarray, np.ndarray]:
     truth, pred = np.asarray(truth), np.asarray(pred)
@@ -128,7 +138,8 @@ def _check(truth: np.ndarray, pred: np.ndarray, n_classes: int, tolerance: float
     for name, labels in (("truth", truth), ("pred", pred)):
         if not (np.issubdtype(labels.dtype, np.integer) or labels.dtype == np.bool_):
             raise ValueError(f"{name} must hold integer labels, got dtype {labels.dtype}")
-        if labels.size and (labels.min() < 0 or labels.max() >= top):
+        low = IGNORE if name == "truth" else 0
+        if labels.size and (labels.min() < low or labels.max() >= top):
             raise ValueError(f"{name} holds labels {int(labels.min())}..{int(labels.max())}; "
                              f"allowed 0..{top - 1} for n_classes={n_classes}")
     return truth, pred
@@ -140,7 +151,9 @@ def case_scores(truth: np.ndarray, pred: np.ndarray, n_classes: int,
     """Dice, IoU, NSD and HD95 of every case and class.
 
     Args:
-        truth, pred: integer label maps (N, H, W). For ``n_classes == 1`` they are
+        truth, pred: integer label maps (N, H, W). Truth pixels labelled ``IGNORE``
+            (-1) are left out of every score, the prediction there included (see
+            ``truth_labels``). For ``n_classes == 1`` they are
             0/1 maps and only class 1 (the foreground) is scored; for K >= 2 every
             class 0..K-1 is scored (background included; drop class 0 if unwanted).
             Sequences are scored as N*T frames: reshape them to (N*T, H, W).
@@ -182,7 +195,7 @@ def _chunk_scores(truth: np.ndarray, pred: np.ndarray, classes: np.ndarray,
     height, width = truth.shape[1:]
     # (n, K, H, W) one-hot masks; counts for Dice and IoU in one go.
     t = truth[:, None] == classes[None, :, None, None]
-    p = pred[:, None] == classes[None, :, None, None]
+    p = (pred[:, None] == classes[None, :, None, None]) & (truth != IGNORE)[:, None]
     inter = (t & p).sum((2, 3)).astype(np.float64)
     t_sum, p_sum = t.sum((2, 3)).astype(np.float64), p.sum((2, 3)).astype(np.float64)
     union = t_sum + p_sum - inter

@@ -11,6 +11,12 @@ a mask in ``{0, 1}`` (or a grey level in ``[0, 1]``). ``K >= 2``: ``y_pred`` is 
 softmax over the last axis and ``y_true`` one-hot. Predictions are probabilities,
 not logits: every zoo model ends with its sigmoid or softmax.
 
+Ignored pixels (a dataset's ``ignore_index``, e.g. VOC's void border): for ``K >= 2`` a
+pixel whose ``y_true`` row is all zero counts in no loss. Crossentropies and focal
+average over the other pixels of the sample; Dice and generalised Dice leave the
+prediction at those pixels out of their sums. (A one-hot or soft target row sums to 1,
+so nothing changes for fully labelled data.)
+
 Losses compose like numbers (the pattern of qubvel's segmentation_models)::
 
     >>> loss = get_loss("dice") + 0.5 * get_loss("focal")
@@ -56,6 +62,19 @@ def _spatial_axes(x: Any) -> list[int]:
 def _per_sample_mean(x: Any) -> Any:
     """Mean over every axis but the first: ``(B, ...) -> (B,)``."""
     return ops.mean(x, axis=list(range(1, len(x.shape))))
+
+
+def _labelled(y_true: Any) -> Any:
+    """1.0 where a pixel has a target, 0.0 where its row is all zero (ignored): (..., 1)."""
+    return ops.cast(ops.sum(y_true, axis=-1, keepdims=True) > 0, y_true.dtype)
+
+
+def _mean_over_labelled(per_pixel: Any, labelled: Any) -> Any:
+    """Mean of ``per_pixel`` (B, ...) over each sample's labelled pixels: ``(B,)``; 0 if none."""
+    labelled = ops.squeeze(labelled, -1)
+    axes = list(range(1, len(per_pixel.shape)))
+    count = ops.sum(labelled, axis=axes)
+    return ops.sum(per_pixel * labelled, axis=axes) / ops.maximum(count, 1.0)
 
 
 def _n_classes(y_pred: Any) -> int:
@@ -218,7 +237,7 @@ class CategoricalCrossentropy(ZooLoss):
             y_true, y_pred = _two_class(y_true, y_pred)
         y_pred = ops.clip(y_pred, EPSILON, 1.0 - EPSILON)
         per_pixel = -ops.sum(y_true * ops.log(y_pred), axis=-1)
-        return _per_sample_mean(per_pixel)
+        return _mean_over_labelled(per_pixel, _labelled(y_true))
 
 
 @LOSSES.register("binary_crossentropy", params={})
@@ -241,7 +260,10 @@ class BinaryCrossentropy(ZooLoss):
     def call(self, y_true: Any, y_pred: Any) -> Any:
         y_pred = ops.clip(y_pred, EPSILON, 1.0 - EPSILON)
         per_element = -(y_true * ops.log(y_pred) + (1.0 - y_true) * ops.log(1.0 - y_pred))
-        return _per_sample_mean(per_element)
+        if _n_classes(y_pred) == 1:
+            return _per_sample_mean(per_element)
+        # K >= 2: the channels' mean per pixel, averaged over the labelled pixels.
+        return _mean_over_labelled(ops.mean(per_element, axis=-1), _labelled(y_true))
 
 
 def _class_weights(weights: Sequence[float] | None, where: str) -> list[float] | None:
@@ -301,6 +323,8 @@ class Dice(ZooLoss):
     def call(self, y_true: Any, y_pred: Any) -> Any:
         k = _n_classes(y_pred)
         axes = _spatial_axes(y_pred)
+        if k > 1:
+            y_pred = y_pred * _labelled(y_true)  # ignored pixels: no prediction counts
         intersection = ops.sum(y_true * y_pred, axis=axes)  # (B, K)
         denominator = ops.sum(y_true, axis=axes) + ops.sum(y_pred, axis=axes) + self.smooth
         # With smooth=0 a class absent from both truth and prediction is 0/0: count it as
@@ -352,6 +376,8 @@ class GeneralizedDice(ZooLoss):
     def call(self, y_true: Any, y_pred: Any) -> Any:
         if _n_classes(y_pred) == 1:
             y_true, y_pred = _two_class(y_true, y_pred)
+        else:
+            y_pred = y_pred * _labelled(y_true)  # ignored pixels: no prediction counts
         axes = _spatial_axes(y_pred)
         ref_volume = ops.sum(y_true, axis=axes)  # (B, L)
         present = ref_volume > 0
@@ -428,9 +454,9 @@ class Focal(ZooLoss):
     def call(self, y_true: Any, y_pred: Any) -> Any:
         k = _n_classes(y_pred)
         y_pred = ops.clip(y_pred, EPSILON, 1.0 - EPSILON)
-        binary = k == 1
-        per_pixel = self._binary(y_true, y_pred) if binary else self._categorical(y_true, y_pred, k)
-        return _per_sample_mean(per_pixel)
+        if k == 1:
+            return _per_sample_mean(self._binary(y_true, y_pred))
+        return _mean_over_labelled(self._categorical(y_true, y_pred, k), _labelled(y_true))
 
     def _binary(self, y_true: Any, y_pred: Any) -> Any:
         positive = y_true * ops.power(1.0 - y_pred, self.gamma) * ops.log(y_pred)

@@ -17,7 +17,9 @@ Next-frame metrics (``psnr``, ``ssim``) compare predicted and true frames
 Inputs are images ``(B, H, W, K)`` or sequences ``(B, T, H, W, K)``.
 ``sample_weight`` of shape ``(B,)`` weights whole samples (0 ignores a sample, as
 for the Ladder network's unlabelled samples); any shape that broadcasts to the
-pixels ``(B, H, W)`` / ``(B, T, H, W)`` is accepted too.
+pixels ``(B, H, W)`` / ``(B, T, H, W)`` is accepted too. For ``K >= 2`` a pixel whose
+``y_true`` row is all zero is ignored (a dataset's ``ignore_index``): it adds nothing to
+the confusion matrix, whatever is predicted there.
 """
 
 from __future__ import annotations
@@ -86,8 +88,14 @@ class _ConfusionMatrixMetric(keras.metrics.Metric):
         prediction = self._labels(y_pred)
         truth_hot = ops.one_hot(ops.reshape(truth, (-1,)), self.n_labels, dtype="float32")
         prediction_hot = ops.one_hot(ops.reshape(prediction, (-1,)), self.n_labels, dtype="float32")
+        weight = None
+        if self.n_classes > 1:
+            # An all-zero target row marks an ignored pixel (its argmax would say class 0).
+            weight = ops.cast(ops.sum(ops.convert_to_tensor(y_true), axis=-1) > 0, "float32")
         if sample_weight is not None:
-            weight = _broadcast_weight(sample_weight, ops.shape(truth))
+            sample = _broadcast_weight(sample_weight, ops.shape(truth))
+            weight = sample if weight is None else weight * sample
+        if weight is not None:
             truth_hot = truth_hot * ops.reshape(weight, (-1, 1))
         batch = ops.matmul(ops.transpose(truth_hot), prediction_hot)
         self.confusion.assign_add(ops.cast(batch, self.confusion.dtype))

@@ -23,7 +23,9 @@ class SplitArrays:
         y_train, y_val, y_test: targets, either integer class-index masks with x's shape
             minus the channel axis (expanded to one-hot, or to (..., 1) when
             ``n_classes == 1``), or float32 with x's shape minus channels plus K
-            (used as they are, e.g. next frames).
+            (used as they are, e.g. next frames). An index of K or more (``IGNORED``,
+            255, from a dataset's ``ignore_index``) marks an ignored pixel: it becomes an
+            all-zero one-hot row, which the zoo's losses and metrics leave out.
         n_classes: K.
         class_names: K names (class 0 the background when K >= 2).
         kind: ``image`` or ``sequence``.

@@ -3,7 +3,8 @@
 A few digits, upscaled, are placed at random on a blank canvas; each pixel is
 labelled with its digit's class (1..10 for digits 0..9, 0 for background). The
 source digits are split into train, validation and test pools first (fractions
-``val_digits`` and ``test_digits``, drawn with the seed), so validation and test
+``val_digits`` and ``test_digits``; the test pool and canvases drawn with ``split_seed``,
+the others with the trial's seed), so validation and test
 canvases only show digits never seen in training, nor in each other.
 """
 
@@ -15,7 +16,7 @@ import numpy as np
 
 from zoo.datasets import glyphs
 from zoo.datasets.arrays import SplitArrays
-from zoo.datasets.options import check_fraction, check_int
+from zoo.datasets.options import check_fraction, check_int, split_rng
 from zoo.datasets.registry import register_dataset
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ def check_digit_options(name: str, height: int, width: int, digit_size: int,
 
 @register_dataset(
     "digits",
-    options={"height": 32, "width": 32, "train": 512, "val": 128, "test": 128,
+    options={"height": 32, "width": 32, "train": 512, "val": 128, "test": 128, "split_seed": 0,
              "digits_per_image": 2, "digit_size": 14, "noise": 0.0, "val_digits": 0.25,
              "test_digits": 0.2},
     help={"digits_per_image": "digits painted on each canvas",
@@ -66,7 +67,7 @@ def check_digit_options(name: str, height: int, width: int, digit_size: int,
           "noise": "standard deviation of the Gaussian pixel noise"},
 )
 def build_digits(
-    *, seed: int, height: int, width: int, train: int, val: int, test: int,
+    *, seed: int, height: int, width: int, train: int, val: int, test: int, split_seed: int,
     digits_per_image: int, digit_size: int, noise: float, val_digits: float, test_digits: float,
 ) -> SplitArrays:
     """Handwritten digits (scikit-learn) on a canvas, each pixel labelled with its digit."""
@@ -77,11 +78,12 @@ def build_digits(
     test = check_int("digits", "test", test)
     params = {"height": height, "width": width, "digit_size": digit_size, "noise": float(noise),
               "digits_per_image": check_int("digits", "digits_per_image", digits_per_image)}
-    train_pool, val_pool, test_pool = glyphs.split_sources(seed, val_digits, test_digits)
+    train_pool, val_pool, test_pool = glyphs.split_sources(seed, val_digits, test_digits,
+                                                           split_seed)
     x_train, y_train, _ = compose_digits(np.random.default_rng([seed, 0]), train_pool, train,
                                          **params)
     x_val, y_val, _ = compose_digits(np.random.default_rng([seed, 1]), val_pool, val, **params)
-    x_test, y_test, _ = compose_digits(np.random.default_rng([seed, 2]), test_pool, test,
+    x_test, y_test, _ = compose_digits(split_rng("digits", split_seed, 2), test_pool, test,
                                        **params)
     log.info("digits: %d train / %d val / %d test canvases from %d / %d / %d source digits",
              train, val, test, len(train_pool), len(val_pool), len(test_pool))

@@ -26,25 +26,27 @@ def source_digits() -> tuple[np.ndarray, np.ndarray]:
     return (bunch.images / 16.0).astype(np.float32), bunch.target.astype(np.int64)
 
 
-def split_sources(seed: int, val_fraction: float,
-                  test_fraction: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Disjoint sorted (train, val, test) indices into ``source_digits()``, drawn with ``seed``.
+def split_sources(seed: int, val_fraction: float, test_fraction: float,
+                  split_seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Disjoint sorted (train, val, test) indices into ``source_digits()``.
 
-    The validation pool is the same whatever ``test_fraction`` is; the test pool is
-    taken next and training keeps the rest.
+    The test pool is drawn first with ``split_seed`` alone, so it is the same for
+    every trial ``seed`` and every ``val_fraction``; the validation pool is then drawn
+    from the rest with ``seed``, and training keeps what is left.
 
     Raises:
         ValueError: the fractions leave the training pool empty.
     """
     n = len(source_digits()[1])
-    order = np.random.default_rng([seed, 0xD161]).permutation(n)
     n_val = max(1, round(n * val_fraction))
     n_test = max(1, round(n * test_fraction))
     if n_val + n_test >= n:
         raise ValueError(f"val_digits={val_fraction} with test_digits={test_fraction} leaves "
                          f"no source digit for training")
-    val, test = order[:n_val], order[n_val:n_val + n_test]
-    return np.sort(order[n_val + n_test:]), np.sort(val), np.sort(test)
+    test = np.random.default_rng([split_seed, 0xD161, 0x7E57]).permutation(n)[:n_test]
+    rest = np.setdiff1d(np.arange(n), test)
+    order = rest[np.random.default_rng([seed, 0xD161]).permutation(len(rest))]
+    return np.sort(order[n_val:]), np.sort(order[:n_val]), np.sort(test)
 
 
 @lru_cache(maxsize=4)

@@ -82,8 +82,10 @@ def load_splits(
     """Load dataset ``name`` as train, validation and test ``tf.data.Dataset``s.
 
     The test split is held out: nothing in training or model selection should
-    read it. Every sample is in exactly one split, and the splits are fixed by
-    ``seed`` (see each dataset's ``test``/``test_fraction``/``test_digits`` options).
+    read it. Every sample is in exactly one split. The test split is fixed by the
+    dataset's ``split_seed`` option alone (the same for every ``seed``); ``seed``
+    draws training and validation (see each dataset's ``test``/``test_fraction``/
+    ``test_digits`` options).
 
     Args:
         name: one of ``list_datasets()``.

@@ -25,7 +25,7 @@ import numpy as np
 from zoo.datasets import glyphs
 from zoo.datasets.arrays import SplitArrays
 from zoo.datasets.digits import check_digit_options
-from zoo.datasets.options import check_choice, check_int
+from zoo.datasets.options import check_choice, check_int, split_rng
 from zoo.datasets.registry import register_dataset
 
 log = logging.getLogger(__name__)
@@ -97,8 +97,9 @@ def compose_sequences(
     "moving_digits",
     kind="sequence",
     options={"height": 32, "width": 32, "frames": 8, "train": 256, "val": 64, "test": 64,
-             "digits_per_sequence": 2, "digit_size": 12, "speed": 2.0, "target": "mask",
-             "val_digits": 0.25, "test_digits": 0.2, "layout": "sequence", "stack": 3},
+             "split_seed": 0, "digits_per_sequence": 2, "digit_size": 12, "speed": 2.0,
+             "target": "mask", "val_digits": 0.25, "test_digits": 0.2, "layout": "sequence",
+             "stack": 3},
     help={"frames": "frames per sequence (T)",
           "digits_per_sequence": "digits moving in each sequence",
           "digit_size": "side in pixels of an upscaled digit",
@@ -111,8 +112,8 @@ def compose_sequences(
 )
 def build_moving_digits(
     *, seed: int, height: int, width: int, frames: int, train: int, val: int, test: int,
-    digits_per_sequence: int, digit_size: int, speed: float, target: str, val_digits: float,
-    test_digits: float, layout: str, stack: int,
+    split_seed: int, digits_per_sequence: int, digit_size: int, speed: float, target: str,
+    val_digits: float, test_digits: float, layout: str, stack: int,
 ) -> SplitArrays:
     """Sequences of handwritten digits bouncing around (Moving MNIST), masks or next frames."""
     name = "moving_digits"
@@ -135,12 +136,14 @@ def build_moving_digits(
               "digits_per_sequence": check_int(name, "digits_per_sequence", digits_per_sequence),
               # next_frame needs one frame more: the target of the last input frame.
               "frames": frames + (target == "next_frame")}
-    pools = glyphs.split_sources(seed, val_digits, test_digits)
+    pools = glyphs.split_sources(seed, val_digits, test_digits, split_seed)
     splits = []
     for stream, (split, n) in enumerate((("train", train), ("val", val), ("test", test))):
         n = check_int(name, split, n)
-        x, y, _ = compose_sequences(np.random.default_rng([seed, stream]), pools[stream], n,
-                                    **params)
+        # The test sequences come from split_seed: the same for every trial seed.
+        rng = (split_rng(name, split_seed, stream) if split == "test"
+               else np.random.default_rng([seed, stream]))
+        x, y, _ = compose_sequences(rng, pools[stream], n, **params)
         if layout == "channels":
             splits += list(stack_frames(x, stack))
         elif target == "next_frame":

@@ -51,7 +51,8 @@ def check_choice(dataset: str, name: str, value: Any, choices: tuple[Any, ...]) 
 
 
 def holdout_indices(dataset: str, n: int, fractions: dict[str, float],
-                    rng: np.random.Generator) -> dict[str, np.ndarray]:
+                    rng: np.random.Generator,
+                    split_rng: np.random.Generator | None = None) -> dict[str, np.ndarray]:
     """Split ``n`` samples into ``train`` plus held-out splits, sorted index arrays.
 
     Args:
@@ -59,10 +60,12 @@ def holdout_indices(dataset: str, n: int, fractions: dict[str, float],
         n: number of samples in the pool.
         fractions: split name (``test``, ``val``) -> fraction of the pool it takes,
             its option being ``<name>_fraction``; each held-out split gets
-            ``max(1, round(n * fraction))`` samples. Splits are drawn in the order
-            given from one permutation, so the first (``test``) does not change when
-            a later fraction does.
-        rng: the seeded generator drawing the permutation.
+            ``max(1, round(n * fraction))`` samples.
+        rng: the trial's seeded generator: it draws every split but ``test``.
+        split_rng: the generator of the dataset's ``split_seed``: it alone draws the
+            ``test`` split, first, from the whole pool, so the test split is the same
+            for every trial seed and does not move when ``val_fraction`` changes.
+            None: ``rng`` draws ``test`` too.
 
     Returns:
         ``{"train": ..., **{name: ...}}``, disjoint, together ``range(n)``.
@@ -71,7 +74,6 @@ def holdout_indices(dataset: str, n: int, fractions: dict[str, float],
         ValueError: one line naming the dataset and options when a split would be
             empty (too few samples, or fractions adding up to the whole pool).
     """
-    order = rng.permutation(n)
     sizes = {name: max(1, round(n * fraction)) for name, fraction in fractions.items()}
     if n - sum(sizes.values()) < 1:
         given = " with ".join(f"{name}_fraction={fractions[name]}" for name in fractions)
@@ -80,9 +82,21 @@ def holdout_indices(dataset: str, n: int, fractions: dict[str, float],
             f"dataset {dataset!r}: option {given} leaves the train split empty "
             f"({n} samples: {taken}; each split needs at least one)"
         )
-    splits, start = {}, 0
+    splits: dict[str, np.ndarray] = {}
+    rest = np.arange(n)
+    if "test" in sizes:
+        test = (split_rng or rng).permutation(n)[:sizes["test"]]
+        splits["test"] = np.sort(test)
+        rest = np.setdiff1d(rest, test)
+    order, start = rest[rng.permutation(len(rest))], 0
     for name, size in sizes.items():
-        splits[name] = np.sort(order[start:start + size])
-        start += size
+        if name != "test":
+            splits[name] = np.sort(order[start:start + size])
+            start += size
     splits["train"] = np.sort(order[start:])
-    return splits
+    return {name: splits[name] for name in (*sizes, "train")}
+
+
+def split_rng(dataset: str, split_seed: object, stream: int) -> np.random.Generator:
+    """The generator of the test split: keyed by ``split_seed`` alone, never the trial seed."""
+    return np.random.default_rng([check_int(dataset, "split_seed", split_seed, 0), stream])

@@ -82,6 +82,7 @@ def _encoder(n_classes: int, integer_labels: bool, weighted: bool):
             if n_classes == 1:
                 y = tf.cast(y > 0, tf.float32)[..., tf.newaxis]
             else:
+                # An index >= K (an ignored pixel) gives the all-zero row losses skip.
                 y = tf.one_hot(tf.cast(y, tf.int32), n_classes, dtype=tf.float32)
         else:
             y = tf.cast(y, tf.float32)

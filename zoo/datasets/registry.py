@@ -33,11 +33,13 @@ OPTION_HELP: dict[str, str] = {
     "test": "held-out test samples, never used in training or selection",
     "val_fraction": "share of the samples split off for validation, when there is no "
                     "fixed validation split",
-    "test_fraction": "share of the samples held out for testing (drawn first, with the seed), "
+    "test_fraction": "share of the samples held out for testing (drawn first, with split_seed), "
                      "when there is no fixed test split",
     "val_digits": "share of the source digits that only validation canvases use",
     "test_digits": "share of the source digits that only test canvases use (held out)",
     "path": "where the data is",
+    "split_seed": "seed of the held-out test split, fixed whatever the trial's seed (which "
+                  "still draws the training and validation data)",
     "labelled_fraction": "share of training samples that keep their labels (semi-supervised; "
                          "elements then carry a sample weight)",
     "labelled_per_batch": "labelled samples in every training batch (0: off; needs "

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import numpy as np
 
 from zoo.datasets.arrays import SplitArrays
-from zoo.datasets.options import check_int
+from zoo.datasets.options import check_int, split_rng
 from zoo.datasets.registry import register_dataset
 
 log = logging.getLogger(__name__)
@@ -96,7 +96,8 @@ def generate_shapes(
 @register_dataset(
     "shapes",
     options={"height": 64, "width": 64, "channels": 3, "classes": 4, "train": 512, "val": 128,
-             "test": 128, "objects": 3, "noise": 0.05, "min_radius": None, "max_radius": None},
+             "test": 128, "split_seed": 0, "objects": 3, "noise": 0.05, "min_radius": None,
+             "max_radius": None},
     help={"objects": "at most this many shapes per image (1..objects, drawn)",
           "noise": "standard deviation of the Gaussian pixel noise",
           "min_radius": "smallest shape radius in pixels (default: a tenth of the side)",
@@ -104,7 +105,8 @@ def generate_shapes(
 )
 def build_shapes(
     *, seed: int, height: int, width: int, channels: int, classes: int, train: int, val: int,
-    test: int, objects: int, noise: float, min_radius: float | None, max_radius: float | None,
+    test: int, split_seed: int, objects: int, noise: float, min_radius: float | None,
+    max_radius: float | None,
 ) -> SplitArrays:
     """Synthetic shapes (circle, square, triangle, ...) on textured noisy backgrounds, any size."""
     height = check_int("shapes", "height", height, 4)
@@ -126,11 +128,12 @@ def build_shapes(
         )
     params = {"height": height, "width": width, "channels": channels, "classes": classes,
               "objects": objects, "noise": float(noise), "min_radius": lo, "max_radius": hi}
-    # Separate streams per split: val and test do not change when train grows.
+    # Separate streams per split: val and test do not change when train grows; the test
+    # stream is keyed by split_seed, so every trial seed is tested on the same images.
     x_train, y_train = generate_shapes(np.random.default_rng([seed, 0]), train, split="train",
                                        **params)
     x_val, y_val = generate_shapes(np.random.default_rng([seed, 1]), val, split="val", **params)
-    x_test, y_test = generate_shapes(np.random.default_rng([seed, 2]), test, split="test",
+    x_test, y_test = generate_shapes(split_rng("shapes", split_seed, 2), test, split="test",
                                      **params)
     names = ["foreground"] if classes == 1 else ["background", *SHAPE_NAMES[: classes - 1]]
     return SplitArrays(x_train, y_train, x_val, y_val, n_classes=classes, class_names=names,
