@@ -477,7 +477,10 @@ def _read_table(path: Path, sweep: str | None) -> pd.DataFrame:
     for col in frame.columns:
         if isinstance(frame[col].dtype, pd.CategoricalDtype):
             frame[col] = frame[col].astype(str)
-    return frame
+    from bench.results.records import upgrade_columns
+
+    # An earlier release's column names, for one release (``trials.parquet`` -> ``trials``).
+    return upgrade_columns(frame, path.name.split(".")[0])
 
 
 def load_results(
