@@ -7,6 +7,7 @@ Exit status: 0 done; 2 bad input (``UsageError``: one line on stderr, no traceba
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from collections.abc import Sequence
@@ -40,10 +41,49 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Commands that import TensorFlow in this process (the spec's check builds models; the
+# listings read the zoo's registries).
+TENSORFLOW_COMMANDS = ("sweep", "models", "losses", "datasets", "schema")
+
+
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow with the process's stderr (fd 2) sent to /dev/null meanwhile.
+
+    Its native start-up lines (absl's "All log messages before absl::InitializeLog()",
+    oneDNN's "custom operations are on") are written by C++ before any Python setting
+    can reach them; ``TF_CPP_MIN_LOG_LEVEL`` no longer stops them. A failed import still
+    raises its Python error after stderr is back.
+    """
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    try:
+        import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``zoobench`` with ``argv`` (default: ``sys.argv[1:]``); the exit status."""
+    """Run ``zoobench`` with ``argv`` (default: ``sys.argv[1:]``); the exit status.
+
+    Without ``--verbose``, TensorFlow's native start-up lines are kept off the console
+    (``import_tensorflow_quietly``), and its C++ log level is 2 here and in Ray's workers
+    (``bench.run.sweep`` passes the variable on).
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    verbose = "--verbose" in argv
     # Before anything imports TensorFlow: its start-up chatter would bury a one-line error.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if verbose else "2")
+    command = next((a for a in argv if not a.startswith("-")), None)
+    asks_help = {"-h", "--help", "--print-spec"} & set(argv)
+    if not verbose and command in TENSORFLOW_COMMANDS and not asks_help:
+        # A failed import is the command's to report, where it needs TensorFlow.
+        with contextlib.suppress(ImportError):
+            import_tensorflow_quietly()
     try:
         args = build_parser().parse_args(argv)
         return int(args._run(args))

@@ -20,7 +20,7 @@ def test_models_listing_formats(capsys):
     assert testnet["kind"] == "image" and "base_filters=16" in testnet["options"]
     assert run_cli("losses") == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].split()[:2] == ["name", "summary"]
+    assert out[0].split()[:3] == ["name", "params", "summary"]  # parameters with defaults
     assert any(line.startswith("focal ") for line in out)
     assert run_cli("datasets", "--format", "csv") == 0
     out = capsys.readouterr().out.splitlines()

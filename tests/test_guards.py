@@ -86,6 +86,8 @@ def test_spec_copy_compares_parsed_yaml_and_reads_uris(tmp_path):
         with pytest.raises(UsageError, match=r"sweep 's' already ran with another spec \("
                                              + kept.replace(".", r"\.")):
             guards.check_same_spec(changed, "s", [kept])
+    with pytest.raises(UsageError, match=r"start it over with --restart"):
+        guards.check_same_spec(changed, "s", copies)
     guards.check_same_spec(changed, "new", [str(tmp_path / "nowhere.yaml")])  # a new sweep
 
 
@@ -148,8 +150,9 @@ def test_interrupted_asha_sweep_exits_130_with_its_trials_unfinished(tmp_path, c
     assert run_cli("sweep", str(changed), "--results", str(results)) == 2
     assert capsys.readouterr().err == (
         f"zoobench: error: --name: sweep 'asha_int' already ran with another spec "
-        f"({results.resolve() / 'specs' / 'asha_int.yaml'}); resume it with the same spec "
-        f"or pick another --name\n")
+        f"({results.resolve() / 'specs' / 'asha_int.yaml'}); resume it with the same spec, "
+        f"start it over with --restart (its earlier results are archived), or pick another "
+        f"--name\n")
 
 
 def test_a_trial_larger_than_the_cluster_exits_2_once_ray_is_up(tmp_path, capsys):

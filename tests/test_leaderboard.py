@@ -190,7 +190,9 @@ def test_single_trial_has_nan_std_and_ci_and_empty_rows_rank_last(trials):
     assert math.isnan(one["val_mean_iou_std"]) and math.isnan(one["val_mean_iou_ci_low"])
     none = board.loc[("segnet_shallow", "dice")]
     assert none["count"] == 0 and none["failed"] == 3 and math.isnan(none["val_mean_iou_mean"])
-    assert none["rank"] == len(board) == board["rank"].max()
+    # Not ranked (issue 30): listed last, apart, rank null.
+    assert pd.isna(none["rank"]) and board.index[-1] == ("segnet_shallow", "dice")
+    assert board["rank"].max() == len(board) - 1
 
 
 def test_metric_override_uses_min_for_losses_ranked_within_each_loss(trials):

@@ -22,8 +22,8 @@ TRIAL_COLUMNS = [
     "val_pixel_accuracy", "val_iou_class_0", "val_iou_class_2", "n_params", "error", "spec",
     "versions", "metric", "mode", "predictions_png", "epochs", "started_at", "ended_at",
     "stage", "selected_epoch", "test_loss", "test_mean_iou", "test_dice_coef",
-    "test_pixel_accuracy", "test_iou_class_0", "test_iou_class_2", "test_case_dice_mean",
-    "test_case_iou_mean", "test_case_nsd_mean", "test_case_hd95_mean",
+    "test_pixel_accuracy", "test_iou_class_0", "test_iou_class_2", "test_case_dice",
+    "test_case_iou", "test_case_nsd", "test_case_hd95",
 ]
 CASE_COLUMNS = [
     "sweep", "trial_id", "model", "loss", "dataset", "seed", "case", "class_index",
@@ -31,7 +31,7 @@ CASE_COLUMNS = [
 ]
 HISTORY_COLUMNS = [
     "sweep", "trial_id", "model", "loss", "dataset", "seed", "epoch", "train_loss", "val_loss",
-    "mean_iou", "val_mean_iou", "dice_coef", "val_dice_coef", "pixel_accuracy",
+    "train_mean_iou", "val_mean_iou", "train_dice_coef", "val_dice_coef", "train_pixel_accuracy",
     "val_pixel_accuracy", "val_iou_class_1", "epoch_seconds", "cpu_seconds",
     "samples_per_second", "lr",
 ]
@@ -96,7 +96,7 @@ def test_each_trial_tests_its_best_validation_epoch(tables):
         assert 0.0 <= row["test_mean_iou"] <= 1.0
         own = cases[cases["trial_id"] == trial.trial_id]
         assert len(own) == own["case"].nunique() * 3  # every test case x each of 3 classes
-        assert row["test_case_dice_mean"] == pytest.approx(own["dice"].mean())
+        assert row["test_case_dice"] == pytest.approx(own["dice"].mean())
     assert [c for c in CASE_COLUMNS if c not in cases.columns] == []
     assert set(cases["class_name"]) == {"background", "circle", "square"}
 

@@ -132,9 +132,9 @@ def test_records_carry_test_columns_and_nan_for_scheduler_stops(tmp_path):
     assert list(trials["stage"]) == ["final", "final"]
     assert (first["selected_epoch"], first["best_epoch"]) == (1, 1)
     assert first["test_mean_iou"] == 0.45 and first["test_loss"] == 0.95
-    assert math.isnan(first["test_case_iou_mean"])  # not in the result: NaN, column exists
+    assert math.isnan(first["test_case_iou"])  # not in the result: NaN, column exists
     assert second["end_reason"] == "scheduler"
-    for column in ("test_loss", "test_mean_iou", "test_dice_coef", "test_case_dice_mean"):
+    for column in ("test_loss", "test_mean_iou", "test_dice_coef", "test_case_dice"):
         assert math.isnan(second[column]), column
     assert pd.isna(second["selected_epoch"])
     rows = records.case_rows([tested, stopped], spec)
@@ -233,7 +233,7 @@ def test_sweep_tests_the_best_validation_epoch(digits_sweep):
     assert sorted(cases["class_index"].unique()) == list(range(11))
     assert set(cases.loc[cases["class_index"] == 0, "class_name"]) == {"background"}
     for metric in ("dice", "iou", "nsd", "hd95"):
-        assert trial[f"test_case_{metric}_mean"] == pytest.approx(cases[metric].mean()), metric
+        assert trial[f"test_case_{metric}"] == pytest.approx(cases[metric].mean()), metric
     assert cases["dice"].dropna().between(0.0, 1.0).all()
 
     client = mlflow.MlflowClient(f"sqlite:///{results.resolve() / 'mlflow.db'}")

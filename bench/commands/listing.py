@@ -33,12 +33,17 @@ def models_table() -> pd.DataFrame:
 
 
 def losses_table() -> pd.DataFrame:
-    """One row per registered loss: name and summary."""
+    """One row per registered loss: name, parameters with their defaults, summary."""
     import pandas as pd
 
-    from zoo.losses import LOSSES
+    import zoo
 
-    return pd.DataFrame([{"name": e.name, "summary": e.summary} for e in LOSSES])
+    rows = []
+    for name in zoo.list_losses():
+        info = zoo.describe_loss(name)
+        rows.append({"name": name, "params": _options(info["params"]) or "-",
+                     "summary": info["summary"]})
+    return pd.DataFrame(rows)
 
 
 def datasets_table() -> pd.DataFrame:

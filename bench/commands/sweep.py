@@ -35,6 +35,11 @@ class Sweep:
         parser.add_argument("--verbose", action="store_true",
                             help="show Ray Tune's status table and log lines too (default: "
                                  "they go to DIR/logs/NAME.log)")
+        parser.add_argument("--restart", action="store_true",
+                            help="start the sweep over instead of resuming it: says what it "
+                                 "sets aside, then archives its tables, predictions and "
+                                 "Tune state under DIR/archive/ and moves its MLflow runs "
+                                 "to MLflow's trash (restorable)")
         parser.add_argument("--print-spec", action="store_true",
                             help="print the embedded default spec and exit")
 
@@ -46,11 +51,18 @@ class Sweep:
             sys.stdout.write(DEFAULT_SPEC)
             return 0
         spec = load_spec(args.spec, args.name)
+        from bench.spec.guards import absolute_dataset_paths, check_dataset_paths
+
+        # A dataset path is relative to the spec file's folder (the embedded spec's: here).
+        spec = absolute_dataset_paths(spec, Path(args.spec).resolve().parent if args.spec
+                                      else Path.cwd())
+        check_dataset_paths(spec)
         from bench.run.sweep import SweepOptions, run_sweep, summary_lines
 
         outcome = run_sweep(spec, SweepOptions(
             results=Path(args.results), tracking_uri=args.tracking_uri,
             address=args.address, storage=args.storage, verbose=args.verbose,
+            restart=args.restart,
         ))
         print("\n".join(summary_lines(outcome)))
         print(f"results: {Path(args.results).resolve()} (trials.parquet, history.parquet, "

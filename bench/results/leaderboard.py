@@ -384,6 +384,34 @@ def rank_rows(board: pd.DataFrame, mode: str) -> pd.DataFrame:
     return board
 
 
+NEEDS_SEEDS = "needs 2+ seeds"  # shown for P(first) and the rank interval with one seed
+
+
+def ranking_rules(board: pd.DataFrame) -> pd.DataFrame:
+    """What a ranking may claim, applied to one ranked board (``rank_rows``' output).
+
+    - A row with no finished trial (``count == 0``) is not ranked: ``rank``, ``p_first``,
+      ``rank_low``/``rank_high``, ``p_vs_best`` and ``tied_with_best`` are null, and it sorts
+      last (listed apart as failed by ``summary``).
+    - With fewer than 2 seeds among the ranked rows, the bootstrap over seeds has nothing to
+      resample: ``p_first`` and the rank interval are null (``summary`` says
+      ``needs 2+ seeds``).
+    """
+    board = board.copy()
+    unranked = board["count"].fillna(0).astype(int) == 0
+    board["rank"] = board["rank"].astype("Int64").mask(unranked)
+    for column in ("p_first", "p_vs_best"):
+        board[column] = board[column].astype("float64").mask(unranked)
+    for column in ("rank_low", "rank_high"):
+        board[column] = board[column].astype("Int64").mask(unranked)
+    board["tied_with_best"] = board["tied_with_best"].astype("boolean").mask(unranked)
+    seeds = {k for values in board.loc[~unranked, "seed_values"] for k in json.loads(values)}
+    if len(seeds) < 2:
+        board["p_first"] = math.nan
+        board["rank_low"] = board["rank_high"] = pd.array([pd.NA] * len(board), "Int64")
+    return pd.concat([board[~unranked], board[unranked]], ignore_index=True)
+
+
 def aggregate(
     trials: pd.DataFrame, metric: str | None = None, mode: str | None = None,
     history: pd.DataFrame | None = None,
@@ -433,7 +461,7 @@ def aggregate(
                                              finished[g.index], failed[g.index])
                 rows.append({**dict(zip(KEYS, key, strict=True)), **stats_row,
                              "ranked_within_loss": by_loss})
-            boards.append(rank_rows(pd.DataFrame(rows), md))
+            boards.append(ranking_rules(rank_rows(pd.DataFrame(rows), md)))
     if not boards:  # only trials that are not ranked (a protocol's tune stage so far)
         return pd.DataFrame(columns=[*KEYS, "metric", "mode", "rank", "count"])
     out = pd.concat(boards, ignore_index=True)
@@ -477,7 +505,10 @@ def _read_table(path: Path, sweep: str | None) -> pd.DataFrame:
     for col in frame.columns:
         if isinstance(frame[col].dtype, pd.CategoricalDtype):
             frame[col] = frame[col].astype(str)
-    return frame
+    from bench.results.records import upgrade_columns
+
+    # An earlier release's column names, for one release (``trials.parquet`` -> ``trials``).
+    return upgrade_columns(frame, path.name.split(".")[0])
 
 
 def load_results(
@@ -631,20 +662,27 @@ def summary(board: pd.DataFrame, *, digits: int = 4) -> pd.DataFrame:
     """
     if board.empty:
         return pd.DataFrame()
-    metric = str(board["metric"].iloc[0])
+    metrics = board["metric"].astype(str).unique()
+    # Boards of several sweeps may rank on different metrics: then one "score" column
+    # and each row's metric beside it, never one metric's name over another's scores.
+    metric = str(metrics[0]) if len(metrics) == 1 else "score"
     f = f".{digits}f"
     rows = []
     for _, r in board.iterrows():
         m = str(r["metric"])
+        unranked = _fmt(r.get("count"), "d") in ("", "0")
+        one_seed = not unranked and not _fmt(r.get("p_first"), ".2f") and _fmt(r["rank"], "d")
         mean, std = r.get(f"{m}_mean"), r.get(f"{m}_std")
         cell = _fmt(mean, f) + (f" ± {_fmt(std, f)}" if _fmt(std, f) else "")
         lo, hi = _fmt(r.get(f"{m}_ci_low"), f), _fmt(r.get(f"{m}_ci_high"), f)
         rows.append({
-            "rank": _fmt(r["rank"], "d") or "-",  # baselines are not ranked
+            # Baselines are not ranked ("-"), nor rows without a finished trial ("failed").
+            "rank": _fmt(r["rank"], "d") or ("failed" if unranked else "-"),
             "sweep": str(r["sweep"]),
             "dataset": str(r["dataset"]),
             "model": str(r["model"]),
             "loss": str(r["loss"]),
+            **({"metric": m} if len(metrics) > 1 else {}),
             metric: cell,
             "95% CI": (f"[{lo}, {hi}]" + (" n<5" if r.get("ci_few") is True else "")
                        if lo else ""),
@@ -652,9 +690,10 @@ def summary(board: pd.DataFrame, *, digits: int = 4) -> pd.DataFrame:
             "failed": str(r.get("failed", 0)),
             "p vs best": _p(r.get("p_vs_best")),
             "tied": _yes_no(r.get("tied_with_best")),
-            "P(first)": _fmt(r.get("p_first"), ".2f"),
-            "rank 95%": (f"{_fmt(r.get('rank_low'), 'd')}-{_fmt(r.get('rank_high'), 'd')}"
-                         if _fmt(r.get("rank_low"), "d") else ""),
+            "P(first)": NEEDS_SEEDS if one_seed else _fmt(r.get("p_first"), ".2f"),
+            "rank 95%": NEEDS_SEEDS if one_seed else (
+                f"{_fmt(r.get('rank_low'), 'd')}-{_fmt(r.get('rank_high'), 'd')}"
+                if _fmt(r.get("rank_low"), "d") else ""),
             "best": _fmt(r.get(f"{m}_best"), f),
             "best run": str(r.get("best_mlflow_run_id") or r.get("best_trial_id") or ""),
             "params": _fmt(r.get("n_params"), ",d"),

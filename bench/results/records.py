@@ -9,8 +9,18 @@ table with a ``sweep`` column)::
     cases.parquet/sweep=NAME/part-0.parquet        one row per trial x test case x class
     predictions/NAME/TRIAL_ID.png                  sample predictions of each trial
 
-Read them back with ``bench.results.leaderboard.load_results``, which unifies the schemas of
-sweeps whose columns differ (e.g. datasets with other class counts).
+Every partition of a table is written with the table's one typed schema (``write_table``):
+the table's base columns always, with their types even when every value is null (a sweep
+whose trials all failed), plus every column another sweep's partition has (per-class
+columns of datasets with other class counts), added as typed nulls. When a sweep brings a
+column the others lack, their partitions are rewritten with it (null). So
+``pd.read_parquet("results/trials.parquet")``, ``pyarrow.dataset`` and duckdb's
+``read_parquet('results/trials.parquet/*/*.parquet')`` read every table whole.
+
+Column names (this release): training metrics carry ``train_`` (``train_mean_iou``), the
+per-trial means of per-case scores are ``test_case_dice`` (not ``..._mean``, which the
+leaderboard's mean made ``_mean_mean``), times are UTC timestamps. ``upgrade_columns``
+renames the older names on read (``RENAMED``), for one release.
 A sweep's files are rewritten whole (a resumed sweep replaces its own rows, other
 sweeps are untouched); each goes to a hidden temporary file first and is moved into
 place with ``os.replace``, so a reader never sees half a file. Everything comes from
@@ -23,6 +33,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import statistics
 from collections.abc import Iterable, Mapping
@@ -31,21 +42,23 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from bench.common import cells
 from bench.common.errors import UsageError, error_line
-from bench.spec.model import SweepSpec
 from bench.common.names import (
     CASE_COLUMNS,
     CASE_METRICS,
     CASES_FILE,
     CHECKPOINT_STATE,
+    COST_COLUMNS,
     END_COMPLETED,
     END_ERROR,
     END_NAN,
     PREDICTIONS_PNG,
 )
-from bench.common.names import COST_COLUMNS
+from bench.spec.model import SweepSpec
 
 TERMINATED, ERROR, NAN, STOPPED = "TERMINATED", "ERROR", "NAN", "STOPPED"
 FAILED_STATUSES = (ERROR, NAN)
@@ -53,7 +66,7 @@ UNFINISHED_REASONS = ("interrupted", "not_started")  # a rerun of the sweep cont
 TABLES = ("trials", "history", "leaderboard", "cases")
 STAGE_FINAL = "final"  # a plain sweep's trials; a protocol's config says ``stage`` itself
 # Per-trial means of the per-case test scores (NaN without cases, e.g. next-frame tasks).
-CASE_MEAN_COLUMNS = tuple(f"test_case_{metric}_mean" for metric in CASE_METRICS)
+CASE_MEAN_COLUMNS = tuple(f"test_case_{metric}" for metric in CASE_METRICS)
 # A trial's last attempt's set-up: worker process start -> data start (process start,
 # imports, MLflow run), data, model build, compile (model built -> first step).
 SETUP_COLUMNS = ("setup_process_s", "setup_data_s", "setup_model_s", "setup_compile_s")
@@ -218,7 +231,7 @@ def trial_rows(
             "end_reason": reason,
             "error": error,
             "params": json.dumps(config, sort_keys=True, default=str),
-            **{k: v for k, v in best.items()
+            **{renamed(k): v for k, v in best.items()
                if k not in ("epoch", "lr", "epoch_seconds", "cpu_seconds", "rss_mb",
                             "samples_per_second", "epoch_started_at")},
             "best_epoch": best.get("epoch"),
@@ -248,9 +261,10 @@ def trial_rows(
             "final_seconds": metrics.get("final_seconds"),
             **{column: metrics.get(column) for column in COST_COLUMNS},
             **{k: metrics.get(k) for k in SETUP_COLUMNS},
-            **{k: v for k, v in metrics.items() if k.startswith("test_")},
+            **{renamed(k, "trials"): v for k, v in metrics.items() if k.startswith("test_")},
         })
-        history.extend({**keys, **row} for row in outcome.history)
+        history.extend({**keys, **{renamed(k, "history"): v for k, v in row.items()}}
+                       for row in outcome.history)
     trials_frame = pd.DataFrame(trials)
     # The contract's metric columns exist even when no trial reported an epoch.
     for column in dict.fromkeys((spec.metric, *CONTRACT_METRICS)):
@@ -294,15 +308,192 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
     for column in frame.columns:
         if column in _STRING_COLUMNS:
             frame[column] = frame[column].astype("string")
-    for column in ("started_at", "ended_at", "first_step_at"):
+    for column in ("started_at", "ended_at", "first_step_at", "epoch_started_at"):
         if column in frame.columns:
-            frame[column] = pd.to_datetime(frame[column], utc=True)
+            values = frame[column]
+            if pd.api.types.is_numeric_dtype(values):  # seconds since the epoch
+                values = pd.to_datetime(values, unit="s", utc=True)
+            frame[column] = pd.to_datetime(values, utc=True).astype("datetime64[us, UTC]")
     for column in ("seed", "batch_size", "epochs", "epochs_done", "attempts", "best_epoch",
                    "n_params", "worker_pid", "worker_trial",
                    "epoch", "selected_epoch", "case", "class_index"):
         if column in frame.columns:
             frame[column] = frame[column].astype("Int64")
     return frame
+
+
+# ---- one schema per table
+
+_STR, _F64, _I64, _BOOL = pa.large_string(), pa.float64(), pa.int64(), pa.bool_()
+_TS = pa.timestamp("us", tz="UTC")  # every time column: one type, UTC, microseconds
+_KEYS = {"trial_id": _STR, "model": _STR, "loss": _STR, "dataset": _STR, "seed": _I64}
+_METRIC_TWINS = {c: _F64 for c in CONTRACT_METRICS} | {
+    f"test_{c.removeprefix('val_')}": _F64 for c in CONTRACT_METRICS}
+_HISTORY_EXTRAS = ("epoch", "epoch_seconds", "samples_per_second", "lr", "cpu_seconds",
+                   "rss_mb", "epoch_started_at")
+#: The columns every partition of a table has, typed, whatever its trials did.
+BASE_SCHEMAS: dict[str, dict[str, pa.DataType]] = {
+    "trials": {
+        **_KEYS, "lr": _F64, "batch_size": _I64, "optimizer": _STR, "weight_decay": _F64,
+        "augment": _BOOL, "epochs": _I64, "epochs_done": _I64, "attempts": _I64,
+        "status": _STR, "end_reason": _STR, "error": _STR, "params": _STR,
+        "train_loss": _F64, **_METRIC_TWINS, "best_epoch": _I64, "train_seconds": _F64,
+        "samples_per_second": _F64, "n_params": _I64, "trial_name": _STR, "node": _STR,
+        "node_ip": _STR, "node_id": _STR, "worker_pid": _I64, "worker_trial": _I64,
+        "mlflow_run_id": _STR, "mlflow_experiment_id": _STR, "spec": _STR,
+        "versions": _STR, "started_at": _TS, "ended_at": _TS, "first_step_at": _TS,
+        "metric": _STR, "mode": _STR, "predictions_png": _STR, "stage": _STR,
+        "selected_epoch": _I64, "final_seconds": _F64,
+        **{c: _F64 for c in (*COST_COLUMNS, *SETUP_COLUMNS, *CASE_MEAN_COLUMNS)},
+    },
+    "history": {
+        **_KEYS, "epoch": _I64, "train_loss": _F64,
+        **{c: _F64 for c in CONTRACT_METRICS},
+        "epoch_seconds": _F64, "samples_per_second": _F64, "lr": _F64,
+        "cpu_seconds": _F64, "rss_mb": _F64, "epoch_started_at": _TS,
+    },
+    "cases": {**_KEYS, "case": _I64, "class_index": _I64, "class_name": _STR,
+              **{c: _F64 for c in CASE_METRICS}},
+    "leaderboard": {
+        "dataset": _STR, "model": _STR, "loss": _STR, "rank": _I64, "metric": _STR,
+        "mode": _STR, "ci_few": _BOOL, "count": _I64, "failed": _I64, "unfinished": _I64,
+        "stopped_by_scheduler": _I64, "score": _F64, "seed_values": _STR,
+        "best_trial_id": _STR, "best_mlflow_run_id": _STR, "best_seed": _I64,
+        "best_predictions_png": _STR, "n_params": _I64, "mlflow_run_ids": _STR,
+        "seeds": _STR, "trial_ids": _STR, "spec": _STR, "versions": _STR,
+        "ranked_within_loss": _BOOL, "p_vs_best": _F64, "test_vs_best": _STR,
+        "n_vs_best": _I64, "tied_with_best": _BOOL, "p_first": _F64, "rank_low": _I64,
+        "rank_high": _I64,
+    },
+}
+# Keras' training-metric names, as the history and trials of earlier releases stored them.
+_TRAIN_METRIC = re.compile(r"(dice_coef|mean_iou|pixel_accuracy|iou_class_\d+|psnr|ssim"
+                           r"|psnr_step_\d+)")
+#: Old column name -> this release's, per table, applied on read (``upgrade_columns``).
+RENAMED: dict[str, dict[str, str]] = {
+    "trials": {f"test_case_{m}_mean": f"test_case_{m}" for m in CASE_METRICS},
+    "leaderboard": {f"test_case_{m}_mean_mean": f"test_case_{m}_mean" for m in CASE_METRICS},
+}
+
+
+def renamed(column: str, table: str = "trials") -> str:
+    """This release's name of ``table``'s ``column`` (``mean_iou`` -> ``train_mean_iou``)."""
+    if table in ("trials", "history") and _TRAIN_METRIC.fullmatch(column):
+        return f"train_{column}"
+    return RENAMED.get(table, {}).get(column, column)
+
+
+def upgrade_columns(frame: pd.DataFrame, table: str) -> pd.DataFrame:
+    """``frame`` (of ``table``, as an earlier release wrote it) with this release's column
+    names and types: old names renamed (``renamed``; a new name already present wins),
+    ``epoch_started_at`` seconds since the epoch become UTC timestamps."""
+    mapping = {c: renamed(c, table) for c in frame.columns if renamed(c, table) != c
+               and renamed(c, table) not in frame.columns}
+    if mapping:
+        frame = frame.rename(columns=mapping)
+    for column in ("epoch_started_at", "attempt_started_at"):
+        if column in frame.columns and pd.api.types.is_numeric_dtype(frame[column]):
+            frame[column] = pd.to_datetime(frame[column], unit="s", utc=True)
+    return frame
+
+
+def _fallback_type(column: str) -> pa.DataType:
+    """The type of a column no partition gives a value to: by its name."""
+    if column in _STRING_COLUMNS or column.endswith(
+            ("_id", "_ids", "_png", "_name", "seeds", "seed_values", "versions", "_vs_best")):
+        return _STR
+    if column.endswith("_at"):
+        return _TS
+    return _F64  # a metric of trials that never reported
+
+
+def _pandas_typed(frame: pd.DataFrame, base: Mapping[str, pa.DataType]) -> pd.DataFrame:
+    """``frame`` with every base column present and in its pandas twin of the Arrow type."""
+    frame = frame.copy()
+    for column, kind in base.items():
+        values = frame[column] if column in frame.columns else pd.Series(
+            [None] * len(frame), index=frame.index, dtype="object")
+        if kind == _STR:
+            values = values.astype("string")
+        elif kind == _I64:
+            values = pd.to_numeric(values, errors="coerce").round().astype("Int64")
+        elif kind == _F64:
+            values = pd.to_numeric(values, errors="coerce").astype("float64")
+        elif kind == _BOOL:
+            values = values.astype("boolean")
+        elif kind == _TS:
+            if pd.api.types.is_numeric_dtype(values) and not values.isna().all():
+                values = pd.to_datetime(values, unit="s", utc=True)
+            values = pd.to_datetime(values, utc=True).astype("datetime64[us, UTC]")
+        frame[column] = values
+    return frame
+
+
+def _target_schema(table: str, schemas: list[pa.Schema]) -> pa.Schema:
+    """One schema over ``schemas``: the base columns first (their base types), then the
+    others in order of appearance, each with the first non-null type any schema gives
+    (numbers promoted to float when schemas disagree), else ``_fallback_type``."""
+    base = BASE_SCHEMAS[table]
+    names = list(dict.fromkeys([*base, *(n for s in schemas for n in s.names if n != "sweep")]))
+    fields = []
+    for name in names:
+        if name in base:
+            fields.append(pa.field(name, base[name]))
+            continue
+        kinds = [s.field(name).type for s in schemas if name in s.names
+                 and not pa.types.is_null(s.field(name).type)]
+        kind = kinds[0] if kinds else _fallback_type(name)
+        if any(k != kind for k in kinds):
+            numeric = all(pa.types.is_integer(k) or pa.types.is_floating(k) for k in kinds)
+            kind = _F64 if numeric else _STR
+        if pa.types.is_string(kind):
+            kind = _STR
+        if pa.types.is_timestamp(kind):
+            kind = _TS
+        fields.append(pa.field(name, kind))
+    return pa.schema(fields)
+
+
+def _conform(data: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``data`` with exactly ``schema``'s columns, in its order; absent ones typed nulls."""
+    columns = []
+    for target in schema:
+        if target.name in data.column_names:
+            column = data.column(target.name)
+            if column.type != target.type:
+                column = column.cast(target.type)
+        else:
+            column = pa.nulls(len(data), target.type)
+        columns.append(column)
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _renamed_schema(schema: pa.Schema, table: str) -> pa.Schema:
+    """``schema`` with this release's column names (``upgrade_columns``'s renames)."""
+    names = [renamed(n, table) if renamed(n, table) not in schema.names else n
+             for n in schema.names]
+    return pa.schema([f.with_name(n) for f, n in zip(schema, names, strict=True)])
+
+
+def _partitions(results: Path, table: str) -> list[Path]:
+    folder = Path(results) / f"{table}.parquet"
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.glob("sweep=*/*.parquet") if not p.name.startswith((".", "_")))
+
+
+def _replace(path: Path, data: pa.Table) -> None:
+    """Write ``data`` to ``path`` through a hidden temporary file (never half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Hidden name: pyarrow's dataset discovery skips files starting with "." or "_".
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        pq.write_table(data, tmp)
+        os.replace(tmp, path)
+    except OSError as error:  # a full disk, a quota: the previous version stays in place
+        tmp.unlink(missing_ok=True)
+        raise UsageError(f"{path}: cannot write ({error.strerror or error}); the previous "
+                         f"version is kept") from None
 
 
 def table_path(results: Path, table: str, sweep: str) -> Path:
@@ -313,19 +504,31 @@ def table_path(results: Path, table: str, sweep: str) -> Path:
 
 
 def write_table(results: Path, table: str, sweep: str, frame: pd.DataFrame) -> Path:
-    """Replace ``sweep``'s partition of ``table`` with ``frame``, atomically.
+    """Replace ``sweep``'s partition of ``table`` with ``frame``, atomically, in the table's
+    one typed schema (see the module docstring).
 
-    A ``sweep`` column in ``frame`` is dropped: the folder name carries it.
+    A ``sweep`` column in ``frame`` is dropped: the folder name carries it. Other sweeps'
+    partitions that lack a column of the new schema are rewritten with it (typed nulls);
+    their values are untouched.
     """
     path = table_path(results, table, sweep)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Hidden name: pyarrow's dataset discovery skips files starting with "." or "_".
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        frame.drop(columns=["sweep"], errors="ignore").to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    except OSError as error:  # a full disk, a quota: the previous version stays in place
-        tmp.unlink(missing_ok=True)
-        raise UsageError(f"{path}: cannot write ({error.strerror or error}); the previous "
-                         f"version is kept") from None
+    frame = upgrade_columns(frame.drop(columns=["sweep"], errors="ignore"), table)
+    frame = _pandas_typed(frame, BASE_SCHEMAS[table])
+    data = pa.Table.from_pandas(frame, preserve_index=False)
+    others = {}
+    for other in _partitions(results, table):
+        if other == path:
+            continue
+        try:
+            others[other] = pq.read_schema(other).remove_metadata()
+        except (OSError, pa.ArrowInvalid):  # unreadable: left alone, not in the union
+            continue
+    schema = _target_schema(table, [data.schema, *(_renamed_schema(o, table) for o in others.values())])
+    _replace(path, _conform(data, schema))
+    for other, other_schema in others.items():
+        if other_schema != schema:
+            old = upgrade_columns(pq.ParquetFile(other).read().to_pandas(), table)
+            old = _pandas_typed(old.drop(columns=["sweep"], errors="ignore"),
+                                BASE_SCHEMAS[table])
+            _replace(other, _conform(pa.Table.from_pandas(old, preserve_index=False), schema))
     return path

@@ -53,6 +53,7 @@ class SweepOptions:
     address: str | None = None
     storage: str | None = None
     verbose: bool = False
+    restart: bool = False  # set the sweep's earlier run aside first (bench.run.restart)
 
 
 @dataclass(frozen=True)
@@ -359,6 +360,10 @@ def run_sweep(spec: SweepSpec, options: SweepOptions) -> SweepOutcome:
     they do not stop the others. Trials an interruption (Ctrl-C) left unfinished are
     counted in ``unfinished``; running the same sweep again continues them.
     """
+    # Trials run in Ray's worker folders: paths the spec left relative (the spec file's
+    # folder resolves them in ``zoobench sweep``) are made absolute against this one.
+    spec = guards.absolute_dataset_paths(spec, Path.cwd())
+    guards.check_dataset_paths(spec)
     results = guards.usable_folder(options.results, "--results")
     if options.storage and "://" not in options.storage:
         guards.usable_folder(Path(options.storage), "--storage")
@@ -373,9 +378,13 @@ def _run_locked(spec: SweepSpec, options: SweepOptions, results: Path) -> SweepO
     from bench.results.leaderboard import aggregate
 
     copies = _spec_copies(spec, options, results)
+    uri = options.tracking_uri or tracking.default_tracking_uri(results)
+    if options.restart:
+        from bench.run.restart import start_over
+
+        start_over(results, spec.name, _storage_path(options), uri)
     guards.check_same_spec(spec.source, spec.name, copies)
     outbox.bound_http_retries()  # a dead server fails a call in seconds (workers inherit it)
-    uri = options.tracking_uri or tracking.default_tracking_uri(results)
     # The tracking store starts (a new sqlite store's schema, or a server's round trips)
     # while Ray starts its processes: the two overlap, ~4 s sooner to the first step.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="zoobench-mlflow") as pool:

@@ -154,6 +154,39 @@ def _experiment_id(client: MlflowClient, uri: str, results: Path) -> str:
         return experiment.experiment_id
 
 
+TAG_RESTARTED = "zoobench.restarted_at"  # set on a sweep's runs that --restart retired
+
+
+def sweep_runs(uri: str, results: Path, sweep: str) -> list[str]:
+    """Run ids of ``sweep``'s parent run(s) in ``results`` and of their children (active
+    runs only); [] when the store or the experiment does not exist yet."""
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        return []
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    if experiment is None:
+        return []
+    folder = str(Path(results).resolve())
+    parents = [run.info.run_id for run in client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"tags.`{TAG_SWEEP}` = '{sweep}' and tags.`{TAG_ROLE}` = 'sweep'",
+        max_results=10_000) if run.data.tags.get(TAG_RESULTS) == folder]
+    children = [run.info.run_id for parent in parents for run in client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"tags.`mlflow.parentRunId` = '{parent}'", max_results=10_000)]
+    return [*parents, *children]
+
+
+def retire_runs(uri: str, run_ids: list[str], when: str) -> None:
+    """Tag each run ``zoobench.restarted_at = when`` and move it to MLflow's trash
+    (``delete_run``: a soft delete; ``mlflow runs restore --run-id ID`` brings it back,
+    ``mlflow gc`` removes it for good)."""
+    client = MlflowClient(tracking_uri=uri)
+    for run_id in run_ids:
+        client.set_tag(run_id, TAG_RESTARTED, when)
+        client.delete_run(run_id)
+
+
 def trial_run_ids(tracking: Tracking, sweep: str) -> dict[str, str]:
     """Trial id → MLflow run id of the sweep's trial runs (for trials that never reported).
 
