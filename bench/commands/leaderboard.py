@@ -172,9 +172,10 @@ class Leaderboard:
         parser.add_argument("--sweep", metavar="NAME",
                             help="only this sweep (default: every sweep, each ranked apart)")
         parser.add_argument("--metric", metavar="M",
-                            help="rank by this val_* or test_* column (default: the "
-                                 "sweep's metric, on the test split when recorded); a val_* "
-                                 "metric other than the sweep's takes each trial's best epoch")
+                            help="rank by this val_* or test_* column, as named: "
+                                 "val_mean_iou ranks validation (default: the sweep's "
+                                 "metric, on the test split when recorded); a val_* metric "
+                                 "other than the sweep's takes each trial's best epoch")
         parser.add_argument("--mode", choices=("max", "min"),
                             help="whether larger is better for --metric (default: the "
                                  "sweep's mode for its metric; min for losses, else max)")

@@ -57,12 +57,25 @@ def case_frame(truth: np.ndarray, pred: np.ndarray, n_classes: int, class_names:
     return frame
 
 
+def case_mean_column(metric: str) -> str:
+    """``test_case_<metric>_fg_mean``: the per-trial mean of a per-case score over the
+    foreground classes."""
+    return f"test_case_{metric}_fg_mean"
+
+
 def case_means(frame: pd.DataFrame | None) -> dict[str, float]:
-    """``test_case_<metric>_mean`` over the non-NaN rows (NaN when none, or no frame)."""
+    """``test_case_<metric>_fg_mean``: the mean over the non-NaN case x class rows of the
+    foreground classes (NaN when none, or no frame).
+
+    Class 0 (the background) is left out, as MONAI's ``include_background=False`` and
+    nnU-Net do: with K >= 2 classes its near-perfect scores would swamp the objects'. A
+    K == 1 frame scores the foreground only (``class_index`` 1), so nothing is left out.
+    """
+    rows = frame[frame["class_index"] != 0] if frame is not None and len(frame) else None
     means = {}
     for metric in CASE_METRICS:
-        values = frame[metric].dropna() if frame is not None and len(frame) else []
-        means[f"test_case_{metric}_mean"] = float(np.mean(values)) if len(values) else math.nan
+        values = rows[metric].dropna() if rows is not None else []
+        means[case_mean_column(metric)] = float(np.mean(values)) if len(values) else math.nan
     return means
 
 
