@@ -62,9 +62,35 @@ def test_case_frame_rows_per_case_and_class():
     assert row.loc[(1, 1), "dice"] == pytest.approx(0.0)
     assert row.loc[(1, 0), "iou"] == pytest.approx(8 / 16)  # background: 8 shared of 16
     assert math.isnan(row.loc[(0, 2), "dice"])  # absent from truth and prediction
+    # Foreground only (issue 25.8), worked by hand: class 1 scores dice 1 (case 0) and 0
+    # (case 1); class 2 is absent from both cases (NaN, left out); the background's
+    # dice 1 and 16/24 and IoU 1 and 8/16 are left out.
     means = case_means(frame)
-    assert means["test_case_dice_mean"] == pytest.approx(frame["dice"].dropna().mean())
-    assert math.isnan(case_means(None)["test_case_iou_mean"])
+    assert set(means) == {"test_case_dice_fg_mean", "test_case_iou_fg_mean",
+                          "test_case_nsd_fg_mean", "test_case_hd95_fg_mean"}
+    assert means["test_case_dice_fg_mean"] == pytest.approx((1.0 + 0.0) / 2)
+    assert means["test_case_iou_fg_mean"] == pytest.approx((1.0 + 0.0) / 2)
+    assert frame["dice"].dropna().mean() > 0.5  # with the background it would be higher
+    assert math.isnan(case_means(None)["test_case_iou_fg_mean"])
+
+
+def test_case_means_leave_out_class_0_and_nan_rows():
+    frame = pd.DataFrame({"case": [0, 0, 0, 1, 1, 1], "class_index": [0, 1, 2, 0, 1, 2],
+                          "class_name": ["bg", "a", "b"] * 2,
+                          "dice": [0.99, 0.2, np.nan, 0.97, 0.5, 0.8],
+                          "iou": [0.98, 0.1, np.nan, 0.9, 0.4, 0.6],
+                          "nsd": [1.0, 0.3, np.nan, 1.0, 0.7, 0.9],
+                          "hd95": [0.0, 4.0, np.nan, 1.0, 2.0, 3.0]})
+    means = case_means(frame)
+    assert means["test_case_dice_fg_mean"] == pytest.approx((0.2 + 0.5 + 0.8) / 3)
+    assert means["test_case_iou_fg_mean"] == pytest.approx((0.1 + 0.4 + 0.6) / 3)
+    assert means["test_case_nsd_fg_mean"] == pytest.approx((0.3 + 0.7 + 0.9) / 3)
+    assert means["test_case_hd95_fg_mean"] == pytest.approx((4.0 + 2.0 + 3.0) / 3)
+    # K == 1: the frame holds the foreground (class_index 1) only; all of it counts.
+    binary = frame[frame["class_index"] == 1]
+    assert case_means(binary)["test_case_dice_fg_mean"] == pytest.approx(0.35)
+    only_background = frame[frame["class_index"] == 0]
+    assert math.isnan(case_means(only_background)["test_case_dice_fg_mean"])
 
 
 def test_case_frame_binary_scores_the_foreground_only():
@@ -124,7 +150,7 @@ def test_records_carry_test_columns_and_nan_for_scheduler_stops(tmp_path):
                           "iou": [0.8, np.nan], "nsd": [1.0, np.nan], "hd95": [0.0, np.nan]})
     tested = _outcome("t1", {"end_reason": "patience", "epochs_done": 2, "selected_epoch": 1,
                              "test_loss": 0.95, "test_mean_iou": 0.45,
-                             "test_case_dice_mean": 0.9, "final_seconds": 1.5}, cases)
+                             "test_case_dice_fg_mean": 0.9, "final_seconds": 1.5}, cases)
     stopped = _outcome("t2", {"epochs_done": 2})  # ASHA stopped it: no end reason, no test
     trials, _ = records.trial_rows([tested, stopped], spec, versions={}, run_ids={},
                                    experiment_id="0", png_paths={})
@@ -132,14 +158,17 @@ def test_records_carry_test_columns_and_nan_for_scheduler_stops(tmp_path):
     assert list(trials["stage"]) == ["final", "final"]
     assert (first["selected_epoch"], first["best_epoch"]) == (1, 1)
     assert first["test_mean_iou"] == 0.45 and first["test_loss"] == 0.95
-    assert math.isnan(first["test_case_iou_mean"])  # not in the result: NaN, column exists
+    assert math.isnan(first["test_case_iou_fg_mean"])  # not in the result: NaN, column exists
     assert second["end_reason"] == "scheduler"
-    for column in ("test_loss", "test_mean_iou", "test_dice_coef", "test_case_dice_mean"):
+    for column in ("test_loss", "test_mean_iou", "test_dice_coef", "test_case_dice_fg_mean"):
         assert math.isnan(second[column]), column
     assert pd.isna(second["selected_epoch"])
     rows = records.case_rows([tested, stopped], spec)
-    assert list(rows.columns) == ["trial_id", "model", "loss", "dataset", "seed", "case",
-                                  "class_index", "class_name", "dice", "iou", "nsd", "hd95"]
+    assert list(rows.columns) == ["trial_id", "model", "loss", "dataset", "seed", "config_id",
+                                  "stage", "case", "class_index", "class_name", "dice", "iou",
+                                  "nsd", "hd95"]
+    assert list(rows["stage"]) == ["final", "final"]
+    assert rows["config_id"].tolist() == [trials["config_id"].iloc[0]] * 2
     assert list(rows["trial_id"]) == ["t1", "t1"] and list(rows["dataset"]) == ["shapes"] * 2
     assert list(records.case_rows([stopped], spec).columns) == list(rows.columns)
     # A sweep with no tested trial has the same column types: the tables read back as one.
@@ -232,8 +261,11 @@ def test_sweep_tests_the_best_validation_epoch(digits_sweep):
     assert len(cases) == cases["case"].nunique() * 11
     assert sorted(cases["class_index"].unique()) == list(range(11))
     assert set(cases.loc[cases["class_index"] == 0, "class_name"]) == {"background"}
+    foreground = cases[cases["class_index"] != 0]
     for metric in ("dice", "iou", "nsd", "hd95"):
-        assert trial[f"test_case_{metric}_mean"] == pytest.approx(cases[metric].mean()), metric
+        assert trial[f"test_case_{metric}_fg_mean"] == pytest.approx(
+            foreground[metric].mean()), metric
+    assert set(cases["stage"]) == {"final"} and set(cases["config_id"]) == {trial["config_id"]}
     assert cases["dice"].dropna().between(0.0, 1.0).all()
 
     client = mlflow.MlflowClient(f"sqlite:///{results.resolve() / 'mlflow.db'}")
