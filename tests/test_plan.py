@@ -191,3 +191,15 @@ def test_max_concurrent_limits_a_random_search_and_reuse_workers_reaches_tune():
         is False
     optuna = make_plan(parse_spec(SPEC + "max_concurrent: 2\nsearch: optuna\n")).tune_config
     assert optuna.max_concurrent_trials == 2  # Tune wraps a Searcher in a ConcurrencyLimiter
+
+
+def test_asha_refusal_exits_2_with_one_line_before_anything_is_written(tmp_path, capsys):
+    from tests.conftest import run_cli
+
+    spec = tmp_path / "asha.yaml"
+    spec.write_text(SPEC + "scheduler: asha\n")
+    assert run_cli("sweep", str(spec), "--results", str(tmp_path / "r")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(
+        "zoobench: error: t: scheduler: asha with 2 seeds outside a protocol"), err
+    assert not (tmp_path / "r").exists()

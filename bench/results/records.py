@@ -5,8 +5,8 @@ table with a ``sweep`` column)::
 
     trials.parquet/sweep=NAME/part-0.parquet       one row per trial
     history.parquet/sweep=NAME/part-0.parquet      one row per trial x epoch
-    leaderboard.parquet/sweep=NAME/part-0.parquet  one row per dataset x model x loss
-    cases.parquet/sweep=NAME/part-0.parquet        one row per trial x test case x class
+    leaderboard.parquet/sweep=NAME/part-0.parquet  one row per configuration (config_id)
+    cases.parquet/sweep=NAME/part-0.parquet        one row per tested trial x test case x class
     predictions/NAME/TRIAL_ID.png                  sample predictions of each trial
 
 Read them back with ``bench.results.leaderboard.load_results``, which unifies the schemas of
