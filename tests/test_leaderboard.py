@@ -596,3 +596,34 @@ def test_rows_are_configurations_when_a_cell_has_several():
     # One configuration per cell: one row, no config column in the summary.
     one = lb.aggregate(t.assign(config_id="c1", lr=1e-3))
     assert len(one) == 1 and int(one["count"].iloc[0]) == 6 and "config" not in lb.summary(one)
+
+
+def test_across_compares_the_configurations_of_a_cell_as_they_are(tmp_path):
+    # 2 models x 2 learning rates (the same two on every dataset, as the plan draws them)
+    # x 3 datasets x 3 seeds: --across ranks 4 configurations; it failed on the duplicate
+    # model x loss labels before.
+    rng = np.random.default_rng(3)
+    rows, means = [], {}
+    for dataset in ("d1", "d2", "d3"):
+        for model in ("a", "b"):
+            for lr in (1e-3, 1e-2):
+                values = rng.random(3)
+                means[(dataset, f"{model} [lr={lr:.3g}]")] = values.mean()
+                for seed, v in enumerate(values):
+                    rows.append({"dataset": dataset, "model": model, "loss": "dice",
+                                 "seed": seed, "trial_id": f"t{len(rows)}", "lr": lr,
+                                 "status": "TERMINATED", "end_reason": "completed",
+                                 "val_mean_iou": v, "metric": "val_mean_iou", "mode": "max",
+                                 "config_id": f"{dataset}-{model}-{lr}"})
+    part = tmp_path / "trials.parquet" / "sweep=s"
+    part.mkdir(parents=True)
+    pd.DataFrame(rows).to_parquet(part / "part-0.parquet")
+    status, out = run_cli("leaderboard", ["--results", str(tmp_path), "--across",
+                                          "--format", "json"])
+    payload = json.loads(out)
+    assert status == 0 and payload["friedman"]["k"] == 4 and payload["friedman"]["n"] == 3
+    configs = sorted({c for _, c in means})
+    assert sorted(r["model"] for r in payload["table"]) == configs
+    expected = stats.friedmanchisquare(*[[means[(d, c)] for d in ("d1", "d2", "d3")]
+                                         for c in configs])
+    assert payload["friedman"]["statistic"] == pytest.approx(expected.statistic)

@@ -88,7 +88,7 @@ def test_random_search_draws_the_same_params_for_the_same_spec(tmp_path):
 
 def test_a_draw_is_tunes_domain_sampled_by_a_generator_keyed_by_cell_sample_and_name(tmp_path):
     # The value is recomputed here from its documented key: SHA-256 of
-    # [search_seed, "dataset | model | loss", sample, name] seeds NumPy's default_rng, and
+    # [search_seed, "model | loss", sample, name] seeds NumPy's default_rng, and
     # Tune's own loguniform samples from it (log-uniform: exp of a uniform in log space).
     import hashlib
     import json
@@ -97,7 +97,7 @@ def test_a_draw_is_tunes_domain_sampled_by_a_generator_keyed_by_cell_sample_and_
 
     configs = drawn_configs(parse_spec(SPEC, "s.yaml"), tmp_path)
     for c in configs:
-        key = json.dumps([0, "shapes | testnet | dice", c["sample"], "lr"]).encode()
+        key = json.dumps([0, "testnet | dice", c["sample"], "lr"]).encode()
         rng = np.random.default_rng(int.from_bytes(hashlib.sha256(key).digest()[:8], "little"))
         assert c["lr"] == pytest.approx(math.exp(rng.uniform(math.log(1e-4), math.log(1e-2))),
                                         rel=1e-12)
@@ -105,11 +105,22 @@ def test_a_draw_is_tunes_domain_sampled_by_a_generator_keyed_by_cell_sample_and_
     two = parse_spec(SPEC.replace("models: [testnet]", "models: [testnet, unet_shallow]"))
     both = drawn_configs(two, tmp_path)
     assert len(both) == 2 * 3 * 2
-    lr = {(c["model"], c["sample"]) for c in both}
-    assert len(lr) == 6
     assert len({c["lr"] for c in both}) == 6  # 2 cells x 3 samples, shared by the 2 seeds
     # The testnet cell draws what it drew alone: adding a model changes no other cell.
     assert {c["lr"] for c in both if c["model"] == "testnet"} == {c["lr"] for c in configs}
+    # Two datasets: sample k of testnet x dice is one configuration on both (--across).
+    two_data = SPEC.replace("dataset: {name: shapes, height: 16, width: 16, channels: 3, "
+                            "classes: 3, train: 8, val: 4}",
+                            "datasets: [{name: shapes, height: 16, width: 16, channels: 3, "
+                            "classes: 3, train: 8, val: 4}, {name: digits, height: 16, "
+                            "width: 16, train: 8, val: 4}]")
+    assert two_data != SPEC
+    per_dataset = drawn_configs(parse_spec(two_data), tmp_path)
+    assert len(per_dataset) == 2 * 3 * 2
+    for dataset in ("shapes", "digits"):
+        assert sorted((c["sample"], c["seed"], c["lr"]) for c in per_dataset
+                      if c["dataset"] == dataset) == sorted(
+            (c["sample"], c["seed"], c["lr"]) for c in configs)
 
 
 def test_acceptance_three_seeds_one_sample_is_one_learning_rate(tmp_path):

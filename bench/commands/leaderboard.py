@@ -145,7 +145,10 @@ def _other_side(args: argparse.Namespace, trials: pd.DataFrame) -> tuple[str, pd
 def _print_across(board: pd.DataFrame, fmt: str) -> int:
     """``--across``: the across-datasets table, and what it means on stderr."""
     from bench.results import across
-    result = across.across(board)
+    from bench.results.leaderboard import configurations_as_models
+
+    # Several configurations of a model x loss are compared as configurations.
+    result = across.across(configurations_as_models(board))
     if fmt == "json":
         payload = {"table": json.loads(result.table.to_json(orient="records")),
                    "friedman": result.friedman._asdict(), "critical_difference": result.cd,

@@ -701,6 +701,30 @@ def config_texts(board: pd.DataFrame) -> list[str] | None:
     return texts
 
 
+def configurations_as_models(board: pd.DataFrame) -> pd.DataFrame:
+    """``board`` with each row's ``model`` naming its configuration, ``unet [lr=0.001]``,
+    when a model x loss has several configurations (else ``board`` as it is).
+
+    For tables keyed by model x loss (``bench.results.across``): sample k of a model x loss
+    has the same hyperparameters on every dataset (``bench.spec.plan``), so its label is
+    the same on each, and the configurations are compared as they are.
+    """
+    cell = [c for c in KEYS if c in board]
+    if "hyperparameters" not in board or not board.duplicated(cell).any():
+        return board
+    values = [json.loads(h) if isinstance(h, str) and h else {}
+              for h in board["hyperparameters"]]
+    pair = board["model"].astype(str) + " | " + board["loss"].astype(str)
+    labels = []
+    for i, own in enumerate(values):
+        peers = [values[j] for j in range(len(values)) if pair.iloc[j] == pair.iloc[i]]
+        differ = [k for k in own if any(p.get(k) != own[k] for p in peers)]
+        inner = ", ".join(f"{k}={_short(own[k])}" for k in differ)
+        labels.append(f"{board['model'].iloc[i]} [{inner}]" if inner
+                      else str(board["model"].iloc[i]))
+    return board.assign(model=labels)
+
+
 def _short(value: Any) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 

@@ -8,8 +8,10 @@ hyperparameter; its seeds share those values, so the spread over seeds is seed n
   ``model``, ``loss``, ``sample`` (0 .. samples-1) and ``seed`` as ``grid_search`` (every
   cell, configuration and seed is run). A searched hyperparameter is a ``tune.sample_from``
   (``SharedDraw``) whose value is drawn from its Tune domain with a generator keyed by
-  (``search_seed``, cell, sample, name): the seeds of one sample get the same value, and
-  the same spec the same values. A spec that leaves cells out (``skip_incompatible``) is
+  (``search_seed``, model, loss, sample, name): the seeds of one sample get the same value,
+  and the same spec the same values. The dataset is not in the key, so sample k of a model
+  x loss is one configuration on every dataset (``--across`` compares it as it is). A spec
+  that leaves cells out (``skip_incompatible``) is
   not a product of grids: its dataset x model x loss cells are one ``cell`` grid instead
   (``bench.common.cells``).
 * ``tune_config``: the search algorithm (``random`` = Tune's BasicVariantGenerator over
@@ -64,28 +66,30 @@ def _domain(value: Any) -> Any:
 
 
 def draw_seed(search_seed: int, cell: str, sample: int, name: str) -> int:
-    """The generator seed of one hyperparameter's draw: a SHA-256 of its key, 64 bits."""
+    """The generator seed of one hyperparameter's draw: a SHA-256 of its key, 64 bits.
+
+    ``cell`` is the ``model | loss`` label (``bench.common.cells.cell_label``)."""
     key = json.dumps([int(search_seed), str(cell), int(sample), str(name)])
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little")
 
 
 class SharedDraw:
-    """``tune.sample_from`` callable: hyperparameter ``name``'s value for a trial's cell and
-    sample, the same for every seed (picklable; Tune keeps it in its experiment state).
+    """``tune.sample_from`` callable: hyperparameter ``name``'s value for a trial's model x
+    loss and sample, the same for every seed and dataset (picklable; Tune keeps it in its
+    experiment state).
 
     The value is ``domain.sample`` (Tune's own sampling of ``uniform``, ``loguniform``,
     ``randint``, ``choice``) with a NumPy generator seeded by ``draw_seed``.
     """
 
-    def __init__(self, space: Space, name: str, search_seed: int, dataset: str) -> None:
-        self.space, self.name = space, name
-        self.search_seed, self.dataset = int(search_seed), dataset
+    def __init__(self, space: Space, name: str, search_seed: int) -> None:
+        self.space, self.name, self.search_seed = space, name, int(search_seed)
 
-    def cell(self, config: dict[str, Any]) -> str:
-        """The trial's cell label (``dataset | model | loss``) from its grid values."""
+    @staticmethod
+    def cell(config: dict[str, Any]) -> str:
+        """The trial's ``model | loss`` label from its grid values (or its ``cell``)."""
         resolved = cells.resolve(dict(config))
-        return cells.cell_label(str(resolved.get("model")), str(resolved.get("loss")),
-                                str(resolved.get("dataset") or self.dataset))
+        return cells.cell_label(str(resolved.get("model")), str(resolved.get("loss")))
 
     def __call__(self, config: dict[str, Any]) -> Any:
         # Tune's variant generator passes the experiment's spec, the config under "config".
@@ -121,8 +125,7 @@ def param_space(spec: SweepSpec) -> dict[str, Any]:
     grid[SAMPLE_KEY] = list(range(spec.samples))
     grid["seed"] = list(spec.seeds)
     space = {key: tune.grid_search(values) for key, values in grid.items()}
-    dataset = spec.datasets[0].label
-    space.update({key: tune.sample_from(SharedDraw(value, key, spec.search_seed, dataset))
+    space.update({key: tune.sample_from(SharedDraw(value, key, spec.search_seed))
                   if isinstance(value, Space) else value
                   for key, value in spec.params.items()})
     return space
