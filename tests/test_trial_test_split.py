@@ -16,6 +16,8 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import zoo
 from bench.results import records
@@ -91,6 +93,35 @@ def test_case_means_leave_out_class_0_and_nan_rows():
     assert case_means(binary)["test_case_dice_fg_mean"] == pytest.approx(0.35)
     only_background = frame[frame["class_index"] == 0]
     assert math.isnan(case_means(only_background)["test_case_dice_fg_mean"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 5), st.integers(2, 5), st.data())
+def test_case_means_ignore_every_background_value(cases, k, data):
+    """Property: the fg means are the mean of the non-NaN rows of classes 1..K-1, whatever
+    the background rows hold (here: replaced by anything, NaN included)."""
+    n = cases * k
+    value = st.one_of(st.floats(0, 1), st.just(math.nan))
+    scores = {m: data.draw(st.lists(value, min_size=n, max_size=n)) for m in
+              ("dice", "iou", "nsd", "hd95")}
+    frame = pd.DataFrame({"case": np.repeat(np.arange(cases), k),
+                          "class_index": np.tile(np.arange(k), cases),
+                          "class_name": ["c"] * n, **scores})
+    means = case_means(frame)
+    background = frame["class_index"] == 0
+    other = frame.copy()
+    other.loc[background, ["dice", "iou", "nsd", "hd95"]] = data.draw(value)
+    again = case_means(other)
+    for metric in ("dice", "iou", "nsd", "hd95"):
+        fg = np.array([v for v, c in zip(scores[metric], frame["class_index"], strict=True)
+                       if c != 0 and not math.isnan(v)])
+        got = means[f"test_case_{metric}_fg_mean"]
+        if fg.size:
+            assert got == pytest.approx(fg.sum() / fg.size)
+        else:
+            assert math.isnan(got)
+        assert (math.isnan(got) and math.isnan(again[f"test_case_{metric}_fg_mean"])) or \
+            got == again[f"test_case_{metric}_fg_mean"]
 
 
 def test_case_frame_binary_scores_the_foreground_only():
