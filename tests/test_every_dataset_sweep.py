@@ -91,7 +91,7 @@ def test_each_dataset_ran_with_the_model_that_takes_it(every_dataset):
 def test_every_trial_has_finite_test_columns(every_dataset):
     trials, _ = every_dataset
     for column in ("test_loss", "test_mean_iou", "test_dice_coef", "test_pixel_accuracy",
-                   "test_case_dice"):
+                   "test_case_dice_fg"):
         values = trials[column].astype(float)
         assert values.map(math.isfinite).all(), (column, trials[["dataset", column]])
     assert trials["test_mean_iou"].between(0, 1).all()

@@ -514,3 +514,118 @@ def test_aggregate_of_a_tune_stage_alone_is_an_empty_board(trials):
     # A protocol sweep's live tables before stage 2: nothing is ranked yet, nothing crashes.
     board = lb.aggregate(trials.assign(stage="tune"))
     assert board.empty and {"model", "loss", "rank", "count"} <= set(board.columns)
+
+
+# ---- issue 25: configurations, selection on validation, --metric val_* ranks validation
+def _validation_test_table() -> pd.DataFrame:
+    """Two models x 3 seeds where validation and test disagree: model a's validation-best
+    seed (1) is not its test-best (2); on validation b beats a, on test a beats b."""
+    return table([("a", 0, "TERMINATED", "completed", 0.50),
+                  ("a", 1, "TERMINATED", "completed", 0.80),
+                  ("a", 2, "TERMINATED", "completed", 0.60),
+                  ("b", 0, "TERMINATED", "completed", 0.85),
+                  ("b", 1, "TERMINATED", "completed", 0.86),
+                  ("b", 2, "TERMINATED", "completed", 0.87)],
+                 test_mean_iou=[0.70, 0.55, 0.90, 0.40, 0.41, 0.42],
+                 mlflow_run_id=["ra0", "ra1", "ra2", "rb0", "rb1", "rb2"])
+
+
+def test_best_run_is_chosen_on_validation_not_test():
+    board = lb.aggregate(_validation_test_table()).set_index("model")
+    assert (board["metric"] == "test_mean_iou").all()  # ranked on test, as before
+    assert board.loc["a", "rank"] == 1  # test means: a 0.7167, b 0.41
+    # a's best run is seed 1 (validation 0.80), not seed 2 (test 0.90); its reported best
+    # is that run's test value.
+    assert board.loc["a", "best_seed"] == 1 and board.loc["a", "best_mlflow_run_id"] == "ra1"
+    assert board.loc["a", "test_mean_iou_best"] == pytest.approx(0.55)
+    assert board.loc["b", "best_mlflow_run_id"] == "rb2"
+    assert board.loc["b", "test_mean_iou_best"] == pytest.approx(0.42)
+
+
+def test_metric_val_mean_iou_ranks_validation(tmp_path):
+    trials = _validation_test_table()
+    board = lb.aggregate(trials, metric="val_mean_iou").set_index("model")
+    assert (board["metric"] == "val_mean_iou").all()
+    assert board.loc["b", "rank"] == 1 and board.loc["a", "rank"] == 2
+    assert board.loc["b", "val_mean_iou_mean"] == pytest.approx(0.86)
+    assert board.loc["a", "val_mean_iou_mean"] == pytest.approx((0.5 + 0.8 + 0.6) / 3)
+    assert board.loc["a", "val_mean_iou_best"] == pytest.approx(0.80)
+    # The CLI: --metric val_mean_iou ranks validation, and its JSON rows say so.
+    part = tmp_path / "trials.parquet" / "sweep=s"
+    part.mkdir(parents=True)
+    trials.drop(columns=["sweep"]).to_parquet(part / "part-0.parquet")
+    status, out = run_cli("leaderboard", ["--results", str(tmp_path), "--metric",
+                                          "val_mean_iou", "--format", "json"])
+    rows = json.loads(out)
+    assert status == 0 and [r["metric"] for r in rows] == ["val_mean_iou"] * 2
+    assert [(r["model"], r["rank"]) for r in rows] == [("b", 1), ("a", 2)]
+    status, out = run_cli("leaderboard", ["--results", str(tmp_path), "--format", "json"])
+    assert [(r["model"], r["metric"]) for r in json.loads(out)] == [
+        ("a", "test_mean_iou"), ("b", "test_mean_iou")]
+
+
+def test_register_best_refuses_a_board_ranked_on_test():
+    from bench.tracking.model_registry import register_best
+
+    board = lb.aggregate(_validation_test_table())
+    with pytest.raises(ValueError, match="ranked on 'test_mean_iou'"):
+        register_best(None, board, "m", "s")  # type: ignore[arg-type]
+    # The sweep registers from the board ranked on validation: model b's run rb2.
+    val = lb.aggregate(_validation_test_table(), metric="val_mean_iou")
+    assert val.loc[val["rank"] == 1, "best_mlflow_run_id"].tolist() == ["rb2"]
+
+
+def test_rows_are_configurations_when_a_cell_has_several():
+    # testnet x dice, 2 samples x 3 seeds: two rows of n = 3, each its own lr.
+    lrs = [1e-3] * 3 + [5e-3] * 3
+    values = [0.50, 0.52, 0.54, 0.70, 0.40, 0.60]
+    t = table([("testnet", s % 3, "TERMINATED", "completed", v)
+               for s, v in enumerate(values)],
+              lr=lrs, batch_size=[8] * 6, config_id=["c1"] * 3 + ["c5"] * 3)
+    board = lb.aggregate(t).set_index("config_id")
+    assert list(board["count"]) == [3, 3] and len(board) == 2
+    assert board.loc["c1", "val_mean_iou_mean"] == pytest.approx(0.52)
+    assert board.loc["c5", "val_mean_iou_mean"] == pytest.approx((0.7 + 0.4 + 0.6) / 3)
+    assert board.loc["c1", "val_mean_iou_std"] == pytest.approx(0.02)
+    assert json.loads(board.loc["c5", "hyperparameters"]) == {"batch_size": 8, "lr": 5e-3}
+    assert board.loc["c5", "rank"] == 1 and board.loc["c1", "rank"] == 2
+    # The paired test pairs the two configurations seed by seed: differences (0.2, -0.12,
+    # 0.06), a paired t-test with 2 degrees of freedom.
+    expected = stats.ttest_rel([0.70, 0.40, 0.60], [0.50, 0.52, 0.54]).pvalue
+    assert board.loc["c1", "p_vs_best"] == pytest.approx(expected)
+    shown = lb.summary(lb.aggregate(t))
+    assert shown["config"].tolist() == ["lr=0.005", "lr=0.001"]
+    # One configuration per cell: one row, no config column in the summary.
+    one = lb.aggregate(t.assign(config_id="c1", lr=1e-3))
+    assert len(one) == 1 and int(one["count"].iloc[0]) == 6 and "config" not in lb.summary(one)
+
+
+def test_across_compares_the_configurations_of_a_cell_as_they_are(tmp_path):
+    # 2 models x 2 learning rates (the same two on every dataset, as the plan draws them)
+    # x 3 datasets x 3 seeds: --across ranks 4 configurations; it failed on the duplicate
+    # model x loss labels before.
+    rng = np.random.default_rng(3)
+    rows, means = [], {}
+    for dataset in ("d1", "d2", "d3"):
+        for model in ("a", "b"):
+            for lr in (1e-3, 1e-2):
+                values = rng.random(3)
+                means[(dataset, f"{model} [lr={lr:.3g}]")] = values.mean()
+                for seed, v in enumerate(values):
+                    rows.append({"dataset": dataset, "model": model, "loss": "dice",
+                                 "seed": seed, "trial_id": f"t{len(rows)}", "lr": lr,
+                                 "status": "TERMINATED", "end_reason": "completed",
+                                 "val_mean_iou": v, "metric": "val_mean_iou", "mode": "max",
+                                 "config_id": f"{dataset}-{model}-{lr}"})
+    part = tmp_path / "trials.parquet" / "sweep=s"
+    part.mkdir(parents=True)
+    pd.DataFrame(rows).to_parquet(part / "part-0.parquet")
+    status, out = run_cli("leaderboard", ["--results", str(tmp_path), "--across",
+                                          "--format", "json"])
+    payload = json.loads(out)
+    assert status == 0 and payload["friedman"]["k"] == 4 and payload["friedman"]["n"] == 3
+    configs = sorted({c for _, c in means})
+    assert sorted(r["model"] for r in payload["table"]) == configs
+    expected = stats.friedmanchisquare(*[[means[(d, c)] for d in ("d1", "d2", "d3")]
+                                         for c in configs])
+    assert payload["friedman"]["statistic"] == pytest.approx(expected.statistic)

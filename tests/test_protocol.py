@@ -60,6 +60,22 @@ def test_select_params_takes_each_cells_best_validation_trial():
     assert chosen[cell_label("b", "ce")]["lr"] == pytest.approx(2e-4)
 
 
+def test_select_params_scores_a_configuration_by_its_mean_over_tune_seeds():
+    # lr 1e-3 on seeds 0, 1: 0.9 and 0.1 (mean 0.5); lr 2e-3: 0.6 and 0.6 (mean 0.6). Its
+    # best single trial (0.9) does not make a configuration the choice; its mean does.
+    rows = [("t1", 0, 1e-3, 0.9), ("t2", 1, 1e-3, 0.1), ("t3", 0, 2e-3, 0.6),
+            ("t4", 1, 2e-3, 0.6), ("t5", 0, 3e-3, 0.7), ("t6", 1, 3e-3, math.nan)]
+    trials = pd.DataFrame([{"trial_id": t, "model": "a", "loss": "dice", "seed": seed,
+                            "status": "TERMINATED" if v == v else "NAN", "val_mean_iou": v,
+                            "batch_size": 16, "lr": lr} for t, seed, lr, v in rows])
+    # lr 3e-3: one diverged seed is not counted, so its mean is its other seed's 0.7.
+    (chosen,) = select_params(trials, _spec()).values()
+    assert chosen["lr"] == pytest.approx(3e-3) and chosen["_score"] == pytest.approx(0.7)
+    (chosen,) = select_params(trials[trials["lr"] != 3e-3], _spec()).values()
+    assert chosen["lr"] == pytest.approx(2e-3) and chosen["_score"] == pytest.approx(0.6)
+    assert chosen["_trial_id"] == "t3"
+
+
 def test_select_params_follows_mode_min():
     trials = pd.DataFrame([
         {"trial_id": "t1", "model": "a", "loss": "dice", "status": "TERMINATED",
@@ -119,14 +135,15 @@ protocol:
 
 def _protocol_tables(results, name):
     frames = {}
-    for table in ("trials", "leaderboard"):
+    for table in ("trials", "leaderboard", "cases"):
         frame = pd.read_parquet(results / f"{table}.parquet")
         frame["sweep"] = frame["sweep"].astype(str)
         frames[table] = frame[frame["sweep"] == name].reset_index(drop=True)
-    return frames["trials"], frames["leaderboard"]
+    return frames["trials"], frames["leaderboard"], frames["cases"]
 
 
-def _check_protocol_outcome(trials: pd.DataFrame, board: pd.DataFrame, epochs: int) -> None:
+def _check_protocol_outcome(trials: pd.DataFrame, board: pd.DataFrame, epochs: int,
+                            cases: pd.DataFrame) -> None:
     tune = trials[trials["stage"] == "tune"]
     final = trials[trials["stage"] == "final"]
     assert len(tune) == 2 and len(final) == 2
@@ -138,6 +155,17 @@ def _check_protocol_outcome(trials: pd.DataFrame, board: pd.DataFrame, epochs: i
     assert final["test_mean_iou"].between(0, 1).all()
     # The leaderboard ranks the final stage only: two seeds, not four trials.
     assert len(board) == 1 and int(board["count"].iloc[0]) == 2
+    # Issue 25.3: only the final stage is tested. The tune trials ended by themselves (the
+    # epoch they would have tested is recorded) but carry no test number and no case.
+    assert set(tune["end_reason"]) == {"completed"} and tune["selected_epoch"].notna().all()
+    tested = [c for c in trials.columns if c.startswith("test_")]
+    assert "test_mean_iou" in tested and "test_case_dice_fg" in tested
+    assert tune[tested].isna().all().all(), tune[tested]
+    assert set(cases["stage"]) == {"final"}
+    assert set(cases["trial_id"]) == set(final["trial_id"])
+    # The final trials are the chosen tune configuration: one config_id, the tune trial's.
+    assert set(final["config_id"]) == {best["config_id"]} == set(cases["config_id"])
+    assert board["config_id"].tolist() == [best["config_id"]]
 
 
 def test_protocol_sweep_tunes_then_retrains_the_choice_on_final_seeds(tmp_path, capsys):
@@ -148,12 +176,12 @@ def test_protocol_sweep_tunes_then_retrains_the_choice_on_final_seeds(tmp_path, 
     results = tmp_path / "results"
     assert run_cli("sweep", str(spec), "--results", str(results)) == 0
     assert "retraining 1 chosen settings on seeds [1, 2]" in capsys.readouterr().out
-    trials, board = _protocol_tables(results, "proto")
-    _check_protocol_outcome(trials, board, epochs=2)
+    trials, board, cases = _protocol_tables(results, "proto")
+    _check_protocol_outcome(trials, board, epochs=2, cases=cases)
 
     # A rerun resumes both stages: nothing trains again, the same rows come back.
     assert run_cli("sweep", str(spec), "--results", str(results)) == 0
-    again, _ = _protocol_tables(results, "proto")
+    again, _, _ = _protocol_tables(results, "proto")
     assert sorted(again["trial_id"]) == sorted(trials["trial_id"])
 
 
@@ -223,8 +251,8 @@ def test_protocol_sweep_killed_in_stage_2_resumes(tmp_path):
     assert list(live["stage"].astype(str)) == ["tune", "tune"], live[["stage", "status"]]
 
     assert run_cli(*argv) == 0
-    trials, board = _protocol_tables(results, "killed")
-    _check_protocol_outcome(trials, board, epochs=epochs)
+    trials, board, cases = _protocol_tables(results, "killed")
+    _check_protocol_outcome(trials, board, epochs=epochs, cases=cases)
     history = pd.read_parquet(results / "history.parquet")
     history = history[history["sweep"].astype(str) == "killed"]
     for trial_id, rows in history.groupby("trial_id"):

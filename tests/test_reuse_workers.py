@@ -30,7 +30,7 @@ max_concurrent: 1
 reuse_workers: {reuse}
 """
 COMPARED = ["train_loss", "val_loss", "val_mean_iou", "val_dice_coef", "val_pixel_accuracy"]
-TESTED = ["test_loss", "test_mean_iou", "test_dice_coef", "test_case_dice"]
+TESTED = ["test_loss", "test_mean_iou", "test_dice_coef", "test_case_dice_fg"]
 
 
 def _sweep(tmp: Path, name: str, seeds: list[int], epochs: int,

@@ -22,12 +22,12 @@ TRIAL_COLUMNS = [
     "val_pixel_accuracy", "val_iou_class_0", "val_iou_class_2", "n_params", "error", "spec",
     "versions", "metric", "mode", "predictions_png", "epochs", "started_at", "ended_at",
     "stage", "selected_epoch", "test_loss", "test_mean_iou", "test_dice_coef",
-    "test_pixel_accuracy", "test_iou_class_0", "test_iou_class_2", "test_case_dice",
-    "test_case_iou", "test_case_nsd", "test_case_hd95",
+    "test_pixel_accuracy", "test_iou_class_0", "test_iou_class_2", "test_case_dice_fg",
+    "test_case_iou_fg", "test_case_nsd_fg", "test_case_hd95_fg", "config_id",
 ]
 CASE_COLUMNS = [
-    "sweep", "trial_id", "model", "loss", "dataset", "seed", "case", "class_index",
-    "class_name", "dice", "iou", "nsd", "hd95",
+    "sweep", "trial_id", "model", "loss", "dataset", "seed", "config_id", "stage", "case",
+    "class_index", "class_name", "dice", "iou", "nsd", "hd95",
 ]
 HISTORY_COLUMNS = [
     "sweep", "trial_id", "model", "loss", "dataset", "seed", "epoch", "train_loss", "val_loss",
@@ -96,7 +96,10 @@ def test_each_trial_tests_its_best_validation_epoch(tables):
         assert 0.0 <= row["test_mean_iou"] <= 1.0
         own = cases[cases["trial_id"] == trial.trial_id]
         assert len(own) == own["case"].nunique() * 3  # every test case x each of 3 classes
-        assert row["test_case_dice"] == pytest.approx(own["dice"].mean())
+        # Foreground classes only (K = 3): class 0 is left out of the per-case means.
+        foreground = own[own["class_index"] != 0]
+        assert row["test_case_dice_fg"] == pytest.approx(foreground["dice"].mean())
+        assert set(own["stage"]) == {"final"} and set(own["config_id"]) == {row["config_id"]}
     assert [c for c in CASE_COLUMNS if c not in cases.columns] == []
     assert set(cases["class_name"]) == {"background", "circle", "square"}
 

@@ -16,6 +16,8 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import zoo
 from bench.results import records
@@ -62,9 +64,64 @@ def test_case_frame_rows_per_case_and_class():
     assert row.loc[(1, 1), "dice"] == pytest.approx(0.0)
     assert row.loc[(1, 0), "iou"] == pytest.approx(8 / 16)  # background: 8 shared of 16
     assert math.isnan(row.loc[(0, 2), "dice"])  # absent from truth and prediction
+    # Foreground only (issue 25.8), worked by hand: class 1 scores dice 1 (case 0) and 0
+    # (case 1); class 2 is absent from both cases (NaN, left out); the background's
+    # dice 1 and 16/24 and IoU 1 and 8/16 are left out.
     means = case_means(frame)
-    assert means["test_case_dice_mean"] == pytest.approx(frame["dice"].dropna().mean())
-    assert math.isnan(case_means(None)["test_case_iou_mean"])
+    assert set(means) == {"test_case_dice_fg", "test_case_iou_fg",
+                          "test_case_nsd_fg", "test_case_hd95_fg"}
+    assert means["test_case_dice_fg"] == pytest.approx((1.0 + 0.0) / 2)
+    assert means["test_case_iou_fg"] == pytest.approx((1.0 + 0.0) / 2)
+    assert frame["dice"].dropna().mean() > 0.5  # with the background it would be higher
+    assert math.isnan(case_means(None)["test_case_iou_fg"])
+
+
+def test_case_means_leave_out_class_0_and_nan_rows():
+    frame = pd.DataFrame({"case": [0, 0, 0, 1, 1, 1], "class_index": [0, 1, 2, 0, 1, 2],
+                          "class_name": ["bg", "a", "b"] * 2,
+                          "dice": [0.99, 0.2, np.nan, 0.97, 0.5, 0.8],
+                          "iou": [0.98, 0.1, np.nan, 0.9, 0.4, 0.6],
+                          "nsd": [1.0, 0.3, np.nan, 1.0, 0.7, 0.9],
+                          "hd95": [0.0, 4.0, np.nan, 1.0, 2.0, 3.0]})
+    means = case_means(frame)
+    assert means["test_case_dice_fg"] == pytest.approx((0.2 + 0.5 + 0.8) / 3)
+    assert means["test_case_iou_fg"] == pytest.approx((0.1 + 0.4 + 0.6) / 3)
+    assert means["test_case_nsd_fg"] == pytest.approx((0.3 + 0.7 + 0.9) / 3)
+    assert means["test_case_hd95_fg"] == pytest.approx((4.0 + 2.0 + 3.0) / 3)
+    # K == 1: the frame holds the foreground (class_index 1) only; all of it counts.
+    binary = frame[frame["class_index"] == 1]
+    assert case_means(binary)["test_case_dice_fg"] == pytest.approx(0.35)
+    only_background = frame[frame["class_index"] == 0]
+    assert math.isnan(case_means(only_background)["test_case_dice_fg"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 5), st.integers(2, 5), st.data())
+def test_case_means_ignore_every_background_value(cases, k, data):
+    """Property: the fg means are the mean of the non-NaN rows of classes 1..K-1, whatever
+    the background rows hold (here: replaced by anything, NaN included)."""
+    n = cases * k
+    value = st.one_of(st.floats(0, 1), st.just(math.nan))
+    scores = {m: data.draw(st.lists(value, min_size=n, max_size=n)) for m in
+              ("dice", "iou", "nsd", "hd95")}
+    frame = pd.DataFrame({"case": np.repeat(np.arange(cases), k),
+                          "class_index": np.tile(np.arange(k), cases),
+                          "class_name": ["c"] * n, **scores})
+    means = case_means(frame)
+    background = frame["class_index"] == 0
+    other = frame.copy()
+    other.loc[background, ["dice", "iou", "nsd", "hd95"]] = data.draw(value)
+    again = case_means(other)
+    for metric in ("dice", "iou", "nsd", "hd95"):
+        fg = np.array([v for v, c in zip(scores[metric], frame["class_index"], strict=True)
+                       if c != 0 and not math.isnan(v)])
+        got = means[f"test_case_{metric}_fg"]
+        if fg.size:
+            assert got == pytest.approx(fg.sum() / fg.size)
+        else:
+            assert math.isnan(got)
+        assert (math.isnan(got) and math.isnan(again[f"test_case_{metric}_fg"])) or \
+            got == again[f"test_case_{metric}_fg"]
 
 
 def test_case_frame_binary_scores_the_foreground_only():
@@ -124,7 +181,7 @@ def test_records_carry_test_columns_and_nan_for_scheduler_stops(tmp_path):
                           "iou": [0.8, np.nan], "nsd": [1.0, np.nan], "hd95": [0.0, np.nan]})
     tested = _outcome("t1", {"end_reason": "patience", "epochs_done": 2, "selected_epoch": 1,
                              "test_loss": 0.95, "test_mean_iou": 0.45,
-                             "test_case_dice_mean": 0.9, "final_seconds": 1.5}, cases)
+                             "test_case_dice_fg": 0.9, "final_seconds": 1.5}, cases)
     stopped = _outcome("t2", {"epochs_done": 2})  # ASHA stopped it: no end reason, no test
     trials, _ = records.trial_rows([tested, stopped], spec, versions={}, run_ids={},
                                    experiment_id="0", png_paths={})
@@ -132,14 +189,17 @@ def test_records_carry_test_columns_and_nan_for_scheduler_stops(tmp_path):
     assert list(trials["stage"]) == ["final", "final"]
     assert (first["selected_epoch"], first["best_epoch"]) == (1, 1)
     assert first["test_mean_iou"] == 0.45 and first["test_loss"] == 0.95
-    assert math.isnan(first["test_case_iou"])  # not in the result: NaN, column exists
+    assert math.isnan(first["test_case_iou_fg"])  # not in the result: NaN, column exists
     assert second["end_reason"] == "scheduler"
-    for column in ("test_loss", "test_mean_iou", "test_dice_coef", "test_case_dice"):
+    for column in ("test_loss", "test_mean_iou", "test_dice_coef", "test_case_dice_fg"):
         assert math.isnan(second[column]), column
     assert pd.isna(second["selected_epoch"])
     rows = records.case_rows([tested, stopped], spec)
-    assert list(rows.columns) == ["trial_id", "model", "loss", "dataset", "seed", "case",
-                                  "class_index", "class_name", "dice", "iou", "nsd", "hd95"]
+    assert list(rows.columns) == ["trial_id", "model", "loss", "dataset", "seed", "config_id",
+                                  "stage", "case", "class_index", "class_name", "dice", "iou",
+                                  "nsd", "hd95"]
+    assert list(rows["stage"]) == ["final", "final"]
+    assert rows["config_id"].tolist() == [trials["config_id"].iloc[0]] * 2
     assert list(rows["trial_id"]) == ["t1", "t1"] and list(rows["dataset"]) == ["shapes"] * 2
     assert list(records.case_rows([stopped], spec).columns) == list(rows.columns)
     # A sweep with no tested trial has the same column types: the tables read back as one.
@@ -232,8 +292,11 @@ def test_sweep_tests_the_best_validation_epoch(digits_sweep):
     assert len(cases) == cases["case"].nunique() * 11
     assert sorted(cases["class_index"].unique()) == list(range(11))
     assert set(cases.loc[cases["class_index"] == 0, "class_name"]) == {"background"}
+    foreground = cases[cases["class_index"] != 0]
     for metric in ("dice", "iou", "nsd", "hd95"):
-        assert trial[f"test_case_{metric}"] == pytest.approx(cases[metric].mean()), metric
+        assert trial[f"test_case_{metric}_fg"] == pytest.approx(
+            foreground[metric].mean()), metric
+    assert set(cases["stage"]) == {"final"} and set(cases["config_id"]) == {trial["config_id"]}
     assert cases["dice"].dropna().between(0.0, 1.0).all()
 
     client = mlflow.MlflowClient(f"sqlite:///{results.resolve() / 'mlflow.db'}")
@@ -243,3 +306,19 @@ def test_sweep_tests_the_best_validation_epoch(digits_sweep):
     model = mlflow.pyfunc.load_model(f"runs:/{trial['mlflow_run_id']}/model")
     out = model.predict(np.zeros((1, 16, 16, 1), np.float32))
     assert out.shape == (1, 16, 16, 11) and np.allclose(out.sum(-1), 1.0, atol=1e-4)
+
+
+def test_case_frame_leaves_ignored_truth_pixels_out():
+    """An all-zero target row (a dataset's ``ignore_index``) counts in no per-case score:
+    the class-1 object is predicted right where labelled, wrong on the ignored pixel."""
+    from bench.run.trial.cases import case_frame
+
+    truth = np.zeros((1, 4, 4, 2), np.float32)
+    truth[0, :, :, 0] = 1.0
+    truth[0, :2, :2] = [0.0, 1.0]  # a 2x2 object of class 1
+    truth[0, 3, 3] = 0.0  # ignored pixel
+    pred = truth.copy()
+    pred[0, 3, 3] = [0.0, 1.0]  # predicted class 1 where the truth is ignored
+    frame = case_frame(truth, pred, 2, ["background", "object"], 1.0).set_index("class_index")
+    assert frame.loc[1, "dice"] == pytest.approx(1.0)  # 1 - 2*4/(4+5) if it counted
+    assert frame.loc[0, "dice"] == pytest.approx(1.0)

@@ -145,7 +145,10 @@ def _other_side(args: argparse.Namespace, trials: pd.DataFrame) -> tuple[str, pd
 def _print_across(board: pd.DataFrame, fmt: str) -> int:
     """``--across``: the across-datasets table, and what it means on stderr."""
     from bench.results import across
-    result = across.across(board)
+    from bench.results.leaderboard import configurations_as_models
+
+    # Several configurations of a model x loss are compared as configurations.
+    result = across.across(configurations_as_models(board))
     if fmt == "json":
         payload = {"table": json.loads(result.table.to_json(orient="records")),
                    "friedman": result.friedman._asdict(), "critical_difference": result.cd,
@@ -172,9 +175,10 @@ class Leaderboard:
         parser.add_argument("--sweep", metavar="NAME",
                             help="only this sweep (default: every sweep, each ranked apart)")
         parser.add_argument("--metric", metavar="M",
-                            help="rank by this val_* or test_* column (default: the "
-                                 "sweep's metric, on the test split when recorded); a val_* "
-                                 "metric other than the sweep's takes each trial's best epoch")
+                            help="rank by this val_* or test_* column, as named: "
+                                 "val_mean_iou ranks validation (default: the sweep's "
+                                 "metric, on the test split when recorded); a val_* metric "
+                                 "other than the sweep's takes each trial's best epoch")
         parser.add_argument("--mode", choices=("max", "min"),
                             help="whether larger is better for --metric (default: the "
                                  "sweep's mode for its metric; min for losses, else max)")

@@ -1,7 +1,9 @@
 """Trials → leaderboard: statistics over seeds, ranked by the sweep's metric on the test split.
 
-One row per sweep x dataset x model x loss, ranked within each sweep x dataset. Which
-trials count:
+One row per configuration, ranked within each sweep x dataset: a sweep x dataset x model x
+loss with one set of hyperparameter values (``config_id``, ``bench.spec.configs``; its
+seeds share them). A cell searched with ``samples: N`` has N rows, each over its seeds.
+Which trials count:
 
 - **Finished** trials enter the statistics: status ``TERMINATED``, and ``STOPPED`` trials that
   ended by their own rule (``end_reason`` ``patience`` or ``time_budget``): stopping early
@@ -14,10 +16,11 @@ trials count:
 - Under a ``protocol`` (a ``stage`` column) only ``stage == "final"`` trials are ranked;
   the search (``tune``) stage is left out.
 
-What is ranked: the sweep's ``metric`` (``val_<x>``) is what selection used; when the trials
-have its test twin ``test_<x>`` with finite values, the leaderboard ranks and reports
-``test_<x>``, else (tables from before the test split) ``val_<x>``. ``metric=M`` ranks by
-another column: for a ``val_*`` metric other than the sweep's, with a history table that has
+What is ranked: the sweep's ``metric`` (``val_<x>``) is what selection used; by default,
+when the trials have its test twin ``test_<x>`` with finite values, the leaderboard ranks and
+reports ``test_<x>``, else (tables from before the test split) ``val_<x>``. ``metric=M``
+ranks by the column M as named (``val_mean_iou`` ranks validation, even when it is the
+sweep's metric): for a ``val_*`` metric other than the sweep's, with a history table that has
 it, each trial's own best value of
 M over its epochs (with M's mode), not M at the epoch another metric selected. A loss value
 (``val_loss``, ``test_loss``) differs in scale from one loss function to another, so with
@@ -29,6 +32,11 @@ IoU, Dice, accuracy; for a metric without a bound, the worst value any finished 
 the same dataset reached). Without failures ``score`` equals the mean. So a row whose
 2 of 3 seeds diverged ranks below one that finished 3 of 3 at a slightly lower mean, and
 the statistics below see the same scores per seed.
+
+A row's best run (``{metric}_best``, ``best_trial_id``, ``best_mlflow_run_id``: what
+``register_best`` registers) is chosen on validation, never on test: the finished trial
+with the best value of the ranked metric when that is not a ``test_*`` column, else of the
+sweep's own ``val_*`` metric; ``{metric}_best`` is that run's value of the ranked metric.
 
 Per row (:mod:`bench.results.stats`): mean, sample std, and the 95% Student-t CI of the mean over
 its finished trials, clipped to the metric's range (``ci_few`` True when n < 5: the
@@ -58,8 +66,14 @@ import numpy as np
 import pandas as pd
 
 from bench.results import stats
-#: Columns that identify one leaderboard row.
+
+#: Columns that identify one leaderboard row's cell.
 KEYS = ["sweep", "dataset", "model", "loss"]
+#: What tells a cell's configurations apart (``bench.spec.configs.config_id``): a row per
+#: configuration when the trials carry it.
+CONFIG = "config_id"
+#: The hyperparameter columns of ``trials.parquet`` a row reports (``hyperparameters``).
+HYPERPARAMETERS = ("lr", "batch_size", "optimizer", "weight_decay", "augment")
 #: Statuses of trials that ran to their end.
 FINISHED = ("TERMINATED",)
 #: ``end_reason`` of ``STOPPED`` trials that stopped by their own rule: finished too.
@@ -171,9 +185,10 @@ def ranked_metric(
 ) -> tuple[str, str]:
     """``(column, mode)`` one sweep's trials are ranked by.
 
-    The sweep's own metric (``metric`` None or equal to it) becomes its ``test_`` twin when
-    the finished trials have finite values of it. ``mode`` defaults to the sweep's mode for
-    its metric and its twin, else :func:`default_mode`.
+    Without ``metric``, the sweep's own metric becomes its ``test_`` twin when the finished
+    trials have finite values of it. A ``metric`` that is named is ranked as named:
+    ``val_mean_iou`` ranks validation, even when it is the sweep's metric. ``mode`` defaults
+    to the sweep's mode for its metric and its twin, else :func:`default_mode`.
     """
     sweep_metric, sweep_mode = _sweep_metric(trials)
     m = metric or sweep_metric
@@ -182,7 +197,7 @@ def ranked_metric(
             f"aggregate: sweep {first_value(trials, 'sweep')!r} has no metric column {m!r}; "
             f"choose one of: {', '.join(metric_names(trials))}"
         )
-    if m == sweep_metric and m.startswith("val_"):
+    if metric is None and m.startswith("val_"):
         twin = "test_" + m[len("val_"):]
         if twin in trials.columns:
             done = trials.loc[finished_mask(trials), twin]
@@ -250,9 +265,11 @@ def _aggregate_group(
     group: pd.DataFrame, values: pd.Series, metric: str, mode: str, worst: float,
     finished: pd.Series, failed: pd.Series,
 ) -> dict[str, Any]:
-    """Statistics of one sweep x dataset x model x loss group of trials.
+    """Statistics of one configuration's trials (a sweep x dataset x model x loss group, or
+    one ``config_id`` of it).
 
-    ``values``, ``finished``, ``failed``: aligned with ``group``'s index.
+    ``values``, ``finished``, ``failed``: aligned with ``group``'s index. The row's best run
+    (``{metric}_best``, ``best_*``) is chosen on validation (:func:`selection_values`).
     """
     reason = _text(group, "end_reason")
     done = group[finished]
@@ -281,8 +298,12 @@ def _aggregate_group(
         "score": float(scored.mean()) if len(scored) else math.nan,
         "seed_values": json.dumps({k: float(x) for k, x in per_seed.items()}),
     }
-    if n:
-        best_pos = int(np.argmax(v.to_numpy()) if mode == "max" else np.argmin(v.to_numpy()))
+    chooser, chooser_mode = selection_values(finite, v, metric, mode)
+    if n and np.isfinite(chooser.to_numpy()).any():
+        # The first of ties; a trial without a finite validation value is never chosen.
+        c = chooser.to_numpy()
+        c = np.where(np.isfinite(c), c, -np.inf if chooser_mode == "max" else np.inf)
+        best_pos = int(np.argmax(c) if chooser_mode == "max" else np.argmin(c))
         best = finite.iloc[best_pos]
         row[f"{metric}_best"] = float(v.iloc[best_pos])
         row["best_trial_id"] = str(best.get("trial_id", ""))
@@ -293,6 +314,7 @@ def _aggregate_group(
         row[f"{metric}_best"] = math.nan
         row["best_trial_id"] = row["best_mlflow_run_id"] = row["best_predictions_png"] = None
         row["best_seed"] = None
+    row["hyperparameters"] = _hyperparameters(group)
     # Cost: what a configuration takes to train, averaged over its finished trials.
     row["n_params"] = _int_or_none(done["n_params"].median()) if "n_params" in done and n else None
     # Costs, and every other metric's mean (val_*, test_*, test_case_*_mean, per-class IoU).
@@ -311,6 +333,37 @@ def _aggregate_group(
     row["spec"] = first_value(group, "spec")
     row["versions"] = first_value(group, "versions")
     return row
+
+
+def selection_values(trials: pd.DataFrame, values: pd.Series, metric: str,
+                     mode: str) -> tuple[pd.Series, str]:
+    """What a row's best run is chosen by, and its mode: validation, never test.
+
+    ``values`` (the ranked metric's, aligned with ``trials``) when ``metric`` is not a
+    ``test_*`` column (``val_mean_iou`` ranked: its best run is the best on it); for a
+    ``test_*`` metric, the sweep's own metric (``val_*``, its ``metric`` column) with the
+    sweep's mode. NaN (never chosen) where a trial lacks it; all NaN when the trials have
+    no such column.
+    """
+    if not metric.startswith("test_"):
+        return values.astype("float64"), mode
+    sweep_metric, sweep_mode = _sweep_metric(trials) if len(trials) else (DEFAULT_METRIC,
+                                                                           "max")
+    if sweep_metric.startswith("test_") or sweep_metric not in trials:
+        return pd.Series(math.nan, index=trials.index), sweep_mode
+    return pd.to_numeric(trials[sweep_metric], errors="coerce").astype("float64"), sweep_mode
+
+
+def _hyperparameters(group: pd.DataFrame) -> str:
+    """The configuration's hyperparameter values as a JSON object (``HYPERPARAMETERS``
+    present in ``group``, from its first trial that has each)."""
+    values = {}
+    for column in HYPERPARAMETERS:
+        if column in group:
+            value = first_value(group, column)
+            if value is not None:
+                values[column] = value.item() if isinstance(value, np.generic) else value
+    return json.dumps(values, sort_keys=True, default=str)
 
 
 def _means(frame: pd.DataFrame) -> pd.Series:
@@ -352,7 +405,8 @@ def rank_rows(board: pd.DataFrame, mode: str) -> pd.DataFrame:
     board = board.copy()
     board["rank"] = (board["score"].rank(ascending=(mode == "min"), method="min",
                                          na_option="bottom").astype(int))
-    board = board.sort_values(["rank", "model", "loss"], kind="stable").reset_index(drop=True)
+    order = ["rank", "model", "loss", *([CONFIG] if CONFIG in board else [])]
+    board = board.sort_values(order, kind="stable").reset_index(drop=True)
     per_row = [json.loads(s) for s in board["seed_values"]]
     seeds = sorted({k for d in per_row for k in d}, key=lambda k: (k == "", k.zfill(12)))
     scores = np.array([[d.get(k, math.nan) for k in seeds] for d in per_row], dtype=float)
@@ -427,13 +481,16 @@ def aggregate(
             sweep's, each trial is ranked by its own best epoch value of it.
 
     Returns:
-        One row per sweep x dataset x model x loss, sorted by sweep, dataset then ``rank``
+        One row per configuration: sweep x dataset x model x loss x ``config_id`` (x model x
+        loss alone for tables without ``config_id``), sorted by sweep, dataset then ``rank``
         (1 = best; rows without a score last; ranked per sweep x dataset, and per loss for a
         loss value across several losses), with the columns of ``leaderboard.parquet``:
         ``metric, mode, {metric}_mean, _std, _ci_low, _ci_high, _best, ci_few, count,
         failed, unfinished, stopped_by_scheduler, score, p_vs_best, test_vs_best,
         n_vs_best, tied_with_best, p_first, rank_low, rank_high, seed_values,
-        best_trial_id, best_mlflow_run_id, n_params`` (Int64), the ``*_mean`` of the cost
+        best_trial_id, best_mlflow_run_id`` (the run chosen on validation:
+        :func:`selection_values`), ``hyperparameters``, ``n_params`` (Int64), the ``*_mean``
+        of the cost
         columns present, ``mlflow_run_ids, seeds, trial_ids, spec, versions`` and the mean
         of every other ``val_*``/``test_*`` column.
     """
@@ -447,6 +504,9 @@ def aggregate(
     boards = []
     for _, sweep_trials in trials.groupby("sweep", sort=True, dropna=False):
         st = final_stage(sweep_trials)
+        # A row per configuration (its seeds share the hyperparameters); tables from before
+        # config_id: a row per cell.
+        row_keys = [*KEYS, CONFIG] if CONFIG in st and st[CONFIG].notna().any() else KEYS
         m, md = ranked_metric(st, metric, mode)
         values = trial_values(st, m, md, history)
         finished, failed = finished_mask(st), failed_mask(st)
@@ -456,10 +516,10 @@ def aggregate(
             worst = worst_value(m, md, values[ranking.index][finished[ranking.index]]
                                 .to_numpy())
             rows = []
-            for key, g in ranking.groupby(KEYS, sort=True, dropna=False):
+            for key, g in ranking.groupby(row_keys, sort=True, dropna=False):
                 stats_row = _aggregate_group(g, values[g.index], m, md, worst,
                                              finished[g.index], failed[g.index])
-                rows.append({**dict(zip(KEYS, key, strict=True)), **stats_row,
+                rows.append({**dict(zip(row_keys, key, strict=True)), **stats_row,
                              "ranked_within_loss": by_loss})
             boards.append(ranking_rules(rank_rows(pd.DataFrame(rows), md)))
     if not boards:  # only trials that are not ranked (a protocol's tune stage so far)
@@ -467,7 +527,7 @@ def aggregate(
     out = pd.concat(boards, ignore_index=True)
     out["n_params"] = out["n_params"].astype("Int64")  # None where no trial finished
     out["tied_with_best"] = out["tied_with_best"].astype("boolean")
-    front = [*KEYS, "rank", "metric", "mode"]
+    front = [*KEYS, *([CONFIG] if CONFIG in out else []), "rank", "metric", "mode"]
     return out[front + [c for c in out.columns if c not in front]]
 
 
@@ -541,7 +601,8 @@ def compare(
 ) -> pd.DataFrame:
     """Row-by-row comparison of two leaderboards on ``metric``.
 
-    Rows are matched on dataset x model x loss (not the sweep, which is what differs).
+    Rows are matched on dataset x model x loss (not the sweep, which is what differs), and
+    on ``config_id`` as well when a board has several configurations of a cell.
 
     Returns:
         One row per configuration present in either: ``dataset, model, loss, mean_a, std_a,
@@ -559,6 +620,10 @@ def compare(
         f"{metric}_ci_low": "ci_low", f"{metric}_ci_high": "ci_high",
     }
     keys = ["dataset", "model", "loss"]
+    # Several configurations of one cell are matched by their configuration.
+    if all(CONFIG in board for board in (left, right)) and any(
+            board.duplicated(keys).any() for board in (left, right)):
+        keys = [*keys, CONFIG]
     for name, board in (("a", left), ("b", right)):
         absent = [c for c in cols if c not in board.columns]
         if absent:
@@ -650,10 +715,57 @@ def _yes_no(value: Any) -> str:
     return "yes" if bool(value) else "no"
 
 
+def config_texts(board: pd.DataFrame) -> list[str] | None:
+    """Per row, the hyperparameters that differ between the configurations of its cell
+    (``lr=0.000285, batch_size=8``), or None when no cell has several configurations."""
+    cell = [c for c in KEYS if c in board]
+    if "hyperparameters" not in board or not board.duplicated(cell).any():
+        return None
+    values = [json.loads(h) if isinstance(h, str) and h else {}
+              for h in board["hyperparameters"]]
+    keys = board[cell].astype(str).agg(" | ".join, axis=1).tolist()
+    texts = []
+    for i, own in enumerate(values):
+        peers = [values[j] for j in range(len(values)) if keys[j] == keys[i]]
+        differ = [k for k in own if any(p.get(k) != own[k] for p in peers)]
+        texts.append(", ".join(f"{k}={_short(own[k])}" for k in differ))
+    return texts
+
+
+def configurations_as_models(board: pd.DataFrame) -> pd.DataFrame:
+    """``board`` with each row's ``model`` naming its configuration, ``unet [lr=0.001]``,
+    when a model x loss has several configurations (else ``board`` as it is).
+
+    For tables keyed by model x loss (``bench.results.across``): sample k of a model x loss
+    has the same hyperparameters on every dataset (``bench.spec.plan``), so its label is
+    the same on each, and the configurations are compared as they are.
+    """
+    cell = [c for c in KEYS if c in board]
+    if "hyperparameters" not in board or not board.duplicated(cell).any():
+        return board
+    values = [json.loads(h) if isinstance(h, str) and h else {}
+              for h in board["hyperparameters"]]
+    pair = board["model"].astype(str) + " | " + board["loss"].astype(str)
+    labels = []
+    for i, own in enumerate(values):
+        peers = [values[j] for j in range(len(values)) if pair.iloc[j] == pair.iloc[i]]
+        differ = [k for k in own if any(p.get(k) != own[k] for p in peers)]
+        inner = ", ".join(f"{k}={_short(own[k])}" for k in differ)
+        labels.append(f"{board['model'].iloc[i]} [{inner}]" if inner
+                      else str(board["model"].iloc[i]))
+    return board.assign(model=labels)
+
+
+def _short(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
 def summary(board: pd.DataFrame, *, digits: int = 4) -> pd.DataFrame:
     """The leaderboard as display strings, one column per thing a reader compares.
 
-    Columns: rank, sweep, dataset, model, loss, ``{metric}`` (mean ± std), ``95% CI``
+    Columns: rank, sweep, dataset, model, loss, ``config`` (only when a cell has several
+    configurations: the hyperparameters that tell them apart), ``{metric}`` (mean ± std),
+    ``95% CI``
     (followed by "n<5" when it rests on fewer than 5 trials), ``n`` (finished trials),
     ``failed``, ``p vs best`` (Holm-corrected paired test), ``tied`` (with the best),
     ``P(first)``, ``rank 95%`` (bootstrap rank interval), ``best``, ``best run`` (MLflow
@@ -668,7 +780,8 @@ def summary(board: pd.DataFrame, *, digits: int = 4) -> pd.DataFrame:
     metric = str(metrics[0]) if len(metrics) == 1 else "score"
     f = f".{digits}f"
     rows = []
-    for _, r in board.iterrows():
+    configs = config_texts(board)
+    for i, (_, r) in enumerate(board.iterrows()):
         m = str(r["metric"])
         unranked = _fmt(r.get("count"), "d") in ("", "0")
         one_seed = not unranked and not _fmt(r.get("p_first"), ".2f") and _fmt(r["rank"], "d")
@@ -682,6 +795,7 @@ def summary(board: pd.DataFrame, *, digits: int = 4) -> pd.DataFrame:
             "dataset": str(r["dataset"]),
             "model": str(r["model"]),
             "loss": str(r["loss"]),
+            **({"config": configs[i]} if configs is not None else {}),
             **({"metric": m} if len(metrics) > 1 else {}),
             metric: cell,
             "95% CI": (f"[{lo}, {hi}]" + (" n<5" if r.get("ci_few") is True else "")
@@ -699,7 +813,8 @@ def summary(board: pd.DataFrame, *, digits: int = 4) -> pd.DataFrame:
             "params": _fmt(r.get("n_params"), ",d"),
             "samples/s": _fmt(r.get("samples_per_second_mean"), ".1f"),
             "train s": _fmt(r.get("train_seconds_mean"), ".1f"),
-            # Next frames (bench.results.baselines): SSIM beside PSNR, and the gain over persistence.
+            # Next frames (bench.results.baselines): SSIM beside PSNR, and the gain over
+            # persistence.
             **({"test_ssim": _fmt(r.get("test_ssim_mean"), f),
                 "gain vs persistence dB": _fmt(r.get("gain_vs_persistence"), "+.2f")}
                if "gain_vs_persistence" in board else {}),

@@ -5,8 +5,8 @@ table with a ``sweep`` column)::
 
     trials.parquet/sweep=NAME/part-0.parquet       one row per trial
     history.parquet/sweep=NAME/part-0.parquet      one row per trial x epoch
-    leaderboard.parquet/sweep=NAME/part-0.parquet  one row per dataset x model x loss
-    cases.parquet/sweep=NAME/part-0.parquet        one row per trial x test case x class
+    leaderboard.parquet/sweep=NAME/part-0.parquet  one row per configuration (config_id)
+    cases.parquet/sweep=NAME/part-0.parquet        one row per tested trial x test case x class
     predictions/NAME/TRIAL_ID.png                  sample predictions of each trial
 
 Every partition of a table is written with the table's one typed schema (``write_table``):
@@ -58,6 +58,7 @@ from bench.common.names import (
     END_NAN,
     PREDICTIONS_PNG,
 )
+from bench.spec.configs import config_id
 from bench.spec.model import SweepSpec
 
 TERMINATED, ERROR, NAN, STOPPED = "TERMINATED", "ERROR", "NAN", "STOPPED"
@@ -65,19 +66,24 @@ FAILED_STATUSES = (ERROR, NAN)
 UNFINISHED_REASONS = ("interrupted", "not_started")  # a rerun of the sweep continues them
 TABLES = ("trials", "history", "leaderboard", "cases")
 STAGE_FINAL = "final"  # a plain sweep's trials; a protocol's config says ``stage`` itself
-# Per-trial means of the per-case test scores (NaN without cases, e.g. next-frame tasks).
-CASE_MEAN_COLUMNS = tuple(f"test_case_{metric}" for metric in CASE_METRICS)
+# Per-trial means of the per-case test scores over the foreground classes
+# (``bench.run.trial.cases.case_means``; NaN without cases, e.g. next-frame tasks). Tables
+# of earlier releases hold the mean over every class, background included, as
+# ``test_case_<metric>_mean``, read back as ``test_case_<metric>`` (``RENAMED``).
+CASE_MEAN_COLUMNS = tuple(f"test_case_{metric}_fg" for metric in CASE_METRICS)
 # A trial's last attempt's set-up: worker process start -> data start (process start,
 # imports, MLflow run), data, model build, compile (model built -> first step).
 SETUP_COLUMNS = ("setup_process_s", "setup_data_s", "setup_model_s", "setup_compile_s")
 _KEY_COLUMNS = ("trial_id", "model", "loss", "dataset", "seed")
+# What ``cases.parquet`` adds to the key columns: the trial's configuration and stage.
+_CASE_KEY_COLUMNS = (*_KEY_COLUMNS, "config_id", "stage")
 CONTRACT_METRICS = ("val_loss", "val_mean_iou", "val_dice_coef", "val_pixel_accuracy")
 
 # Always strings, even when every value of a sweep is null (keeps sweeps' schemas equal).
 _STRING_COLUMNS = (
     "trial_id", "model", "loss", "dataset", "status", "error", "end_reason", "params",
     "node", "node_ip", "node_id", "mlflow_run_id", "mlflow_experiment_id", "spec", "versions",
-    "metric", "mode", "predictions_png", "trial_name", "stage", "class_name",
+    "metric", "mode", "predictions_png", "trial_name", "stage", "class_name", "config_id",
 )
 
 
@@ -187,6 +193,20 @@ def trial_keys(outcome: TrialOutcome, spec: SweepSpec) -> dict[str, Any]:
             "seed": config.get("seed")}
 
 
+def trial_config_id(outcome: TrialOutcome, spec: SweepSpec) -> str:
+    """The trial's configuration (``bench.spec.plan.config_id``): its cell and the values of
+    the spec's hyperparameters in its config; the seeds of one configuration share it."""
+    keys = trial_keys(outcome, spec)
+    config = outcome.config
+    return config_id(keys["dataset"], str(keys["model"]), str(keys["loss"]),
+                     {name: config.get(name) for name in spec.params})
+
+
+def trial_stage(outcome: TrialOutcome) -> str:
+    """``tune`` or ``final`` (a plain sweep's trials are its final stage)."""
+    return outcome.config.get("stage") or STAGE_FINAL
+
+
 def trial_rows(
     outcomes: Iterable[TrialOutcome],
     spec: SweepSpec,
@@ -219,6 +239,7 @@ def trial_rows(
         started = ended - metrics.get("time_total_s", 0.0) if ended else None
         trials.append({
             **keys,
+            "config_id": trial_config_id(outcome, spec),
             "lr": config.get("lr"),
             "batch_size": config.get("batch_size"),
             "optimizer": config.get("optimizer"),
@@ -256,7 +277,7 @@ def trial_rows(
             "metric": spec.metric,
             "mode": spec.mode,
             "predictions_png": png_paths.get(outcome.trial_id),
-            "stage": config.get("stage") or STAGE_FINAL,
+            "stage": trial_stage(outcome),
             "selected_epoch": metrics.get("selected_epoch"),
             "final_seconds": metrics.get("final_seconds"),
             **{column: metrics.get(column) for column in COST_COLUMNS},
@@ -286,18 +307,20 @@ def trial_rows(
 
 def case_rows(outcomes: Iterable[TrialOutcome], spec: SweepSpec) -> pd.DataFrame:
     """The ``cases`` table of a sweep (without ``sweep``): one row per tested trial x test
-    case x class, keyed like ``trials`` (``trial_id, model, loss, dataset, seed``)."""
+    case x class, keyed like ``trials`` (``trial_id, model, loss, dataset, seed``) with the
+    trial's ``config_id`` and ``stage`` (only ``final`` trials are tested: ``docs/trust.md``)."""
     frames = []
     for outcome in outcomes:
         if outcome.cases is None or not len(outcome.cases):
             continue
-        keys = trial_keys(outcome, spec)
+        keys = {**trial_keys(outcome, spec), "config_id": trial_config_id(outcome, spec),
+                "stage": trial_stage(outcome)}
         frame = outcome.cases.loc[:, list(CASE_COLUMNS)].copy()
         for position, (key, value) in enumerate(keys.items()):
             frame.insert(position, key, value)
         frames.append(frame)
     if not frames:
-        frame = pd.DataFrame({c: pd.Series(dtype="float64") for c in (*_KEY_COLUMNS,
+        frame = pd.DataFrame({c: pd.Series(dtype="float64") for c in (*_CASE_KEY_COLUMNS,
                                                                        *CASE_COLUMNS)})
     else:
         frame = pd.concat(frames, ignore_index=True)

@@ -28,7 +28,7 @@ from bench.run.live_tables import LiveTables
 from bench.run.trainable import SweepContext, train_trial
 from bench.spec import guards, stages
 from bench.spec.model import SweepSpec
-from bench.spec.plan import Plan, make_plan
+from bench.spec.plan import Plan, check_plan, make_plan
 from bench.tracking import outbox
 from bench.tracking import runs as tracking
 
@@ -189,8 +189,9 @@ def _plain_stage(spec: SweepSpec) -> Stage:
 def _tune_stage(spec: SweepSpec) -> Stage:
     stage_spec = stages.tune_stage(spec)
     plan = make_plan(stage_spec)
-    space = {**plan.param_space, "stage": "tune"}
-    return Stage("tune", stage_spec, f"{spec.name}.tune", replace(plan, param_space=space))
+    space = {**plan.param_space, "stage": stages.TUNE_STAGE}
+    return Stage(stages.TUNE_STAGE, stage_spec, f"{spec.name}.tune",
+                 replace(plan, param_space=space))
 
 
 def _final_stage(spec: SweepSpec, chosen: dict[str, dict[str, Any]]) -> Stage:
@@ -360,6 +361,7 @@ def run_sweep(spec: SweepSpec, options: SweepOptions) -> SweepOutcome:
     they do not stop the others. Trials an interruption (Ctrl-C) left unfinished are
     counted in ``unfinished``; running the same sweep again continues them.
     """
+    check_plan(spec)  # before anything is started or written
     # Trials run in Ray's worker folders: paths the spec left relative (the spec file's
     # folder resolves them in ``zoobench sweep``) are made absolute against this one.
     spec = guards.absolute_dataset_paths(spec, Path.cwd())
@@ -431,7 +433,10 @@ def _run_locked(spec: SweepSpec, options: SweepOptions, results: Path) -> SweepO
     if spec.register_best is not None:
         from bench.tracking.model_registry import register_best
 
-        register_best(track, board, spec.register_best, spec.name)
+        # Chosen on validation: the configurations ranked by the sweep's own val_* metric,
+        # and the best row's validation-best run (docs/trust.md), never by test numbers.
+        register_best(track, aggregate(trials, metric=spec.metric), spec.register_best,
+                      spec.name)
     failed = int(trials["status"].isin(records.FAILED_STATUSES).sum())
     unfinished = int(trials["end_reason"].isin(records.UNFINISHED_REASONS).sum())
     missing = _send_to_mlflow(trials, tables, track, results, spec.name, failed > 0)

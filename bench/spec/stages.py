@@ -8,10 +8,12 @@ A spec with ``protocol`` runs two stages, each a Tune experiment of its own::
 
 * Stage ``tune`` is the spec itself with the protocol's ``samples``, ``scheduler`` and
   ``seeds``: every dataset x model x loss cell searches ``params`` on the validation split.
-* Stage ``final`` takes, per cell (so per dataset too), the params of the tune trial with
-  the best validation value of the sweep's metric (``select_params``), and trains them on every
+* Stage ``final`` takes, per cell (so per dataset too), the params of the tune
+  configuration with the best validation value of the sweep's metric, averaged over its
+  tune seeds (``select_params``), and trains them on every
   final seed for the full epochs with FIFO scheduling; each trial is then tested
-  (its ``test_*`` columns). The leaderboard ranks this stage only.
+  (its ``test_*`` columns). The leaderboard ranks this stage only; the ``tune`` stage's
+  trials are never tested (no ``test_*`` numbers, no cases).
 
 A cell whose every tune trial failed has nothing to carry forward and is left out of
 stage ``final`` (its failures stay in the tables). Both stages resume: rerunning the
@@ -28,11 +30,13 @@ from typing import Any
 import pandas as pd
 
 from bench.common.cells import cell_label
+from bench.spec.configs import config_id
 from bench.spec.model import SweepSpec
 from bench.spec.parts import Scheduler
 from bench.spec.protocol import Protocol
 
-STAGES = ("tune", "final")
+TUNE_STAGE, FINAL_STAGE = "tune", "final"
+STAGES = (TUNE_STAGE, FINAL_STAGE)
 FAILED = ("ERROR", "NAN")
 
 
@@ -61,7 +65,11 @@ def _protocol(spec: SweepSpec) -> Protocol:
 
 
 def select_params(trials: pd.DataFrame, spec: SweepSpec) -> dict[str, dict[str, Any]]:
-    """Each cell's chosen params from the tune stage's ``trials`` table.
+    """Each cell's chosen params from the tune stage's ``trials`` table, on validation only.
+
+    A configuration (its cell and ``params`` values, ``bench.spec.configs.config_id``) is
+    scored by the mean of the sweep's metric over its tune seeds (one value with one tune
+    seed); each cell keeps its best configuration.
 
     Args:
         trials: one row per tune trial with ``model``, ``loss``, ``status``, the
@@ -73,13 +81,14 @@ def select_params(trials: pd.DataFrame, spec: SweepSpec) -> dict[str, dict[str, 
     Returns:
         ``{cell_label(model, loss, dataset): {"dataset", "model", "loss", param: value,
         ...}}`` (``"model | loss"`` without a dataset column) with the params of the
-        cell's trial whose metric is best (ties: the earliest row). Failed trials and
-        those without a finite metric are not candidates; a cell without candidates is
-        absent.
+        cell's configuration whose mean metric is best (ties: the one seen first), its
+        ``_score`` and the ``_trial_id`` of its first trial. Failed trials and those
+        without a finite metric are not counted; a cell without any is absent.
     """
-    chosen: dict[str, dict[str, Any]] = {}
     metric, sign = spec.metric, (1.0 if spec.mode == "max" else -1.0)
     keys = list(spec.params)
+    # cell label -> config id -> (the configuration's values, its trials' scores)
+    found: dict[str, dict[str, tuple[dict[str, Any], list[float]]]] = {}
     for row in trials.to_dict("records"):
         value = row.get(metric)
         if row.get("status") in FAILED or value is None or pd.isna(value) \
@@ -87,14 +96,23 @@ def select_params(trials: pd.DataFrame, spec: SweepSpec) -> dict[str, dict[str, 
             continue
         dataset = row.get("dataset")
         dataset = None if dataset is None or pd.isna(dataset) else str(dataset)
-        label = cell_label(str(row["model"]), str(row["loss"]), dataset)
-        score = sign * float(value)
-        if label in chosen and chosen[label]["_score"] >= score:
-            continue
+        model, loss = str(row["model"]), str(row["loss"])
+        params = {key: _plain(row.get(key)) for key in keys}
         where = {"dataset": dataset} if dataset is not None else {}
-        chosen[label] = {**where, "model": str(row["model"]), "loss": str(row["loss"]),
-                         **{key: _plain(row.get(key)) for key in keys}, "_score": score,
-                         "_trial_id": str(row.get("trial_id"))}
+        configs = found.setdefault(cell_label(model, loss, dataset), {})
+        entry = configs.setdefault(config_id(dataset, model, loss, params), (
+            {**where, "model": model, "loss": loss, **params,
+             "_trial_id": str(row.get("trial_id"))}, []))
+        entry[1].append(sign * float(value))
+    chosen: dict[str, dict[str, Any]] = {}
+    for label, configs in found.items():
+        best_values, best_score = None, -math.inf
+        for values, scores in configs.values():
+            score = sum(scores) / len(scores)
+            if best_values is None or score > best_score:
+                best_values, best_score = values, score
+        assert best_values is not None
+        chosen[label] = {**best_values, "_score": best_score}
     return chosen
 
 

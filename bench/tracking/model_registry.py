@@ -12,12 +12,22 @@ def register_best(tracking: Tracking, board: pd.DataFrame, name: str, sweep: str
     """Register the model of the leaderboard's rank-1 row's best trial as a version of ``name``;
     in a sweep of several datasets, each dataset's rank-1 model (tagged with its dataset).
 
-    ``board`` is the sweep's leaderboard (columns ``rank``, ``best_mlflow_run_id``, and
-    ``dataset``); the model is the trial's MLflow Model ``model`` (``runs:/RUN_ID/model``).
-    Returns the version number (the last dataset's), or None when no ranked row has a run
-    (every trial failed).
+    ``board`` is the sweep's leaderboard ranked on validation (``aggregate(trials,
+    metric=<the sweep's val_* metric>)``: columns ``rank``, ``best_mlflow_run_id``, and
+    ``dataset``), so both the configuration and its run are chosen on validation, never on
+    the test split (``docs/trust.md``); the model is the trial's MLflow Model ``model``
+    (``runs:/RUN_ID/model``). Returns the version number (the last dataset's), or None when
+    no ranked row has a run (every trial failed).
+
+    Raises:
+        ValueError: ``board`` is ranked on a ``test_*`` metric.
     """
     import mlflow
+
+    metrics = board["metric"].dropna().astype(str) if "metric" in board else pd.Series([])
+    if metrics.str.startswith("test_").any():
+        raise ValueError(f"register_best: the board is ranked on {metrics.iloc[0]!r}; rank it "
+                         f"on the sweep's validation metric")
 
     ranked = board[board["rank"] == 1].dropna(subset=["best_mlflow_run_id"])
     if ranked.empty:

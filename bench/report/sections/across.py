@@ -6,6 +6,7 @@ from bench.report.context import ReportContext
 from bench.report.html import esc, figure, note, table
 from bench.report.registry import register_section
 from bench.results import across
+from bench.results.leaderboard import configurations_as_models
 
 # Layout of the diagram, in SVG user units (px at 100%): the rank axis, the room each side
 # for the labels (at least), a label's line, the axis' height, a character's mean width.
@@ -78,7 +79,8 @@ def render(ctx: ReportContext) -> str:
         return note(f"One dataset ({esc(', '.join(ctx.datasets))}): a comparison across "
                     "datasets needs a sweep over several (`zoobench leaderboard --across` "
                     "compares the datasets of a whole results folder).")
-    result = across.across(ctx.board)
+    # Several configurations of a model x loss: each is one (bench.results.leaderboard).
+    result = across.across(configurations_as_models(ctx.board))
     words = " ".join(esc(line) for line in across.summary_lines(result))
     caption = (f"{words} Each configuration hangs from its mean rank (1 = best, left); a red "
                "bar joins configurations whose mean ranks differ by less than the critical "

@@ -11,7 +11,8 @@ Kept thin on purpose (Tune owns scheduling, retries and checkpoints). Modules:
   every checkpoint as ``best.npz``) and end rule;
 - ``final``: at a trial's own end (completed, patience, time budget), the best epoch's
   weights are restored, tested once on the test split (``test_*``, ``selected_epoch``)
-  and logged to MLflow as the trial's model;
+  and logged to MLflow as the trial's model; a protocol's ``tune`` stage records only
+  ``selected_epoch`` (never tested: ``docs/trust.md``);
 - ``cases``: per test case x class scores (``cases.parquet``).
 
 A trial whose loss turns non-finite stops itself with reason ``nan`` (ASHA never

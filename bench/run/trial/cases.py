@@ -41,9 +41,12 @@ def case_frame(truth: np.ndarray, pred: np.ndarray, n_classes: int, class_names:
         class_names: the dataset's names, one per class (one name when K == 1).
         tolerance: NSD tolerance in pixels.
     """
-    from zoo.case_metrics import case_scores
+    from zoo.case_metrics import case_scores, truth_labels
 
-    scores = case_scores(label_maps(truth), label_maps(pred), n_classes, tolerance)
+    # Truth pixels a dataset ignores (``ignore_index``: all-zero target rows) are scored
+    # nowhere, the prediction there included; argmax would call them background.
+    truth_maps = truth_labels(np.asarray(truth).reshape(-1, *np.shape(truth)[-3:]))
+    scores = case_scores(truth_maps, label_maps(pred), n_classes, tolerance)
     index = np.asarray(scores["class_index"], dtype=np.int64)
     if n_classes == 1:  # only the foreground is scored; it is the dataset's one name
         names = [class_names[-1] if class_names else "foreground"] * len(index)
@@ -57,12 +60,25 @@ def case_frame(truth: np.ndarray, pred: np.ndarray, n_classes: int, class_names:
     return frame
 
 
+def case_mean_column(metric: str) -> str:
+    """``test_case_<metric>_fg``: the per-trial mean of a per-case score over the
+    foreground classes."""
+    return f"test_case_{metric}_fg"
+
+
 def case_means(frame: pd.DataFrame | None) -> dict[str, float]:
-    """``test_case_<metric>_mean`` over the non-NaN rows (NaN when none, or no frame)."""
+    """``test_case_<metric>_fg``: the mean over the non-NaN case x class rows of the
+    foreground classes (NaN when none, or no frame).
+
+    Class 0 (the background) is left out, as MONAI's ``include_background=False`` and
+    nnU-Net do: with K >= 2 classes its near-perfect scores would swamp the objects'. A
+    K == 1 frame scores the foreground only (``class_index`` 1), so nothing is left out.
+    """
+    rows = frame[frame["class_index"] != 0] if frame is not None and len(frame) else None
     means = {}
     for metric in CASE_METRICS:
-        values = frame[metric].dropna() if frame is not None and len(frame) else []
-        means[f"test_case_{metric}_mean"] = float(np.mean(values)) if len(values) else math.nan
+        values = rows[metric].dropna() if rows is not None else []
+        means[case_mean_column(metric)] = float(np.mean(values)) if len(values) else math.nan
     return means
 
 

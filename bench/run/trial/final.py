@@ -1,7 +1,8 @@
 """A trial's end: test the selected (best validation epoch's) weights, once, on the test split.
 
 Called from the last epoch's bookkeeping when the trial ends by itself (completed,
-patience, time budget): it loads the best epoch's weights, evaluates them on the test
+patience, time budget), except in a protocol's ``tune`` stage, whose trials are never
+tested (``untested_end``): it loads the best epoch's weights, evaluates them on the test
 split (``test_<name>`` for every ``val_<name>``), scores each test case
 (``bench.run.trial.cases``), and logs these weights to MLflow as the trial's model with a
 predictions picture. A trial a scheduler stops never gets here: it was not selected.
@@ -79,6 +80,17 @@ def test_selected(trial: TrialState, model: Any, folder: Path) -> dict[str, Any]
     log_selected_model(trial, model, folder, selected, predict)
     metrics["final_seconds"] = time.perf_counter() - start
     return metrics
+
+
+def untested_end(trial: TrialState) -> dict[str, Any]:
+    """The end of a trial that is not tested (a protocol's ``tune`` stage): only its
+    ``selected_epoch``, the best validation epoch (the last one without a finite metric).
+
+    Nothing is evaluated on the test split, no case is scored and no model is logged:
+    selection reads validation only, and the search stage's trials end sooner.
+    """
+    best = trial.best()
+    return {"selected_epoch": int(best["epoch"] if best else trial.history[-1]["epoch"])}
 
 
 def forward_or_none(model: Any, input_shape: tuple[int, ...]) -> Any:

@@ -34,6 +34,7 @@ from bench.run.trial.context import (
     TESTED_ENDS,
     SweepContext,
 )
+from bench.spec.stages import TUNE_STAGE
 from bench.tracking.runs import TrialRun
 
 
@@ -85,6 +86,11 @@ class TrialState:
         self.setup: dict[str, float] = {}
         self.model_built_at: float | None = None
         self.worker_trial = 1  # set by the trainable (bench.run.trial.run)
+
+    @property
+    def tested(self) -> bool:
+        """Whether this trial's end is tested: every trial but a protocol's ``tune`` stage's."""
+        return self.config.get("stage") != TUNE_STAGE
 
     def setup_seconds(self) -> dict[str, float]:
         """The set-up seconds so far; ``setup_compile_s``: model built -> first step."""
@@ -233,7 +239,7 @@ class TrialState:
         """Log the epoch to MLflow and checkpoint it; on a tested end, test the selected
         weights (``bench.run.trial.final``). Returns the Tune result and the checkpoint folder.
         """
-        from bench.run.trial.final import test_selected
+        from bench.run.trial.final import test_selected, untested_end
 
         assert self.run is not None
         numbers = {k: v for k, v in row.items()
@@ -253,7 +259,10 @@ class TrialState:
         }
         if reason in TESTED_ENDS:
             try:
-                metrics.update(test_selected(self, model, folder))
+                # A protocol's search stage is never tested (docs/trust.md): its trial ends
+                # with the epoch it would have tested, and no test numbers or cases.
+                metrics.update(test_selected(self, model, folder) if self.tested
+                               else untested_end(self))
                 self.write_state(folder, row["epoch"])  # with the test metrics' outbox
             except BaseException:
                 shutil.rmtree(folder, ignore_errors=True)  # nobody else will
