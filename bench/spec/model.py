@@ -119,7 +119,7 @@ class SpecKeys(Keys):
     search: Literal["random", "optuna"] = "random"
     search_seed: Int0 = 0
     """seeds the search: the same spec draws the same params"""
-    scheduler: SchedulerKeys = Scheduler()
+    scheduler: SchedulerKeys = Field("fifo", validate_default=True)
     """fifo, asha, or {asha: {grace_period: 1, reduction_factor: 2}}"""
     metric: str | None = None
     """the metric to select by (default: val_mean_iou, val_psnr for next frames)"""
@@ -142,7 +142,7 @@ class SpecKeys(Keys):
     protocol: ProtocolKeys | None = None
     nsd_tolerance: NonNegative = 1.0
     """pixels: the tolerance of the per-case NSD"""
-    plugins: list[str] = []
+    plugins: str | list[str] = []
     """modules registering models, losses or datasets, imported first"""
     register_best: Name | None = None
     """a model registry name: register the sweep's best model"""

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+from pydantic import Field
+
 from bench.spec.parts import Int1, Keys, NoneIsEmpty, Scheduler, SchedulerKeys, Seeds, Space
 
 
@@ -27,7 +29,7 @@ class Protocol:
 class _Tune(Keys):
     samples: Int1 = 1
     """draws of params per model x loss in the tuning stage"""
-    scheduler: SchedulerKeys = Scheduler()
+    scheduler: SchedulerKeys = Field("fifo", validate_default=True)
     """fifo, asha, or {asha: {grace_period: 1, reduction_factor: 2}}"""
     seeds: Seeds = (0,)
     """the tuning stage's seeds"""
