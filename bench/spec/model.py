@@ -112,11 +112,14 @@ class SpecKeys(Keys):
     losses: Any = None
     """names, or {name: {param: value}}"""
     seeds: Seeds = (0,)
+    """each seed also seeds the data split and the initialisation"""
     epochs: Int1 = 2
     params: Annotated[Params, NoneIsEmpty] = Params()
+    """each a fixed value or a search space"""
     samples: Int1 = 1
     """draws of params per model x loss x seed; more than 1 needs a search space"""
     search: Literal["random", "optuna"] = "random"
+    """random (Tune's BasicVariantGenerator) or optuna"""
     search_seed: Int0 = 0
     """seeds the search: the same spec draws the same params"""
     scheduler: SchedulerKeys = Field("fifo", validate_default=True)
@@ -134,12 +137,15 @@ class SpecKeys(Keys):
     max_failures: Int0 = 2
     """retries of a trial that fails (a lost node, ...)"""
     mixed_precision: Precision = "none"
+    """Keras' mixed precision policy (outputs stay float32)"""
     xla: bool = False
     """compile with XLA (jit_compile)"""
     reuse_workers: bool = True
     """false: a fresh worker process for every trial"""
     resources: Annotated[Resources, NoneIsEmpty] = Resources()
+    """per trial"""
     protocol: ProtocolKeys | None = None
+    """tune on validation, then retrain the choice on final seeds and test it"""
     nsd_tolerance: NonNegative = 1.0
     """pixels: the tolerance of the per-case NSD"""
     plugins: str | list[str] = []
