@@ -1,4 +1,11 @@
-"""Every Python example in the README runs as written (issue 14: examples must not rot)."""
+"""Every code block of the README and of the guide (``docs/*.md``) runs as written (issue 14:
+examples must not rot; issue 27: the guide's too).
+
+Python blocks run as scripts; YAML blocks are specs (a fragment is checked inside the embedded
+default spec); a bash block is either one these tests or ``.ci/run`` run, or is marked
+``<!-- readme-test: skip (reason) -->`` on the line before its fence (it needs a cluster,
+Docker, a GPU, or is a measurement taking minutes to hours).
+"""
 
 from __future__ import annotations
 
@@ -10,18 +17,37 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from bench.run.progress import log_path
 
-README = Path(__file__).resolve().parents[1] / "README.md"
-BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+PAGES = [README, *sorted((ROOT / "docs").glob("*.md"))]
+TEXTS = {page.relative_to(ROOT).as_posix(): page.read_text(encoding="utf-8") for page in PAGES}
+TEXT = "\n".join(TEXTS.values())
+SKIP_MARK = re.compile(r"<!--\s*readme-test:\s*skip\b")
+
+
+def _blocks(language: str) -> list[tuple[str, str, str]]:
+    """``(page, block, the line before its fence)`` of every ``language`` block, in order."""
+    return [(page, match.group(1), text[:match.start()].rstrip().rsplit("\n", 1)[-1])
+            for page, text in TEXTS.items()
+            for match in re.finditer(rf"```{language}\n(.*?)```", text, re.S)]
+
+
+PYTHON = [(page, block) for page, block, before in _blocks("python")
+          if not SKIP_MARK.search(before)]
+BLOCKS = [block for _, block in PYTHON]
+BASH = [(block, before) for _, block, before in _blocks("bash")]
 
 
 def test_readme_has_python_examples():
     assert len(BLOCKS) >= 2
 
 
-@pytest.mark.parametrize("index", range(len(BLOCKS)))
+@pytest.mark.parametrize("index", range(len(BLOCKS)),
+                         ids=[f"{page}:{i}" for i, (page, _) in enumerate(PYTHON)])
 def test_readme_python_example_runs(index, tmp_path):
     # Each block runs on its own, in a fresh folder (examples write model files) and a fresh
     # process (an example that registers a plugin model must not leak into other tests).
@@ -32,15 +58,6 @@ def test_readme_python_example_runs(index, tmp_path):
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
 
 
-# The README's shell blocks. A block whose line before the fence is
-# ``<!-- readme-test: skip (reason) -->`` is not run (it needs a cluster, Docker, a GPU or
-# a network); every other bash block must be one the tests below run.
-SKIP_MARK = re.compile(r"<!--\s*readme-test:\s*skip\b")
-TEXT = README.read_text(encoding="utf-8")
-BASH = [(match.group(1), TEXT[:match.start()].rstrip().rsplit("\n", 1)[-1])
-        for match in re.finditer(r"```bash\n(.*?)```", TEXT, re.S)]
-
-
 def _quickstart() -> str:
     """The quickstart's command line without its ``pip install ... &&`` (CI installs first)."""
     (line,) = [block.strip() for block, _ in BASH
@@ -49,7 +66,7 @@ def _quickstart() -> str:
 
 
 def _zoobench_env() -> dict[str, str]:
-    env = dict(os.environ, PYTHONPATH=str(README.parent), TF_CPP_MIN_LOG_LEVEL="2")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
     # ``zoobench`` is the installed entry point; ``python -m bench`` is the same command and
     # runs this checkout even where the package is not installed.
     return env
@@ -124,14 +141,37 @@ def test_print_spec_is_the_quickstarts_valid_spec(tmp_path):
     assert spec.name == "smoke" and spec.epochs == 2
 
 
-def test_readme_spec_block_is_a_valid_spec():
-    """The README's full spec example (the block starting ``name:``) passes validation."""
-    from bench.spec.model import parse_spec
+YAML = [(page, block) for page, block, before in _blocks("yaml")
+        if not SKIP_MARK.search(before)]
 
-    blocks = [b for b in re.findall(r"```yaml\n(.*?)```", TEXT, re.S) if b.startswith("name:")]
-    assert blocks
-    for block in blocks:
-        assert parse_spec(block, "README.md").name
+
+@pytest.mark.parametrize(("page", "block"), YAML, ids=[f"{p}:{i}" for i, (p, _) in enumerate(YAML)])
+def test_yaml_blocks_are_valid_specs(page, block):
+    """A full spec (it names models) as it is; a fragment inside the embedded default spec,
+    its keys replacing the default's (the stages' keys leave with a protocol)."""
+    from bench.spec.model import DEFAULT_SPEC, parse_spec
+
+    given = yaml.safe_load(block)
+    if "models" not in given:
+        spec = yaml.safe_load(DEFAULT_SPEC)
+        if "datasets" in given:
+            spec.pop("dataset")
+        if "protocol" in given:
+            for key in ("samples", "seeds", "scheduler"):
+                spec.pop(key)
+        block = yaml.safe_dump({**spec, **given})
+    assert parse_spec(block, page).name
+
+
+def test_every_bash_block_is_run_or_says_why_not():
+    """The quickstart and the listing commands run above; the test command is ``.ci/run``'s
+    (kept the same, as its comment asks); any other block carries a skip mark."""
+    ci = (ROOT / ".ci" / "run").read_text().replace("pip install -q ", "pip install ")
+    for block, before in BASH:
+        command = block.strip()
+        if SKIP_MARK.search(before):
+            continue
+        assert "zoobench sweep && zoobench leaderboard" in command or command in ci, command
 
 
 def test_skipped_bash_blocks_say_why():

@@ -4,6 +4,7 @@ from bench.commands import (  # noqa: F401  (registration)
     leaderboard,
     listing,
     report,
+    schema,
     sweep,
     sync_mlflow,
 )

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from bench.spec.parts import Scheduler, Space
+from pydantic import Field
+
+from bench.spec.parts import Int1, Keys, NoneIsEmpty, Scheduler, SchedulerKeys, Seeds, Space
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,35 @@ class Protocol:
     tune_scheduler: Scheduler
     tune_seeds: tuple[int, ...]
     final_seeds: tuple[int, ...]
+
+
+class _Tune(Keys):
+    samples: Int1 = 1
+    """draws of params per model x loss in the tuning stage"""
+    scheduler: SchedulerKeys = Field("fifo", validate_default=True)
+    """fifo, asha, or {asha: {grace_period: 1, reduction_factor: 2}}"""
+    seeds: Seeds = (0,)
+    """the tuning stage's seeds"""
+
+
+class _Final(Keys):
+    seeds: Seeds
+    """the final stage's seeds: at least 2, for paired tests and intervals"""
+
+
+class ProtocolKeys(Keys):
+    """``protocol: {tune: {samples, scheduler, seeds}, final: {seeds}}``: tune on the
+    validation split, then retrain the chosen setting on these seeds and test it."""
+
+    tune: Annotated[_Tune, NoneIsEmpty] = _Tune()
+    """the tuning stage (replaces the top-level samples, scheduler and seeds)"""
+    final: _Final
+    """the final stage"""
+
+    def protocol(self) -> Protocol:
+        """The validated ``Protocol`` these keys give."""
+        return Protocol(self.tune.samples, self.tune.scheduler, self.tune.seeds,
+                        self.final.seeds)
 
 
 class ProtocolError(ValueError):

@@ -94,7 +94,7 @@ class InputSizeError(ValueError):
     """A height or width the architecture cannot take (its size constraint names why).
 
     A ``ValueError`` like every other bad input; its own class lets a caller tell "this
-    model does not fit this data" from "this option is wrong" (``bench.spec`` leaves such
+    model does not fit this data" from "this option is wrong" (``bench.spec.model`` leaves such
     model x dataset cells out under ``skip_incompatible``).
     """
 
