@@ -5,7 +5,6 @@ with ``trials.parquet``."""
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +13,6 @@ import pytest
 from PIL import Image
 
 from bench.common.errors import UsageError
-from bench.spec import guards
 from bench.spec.model import load_spec
 from tests.conftest import run_cli
 
@@ -53,52 +51,27 @@ def project(tmp_path: Path) -> Path:
     return tmp_path / "project"
 
 
-def test_relative_paths_resolve_against_the_base_and_travel_absolute(
-        project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(project)  # this release's parser checks paths from the working folder
-    spec = load_spec("spec.yaml")
-    assert spec.datasets[0].options["path"] == "mydata"
-    absolute = guards.absolute_dataset_paths(spec, project)
-    assert absolute.datasets[0].options["path"] == str(project / "mydata")
-    assert absolute.source == spec.source  # what a resume compares is unchanged
-    guards.check_dataset_paths(absolute)
-    # Absolute paths stay as they are.
-    assert guards.absolute_dataset_paths(absolute, Path("/elsewhere")) == absolute
-
-
-def test_a_missing_path_or_layout_is_one_line_naming_it(
+def test_relative_paths_resolve_against_the_spec_folder_and_travel_absolute(
         project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(project)
-    moved = guards.absolute_dataset_paths(load_spec("spec.yaml"), project)
-    gone = tmp_path / "gone"
-
-    def with_path(path: Path) -> object:
-        dataset = dataclasses.replace(moved.datasets[0], options={
-            **moved.datasets[0].options, "path": str(path)})
-        return dataclasses.replace(moved, datasets=(dataset,))
-
-    with pytest.raises(UsageError, match=rf"^dataset 'folder': path {gone} does not exist$"):
-        guards.check_dataset_paths(with_path(gone))
-    flat = tmp_path / "flat"
-    (flat / "images").mkdir(parents=True)
-    with pytest.raises(UsageError, match=rf"^dataset 'folder': path {flat}: {flat}/masks is "
-                                         r"missing: a folder dataset holds images/ and masks/"):
-        guards.check_dataset_paths(with_path(flat))
-    (flat / "masks").mkdir()
-    (flat / "val" / "images").mkdir(parents=True)
-    with pytest.raises(UsageError, match=rf"{flat}/val/masks is missing"):
-        guards.check_dataset_paths(with_path(flat))
-
-
-@pytest.mark.xfail(strict=True, raises=UsageError,
-                   reason="the spec parser (bench/spec/model.py, being rewritten) still checks "
-                          "a dataset path from the working folder, not the spec file's folder")
-def test_a_spec_run_from_another_folder_finds_its_data(
-        project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run from another working folder, ``path: mydata`` is the spec file's neighbour, and
+    trials get it absolute (they run in Ray's worker folders)."""
     (tmp_path / "elsewhere").mkdir()
     monkeypatch.chdir(tmp_path / "elsewhere")
     spec = load_spec(project / "spec.yaml")
-    assert spec.datasets[0].options["path"] in ("mydata", str(project / "mydata"))
+    assert spec.datasets[0].options["path"] == str(project / "mydata")
+    assert "path: mydata" in spec.source  # what a resume compares is the file as written
+
+
+def test_a_missing_path_or_layout_is_one_line_naming_it(project: Path) -> None:
+    spec = project / "spec.yaml"
+    spec.write_text(SPEC.replace("EPOCHS", "1").replace("mydata", "gone"))
+    with pytest.raises(UsageError, match=rf"dataset: path gone does not exist \(relative "
+                                         rf"paths are read from the spec's folder, {project}\)$"):
+        load_spec(spec)
+    (project / "flat" / "images").mkdir(parents=True)
+    spec.write_text(SPEC.replace("EPOCHS", "1").replace("mydata", "flat"))
+    with pytest.raises(UsageError, match=rf"missing directory {project}/flat/masks"):
+        load_spec(spec)
 
 
 @pytest.mark.slow  # two real sweeps through Ray and MLflow: ~2 min on a shared machine

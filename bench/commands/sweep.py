@@ -51,12 +51,6 @@ class Sweep:
             sys.stdout.write(DEFAULT_SPEC)
             return 0
         spec = load_spec(args.spec, args.name)
-        from bench.spec.guards import absolute_dataset_paths, check_dataset_paths
-
-        # A dataset path is relative to the spec file's folder (the embedded spec's: here).
-        spec = absolute_dataset_paths(spec, Path(args.spec).resolve().parent if args.spec
-                                      else Path.cwd())
-        check_dataset_paths(spec)
         from bench.run.sweep import SweepOptions, run_sweep, summary_lines
 
         outcome = run_sweep(spec, SweepOptions(

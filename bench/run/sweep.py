@@ -362,10 +362,6 @@ def run_sweep(spec: SweepSpec, options: SweepOptions) -> SweepOutcome:
     counted in ``unfinished``; running the same sweep again continues them.
     """
     check_plan(spec)  # before anything is started or written
-    # Trials run in Ray's worker folders: paths the spec left relative (the spec file's
-    # folder resolves them in ``zoobench sweep``) are made absolute against this one.
-    spec = guards.absolute_dataset_paths(spec, Path.cwd())
-    guards.check_dataset_paths(spec)
     results = guards.usable_folder(options.results, "--results")
     if options.storage and "://" not in options.storage:
         guards.usable_folder(Path(options.storage), "--storage")

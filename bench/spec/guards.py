@@ -6,10 +6,6 @@
   ``<results>/locks/<name>.lock``, held with ``fcntl.flock``: the kernel drops it when its
   owner dies, so a killed run never leaves it stuck. The file says who holds it (host, pid)
   for the message the second run prints.
-- ``absolute_dataset_paths`` / ``check_dataset_paths``: a dataset's ``path`` option travels
-  to the trials as an absolute path (trial workers run in other folders), and is checked
-  before any trial: it exists, is readable, and has the layout its dataset reads (the first
-  offending file or folder named), else one line, exit 2.
 - ``check_same_spec`` / ``record_spec``: a sweep name resumes only with the spec it ran with,
   compared as parsed YAML (comments and key order do not matter). The copy lives next to the
   Parquet (``<results>/specs/<name>.yaml``), so a rerun with another ``--storage`` or after
@@ -33,7 +29,7 @@ import yaml
 from bench.common.errors import UsageError
 
 if TYPE_CHECKING:
-    from bench.spec.model import SweepSpec
+    pass
 
 SPEC_COPY = "zoobench-spec.yaml"  # beside Tune's experiment state (a local path or a URI)
 LOCKS, SPECS = "locks", "specs"  # folders under the results folder
@@ -189,79 +185,3 @@ def record_spec(source: str, copies: list[str]) -> None:
     """Write ``source`` to every copy (after ``check_same_spec`` passed)."""
     for location in copies:
         _write_text(location, source)
-
-
-# ---- dataset paths
-
-
-PATH_OPTION = "path"  # the option naming a dataset's files (folder, npz, plugins alike)
-
-
-def absolute_dataset_paths(spec: SweepSpec, base: Path) -> SweepSpec:
-    """``spec`` with every dataset's relative ``path`` option made absolute against ``base``
-    (the spec file's folder; the working folder for the embedded spec). Trials run in Ray's
-    worker folders, where a relative path names nothing."""
-    import dataclasses
-
-    datasets = []
-    for dataset in spec.datasets:
-        value = dataset.options.get(PATH_OPTION)
-        if isinstance(value, str) and "://" not in value and not Path(value).is_absolute():
-            absolute = str((Path(base) / Path(value).expanduser()).resolve())
-            dataset = dataclasses.replace(dataset, options={**dataset.options,
-                                                            PATH_OPTION: absolute})
-        datasets.append(dataset)
-    return dataclasses.replace(spec, datasets=tuple(datasets))
-
-
-def _unreadable(folder: Path) -> Path | None:
-    """The first file or folder under ``folder`` (itself included) this process cannot read."""
-    if not os.access(folder, os.R_OK | os.X_OK):
-        return folder
-    for root, dirs, files in os.walk(folder):
-        for name in sorted(dirs):
-            if not os.access(Path(root) / name, os.R_OK | os.X_OK):
-                return Path(root) / name
-        for name in sorted(files):
-            if not name.startswith(".") and not os.access(Path(root) / name, os.R_OK):
-                return Path(root) / name
-    return None
-
-
-def _folder_layout(path: Path) -> str | None:
-    """What is wrong with a ``folder`` dataset's layout (CONTRACT: ``PATH/images`` with
-    ``PATH/masks``, or ``PATH/train/`` laid out the same way), or None."""
-    pool = path / "train" if (path / "train").is_dir() else path
-    for split in (pool, path / "val", path / "test"):
-        if split != pool and not split.exists():
-            continue
-        missing = [sub for sub in ("images", "masks") if not (split / sub).is_dir()]
-        if missing:
-            return (f"{split / missing[0]} is missing: a folder dataset holds images/ and "
-                    f"masks/ (or train/, val/, test/ each holding them)")
-    return None
-
-
-def check_dataset_paths(spec: SweepSpec) -> None:
-    """UsageError naming the first dataset ``path`` that a trial could not read: missing,
-    unreadable (the first such file named), or not laid out as its dataset expects."""
-    for dataset in spec.datasets:
-        value = dataset.options.get(PATH_OPTION)
-        if not isinstance(value, str) or "://" in value:
-            continue
-        where = f"dataset {dataset.label!r}: path {value}"
-        path = Path(value)
-        if not path.exists():
-            raise UsageError(f"{where} does not exist")
-        if dataset.name == "folder":
-            if not path.is_dir():
-                raise UsageError(f"{where} is not a folder")
-            problem = _folder_layout(path)
-            if problem:
-                raise UsageError(f"{where}: {problem}")
-        elif dataset.name == "npz" and not path.is_file():
-            raise UsageError(f"{where} is not a file")
-        blocked = _unreadable(path) if path.is_dir() else (
-            None if os.access(path, os.R_OK) else path)
-        if blocked is not None:
-            raise UsageError(f"{where}: cannot read {blocked} (permission denied)")
