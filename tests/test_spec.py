@@ -58,20 +58,23 @@ def test_grid_times_samples_gives_every_cell_its_draws():
                       " batch_size: {choice: [4, 8]}}\n", "s.yaml")
     plan = make_plan(spec)
     assert plan.trials == 8 * 3
-    assert plan.tune_config.num_samples == 3
+    # The samples are a grid axis of their own: each draw is a configuration run on every
+    # seed (bench.spec.configs), so one expansion of Tune's grid is the whole sweep.
+    assert plan.tune_config.num_samples == 1
     assert isinstance(plan.tune_config.scheduler, FIFOScheduler)
-    # One expansion of Tune's grid gives each model x loss x seed once, lr drawn in range.
     variants = [config for _, config in generate_variants(plan.param_space)]
-    cells = {(c["model"], c["loss"], c["seed"]) for c in variants}
-    assert len(variants) == len(cells) == 8
+    cells = {(c["model"], c["loss"], c["sample"], c["seed"]) for c in variants}
+    assert len(variants) == len(cells) == 8 * 3
     assert all(1e-4 <= c["lr"] <= 1e-2 and c["batch_size"] in (4, 8) for c in variants)
 
 
 def test_optuna_and_asha():
-    spec = parse_spec(BASE + "search: optuna\nsamples: 2\nscheduler: {asha: {grace_period: 2}}\n"
+    # One seed: ASHA with several seeds outside a protocol is refused (test_plan).
+    spec = parse_spec(BASE.replace("seeds: [0, 1]", "seeds: [0]") + "search: optuna\nsamples: 2\n"
+                      "scheduler: {asha: {grace_period: 2}}\n"
                       "params: {lr: {uniform: [0.001, 0.01]}}\n", "s.yaml")
     plan = make_plan(spec)
-    assert plan.tune_config.num_samples == 16
+    assert plan.tune_config.num_samples == 8
     assert isinstance(plan.param_space["model"], tune.search.sample.Categorical)
     assert plan.tune_config.search_alg is not None
     scheduler = plan.tune_config.scheduler
