@@ -8,6 +8,7 @@ Hostile tables name an absolute path, a ``../`` escape, a symlink out of the fol
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 import shutil
@@ -189,3 +190,69 @@ def test_report_of_the_reference_imports_no_tensorflow(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"
     assert (tmp_path / "r.html").read_text().count("data:image/png;base64,") >= 5
+
+
+def _saved_outbox(results: Path, uri: str) -> tuple[str, str]:
+    """A real SQLite MLflow store under ``results`` and one saved outbox of sweep ``s``."""
+    from mlflow.tracking import MlflowClient
+
+    from bench.tracking import outbox
+    from bench.tracking import runs as tracking
+
+    track = tracking.start_sweep(uri, results, "s", "epochs: 1\n", {})
+    run_id = MlflowClient(uri).create_run(track.experiment_id).info.run_id
+    box = outbox.Outbox(uri, run_id)
+    box.add_metrics({"val_loss": 0.5}, 1)
+    outbox.write(results, "s", "t1", box)
+    return run_id, track.experiment_id
+
+
+def test_sync_mlflow_reads_no_outbox_outside_the_folder(tmp_path, capsys, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    from bench.cli import main
+    from bench.tracking import outbox
+
+    results = tmp_path / "results"
+    results.mkdir()
+    uri = f"sqlite:///{results / 'mlflow.db'}"
+    run_id, _ = _saved_outbox(results, uri)
+    # An outbox that is a link to a file elsewhere (it parses as an outbox: were it read,
+    # its metric would be sent).
+    elsewhere = tmp_path / "elsewhere.json"
+    stolen = outbox.Outbox(uri, run_id)
+    stolen.add_metrics({"stolen": 42.0}, 7)
+    elsewhere.write_text(json.dumps(stolen.to_dict()))
+    (outbox.folder(results, "s") / "t2.json").symlink_to(elsewhere)
+    capsys.readouterr()
+    assert main(["sync-mlflow", "--sweep", "s", "--results", str(results)]) == 0
+    out = capsys.readouterr()
+    [warning] = [line for line in out.err.splitlines() if "warning" in line]
+    assert "t2.json skipped" in warning and "outside the results folder" in warning
+    assert "sent 1 runs (1 epochs of metrics)" in out.out
+    client = MlflowClient(uri)
+    assert [m.value for m in client.get_metric_history(run_id, "val_loss")] == [0.5]
+    assert client.get_metric_history(run_id, "stolen") == []
+    assert elsewhere.exists()  # and the outside file is neither sent nor deleted
+
+    # A sweep name that is a path is refused (exit 2), before anything is read.
+    assert main(["sync-mlflow", "--sweep", "../elsewhere", "--results", str(results)]) == 2
+    assert "--sweep" in capsys.readouterr().err
+
+
+def test_sync_mlflow_asks_where_credentials_go(tmp_path, capsys, monkeypatch):
+    from bench.cli import main
+    from bench.tracking import outbox
+
+    results = tmp_path / "results"
+    results.mkdir()
+    box = outbox.Outbox("http://198.51.100.7:5000", "0123abcd")  # TEST-NET-2: no one
+    box.add_metrics({"val_loss": 0.5}, 1)
+    outbox.write(results, "s", "t1", box)
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "alice")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "not-on-any-command-line")
+    assert main(["sync-mlflow", "--sweep", "s", "--results", str(results)]) == 2
+    err = capsys.readouterr().err
+    assert "http://198.51.100.7:5000" in err and "--tracking-uri" in err
+    assert "not-on-any-command-line" not in err
+    assert (outbox.folder(results, "s") / "t1.json").exists()  # nothing lost
