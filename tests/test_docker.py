@@ -144,7 +144,9 @@ def test_mlflow_compose_serves_artifacts_from_a_database_backed_server() -> None
     assert command[:2] == ["mlflow", "server"]
     assert "--serve-artifacts" in command
     options = dict(arg.split("=", 1) for arg in command[2:] if "=" in arg)
-    assert options["--backend-store-uri"].startswith("postgresql://")
+    # The driver the image installs, named: SQLAlchemy 2.1 reads a bare postgresql:// as
+    # psycopg 3, which it does not have.
+    assert options["--backend-store-uri"].startswith("postgresql+psycopg2://")
     assert options["--artifacts-destination"]
     # The server waits for a healthy database rather than racing it at start.
     assert services["mlflow"]["depends_on"]["postgres"]["condition"] == "service_healthy"
