@@ -7,6 +7,7 @@ schema, and the manifests are checked for the pieces a GPU sweep needs.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -143,7 +144,9 @@ def test_mlflow_compose_serves_artifacts_from_a_database_backed_server() -> None
     assert command[:2] == ["mlflow", "server"]
     assert "--serve-artifacts" in command
     options = dict(arg.split("=", 1) for arg in command[2:] if "=" in arg)
-    assert options["--backend-store-uri"].startswith("postgresql://")
+    # The driver the image installs, named: SQLAlchemy 2.1 reads a bare postgresql:// as
+    # psycopg 3, which it does not have.
+    assert options["--backend-store-uri"].startswith("postgresql+psycopg2://")
     assert options["--artifacts-destination"]
     # The server waits for a healthy database rather than racing it at start.
     assert services["mlflow"]["depends_on"]["postgres"]["condition"] == "service_healthy"
@@ -217,3 +220,105 @@ def test_mlflow_on_kubernetes_is_the_server_kuberay_logs_to() -> None:
             assert uris == [address], ray_container["name"]
     hosts = env["MLFLOW_SERVER_ALLOWED_HOSTS"]["value"].split(",")
     assert f"{address.split('//')[1].split(':')[0]}:*" in hosts
+
+
+# ---- Only the sweep's users reach MLflow (issue 26)
+
+
+def _compose_port_host(mapping: str) -> str:
+    """The host interface a compose ``ports`` entry binds ("" when it binds every one)."""
+    field = r"(\$\{[^}]*\}|[^:$]+)"  # a ${VAR:-default} or a plain value
+    match = re.fullmatch(rf"(?:{field}:)?{field}:{field}", mapping)
+    assert match, mapping
+    return match.group(1) or ""
+
+
+def test_mlflow_compose_asks_for_a_user_and_binds_one_interface() -> None:
+    compose = _load("mlflow-compose.yaml")
+    services = compose["services"]
+    mlflow = services["mlflow"]
+    assert "--app-name=basic-auth" in mlflow["command"]
+    options = dict(arg.split("=", 1) for arg in mlflow["command"][2:] if "=" in arg)
+    # No password on the command line (ps, docker inspect): libpq gets PGPASSWORD instead.
+    userinfo = options["--backend-store-uri"].split("://", 1)[1].split("@", 1)[0]
+    assert ":" not in userinfo and "PASSWORD" not in options["--backend-store-uri"]
+    hosts = [_compose_port_host(p) for p in mlflow["ports"]]
+    assert hosts == ["${MLFLOW_BIND:-127.0.0.1}"], "publish on one interface, not 0.0.0.0"
+    assert "ports" not in services["postgres"]  # the database: compose network only
+    # Every password is a secret file; none is a default or in the environment.
+    assert set(mlflow["secrets"]) == {"postgres_password", "mlflow_admin_password",
+                                      "mlflow_flask_secret_key"}
+    assert services["postgres"]["environment"]["POSTGRES_PASSWORD_FILE"] == \
+        "/run/secrets/postgres_password"
+    for name, secret in compose["secrets"].items():
+        assert secret["file"].startswith("${ZOOBENCH_SECRETS:?"), name
+    env = mlflow["environment"]
+    assert not any("PASSWORD" in key or "SECRET" in key for key in env)
+
+
+def test_mlflow_on_kubernetes_asks_for_a_user_and_stays_in_the_cluster() -> None:
+    docs = {d["kind"]: d for d in yaml.safe_load_all((DOCKER / "mlflow-k8s.yaml").read_text())}
+    container = docs["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    assert "--app-name=basic-auth" in container["args"]
+    env = {e["name"]: e for e in container["env"]}
+    for name in ("MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY",
+                 "MLFLOW_AUTH_DATABASE_URI", "MLFLOW_BACKEND_STORE_URI"):
+        assert "secretKeyRef" in env[name]["valueFrom"], name
+        assert "value" not in env[name], name
+    service = docs["Service"]["spec"]
+    assert service.get("type", "ClusterIP") == "ClusterIP"
+    assert all("nodePort" not in port for port in service["ports"])
+    # The probes' path is one the auth app leaves open.
+    assert container["livenessProbe"]["httpGet"]["path"] == "/health"
+
+
+def test_ray_pods_authenticate_to_mlflow_from_a_secret() -> None:
+    cluster = _load("kuberay-raycluster.yaml")["spec"]
+    for group in [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]:
+        for container in group["template"]["spec"]["containers"]:
+            env = {e["name"]: e for e in container["env"]}
+            for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+                assert env[name]["valueFrom"]["secretKeyRef"]["name"] == "mlflow-client", name
+    launcher = _load("ray-cluster.yaml")
+    run_options = launcher["docker"]["run_options"]
+    assert not any("MLFLOW_TRACKING_PASSWORD" in option for option in run_options)
+    [env_file] = [o.split(None, 1)[1] for o in run_options if o.startswith("--env-file")]
+    mount = env_file.removeprefix("/tmp/ray_tmp_mount/" + launcher["cluster_name"])
+    assert mount in launcher["file_mounts"]  # the launcher copies it to that host path
+
+
+def test_no_password_is_written_in_the_cluster_files() -> None:
+    for path in [*YAML_FILES, *DOCKERFILES]:
+        text = path.read_text()
+        assert "password1234" not in text, path.name
+        for line in text.splitlines():
+            code = line.split("#", 1)[0]
+            assert not re.search(r"(?i)password\s*[=:]\s*['\"]?\w{4,}", code), (path.name, line)
+
+
+def test_mlflow_entrypoint_reads_secret_files_into_the_environment(tmp_path: Path) -> None:
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "postgres_password").write_text("pg-s3cret")
+    (secrets / "mlflow_admin_password").write_text("admin-s3cret")
+    (secrets / "mlflow_flask_secret_key").write_text("flask-key")
+    (secrets / "mlflow_auth_database_uri").write_text("postgresql://u:p%40ss@db/auth")
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "MLFLOW_SECRETS_DIR": str(secrets),
+           "MLFLOW_FLASK_SERVER_SECRET_KEY": "from-env-wins"}
+    done = subprocess.run(["sh", str(DOCKER / "mlflow-entrypoint.sh"), "env"], env=env,
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    seen = dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
+    assert seen["PGPASSWORD"] == "pg-s3cret"
+    assert seen["MLFLOW_AUTH_ADMIN_PASSWORD"] == "admin-s3cret"
+    assert seen["MLFLOW_FLASK_SERVER_SECRET_KEY"] == "from-env-wins"
+    ini = Path(seen["MLFLOW_AUTH_CONFIG_PATH"])
+    assert ini.stat().st_mode & 0o077 == 0  # only the server's user reads it
+    import configparser
+
+    config = configparser.ConfigParser()
+    config.read(ini)
+    # What MLflow's auth app reads (configparser with interpolation: '%' doubled).
+    assert config["mlflow"]["database_uri"] == "postgresql://u:p%40ss@db/auth"
+    assert config["mlflow"]["default_permission"] == "READ"
+    assert "admin_password" not in config["mlflow"]

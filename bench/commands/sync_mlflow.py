@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from bench.commands.base import command
 from bench.common.errors import UsageError
 from bench.tracking import outbox
+from bench.tracking.outbox import CREDENTIALS
 
 
 @command("sync-mlflow", help="send MLflow the runs and epochs a sweep could not log to it")
@@ -28,6 +30,8 @@ class SyncMlflow:
         results = Path(args.results)
         if not results.is_dir():
             raise UsageError(f"--results: no results folder {str(results)!r}")
+        if args.sweep in (".", "..") or any(c in args.sweep for c in "/\\\0"):
+            raise UsageError(f"--sweep: {args.sweep!r} is not a sweep name (no path parts)")
         saved = outbox.read_all(results, args.sweep)
         if not saved:
             print(f"sync-mlflow: nothing to send for sweep {args.sweep!r} (no files in "
@@ -39,6 +43,7 @@ class SyncMlflow:
             if args.tracking_uri:
                 box.uri = args.tracking_uri
             boxes[path.stem] = box
+        _check_where_credentials_go(boxes, args.tracking_uri)
         runs, epochs = len(boxes), sum(box.steps() for box in boxes.values())
         left = outbox.deliver(boxes, results, args.sweep)
         if left.runs:
@@ -49,3 +54,16 @@ class SyncMlflow:
         print(f"sync-mlflow: sent {runs} runs ({epochs} epochs of metrics) of sweep "
               f"{args.sweep!r}", file=sys.stdout)
         return 0
+
+
+def _check_where_credentials_go(boxes: dict[str, outbox.Outbox], given: str | None) -> None:
+    """UsageError when MLflow credentials are set and the outbox files alone say which server
+    gets them: the files are data (a shared results folder), and MLflow's client sends
+    ``MLFLOW_TRACKING_USERNAME``/``PASSWORD``/``TOKEN`` to whatever server it talks to."""
+    if given is not None or not any(os.environ.get(name) for name in CREDENTIALS):
+        return
+    servers = sorted({box.uri for box in boxes.values()
+                      if box.uri.startswith(("http://", "https://"))})
+    if servers:
+        raise UsageError(f"--tracking-uri: the outboxes name {', '.join(servers)}; with MLflow "
+                         f"credentials set, say where they go: --tracking-uri URI")

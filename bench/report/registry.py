@@ -8,22 +8,66 @@ into an HTML fragment, and registers it::
 
 and ``bench/report/sections/__init__.py`` imports the module. Sections appear in the
 report in registration (import) order.
+
+Not ``zoo.registry.Registry``: importing anything of ``zoo`` imports the ``zoo`` package,
+and with it TensorFlow (seconds), for a command that only draws tables.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
-
-from zoo.registry import Registry
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from bench.report.context import ReportContext
 
 Render = Callable[["ReportContext"], str]
 
+
+@dataclass(frozen=True)
+class SectionEntry:
+    """A registered section: its anchor ``name``, its ``render`` function (``obj``) and
+    ``meta`` (``title``: its heading)."""
+
+    name: str
+    obj: Render
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+class SectionRegistry:
+    """Section name -> entry, in registration order."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, SectionEntry] = {}
+
+    def register(self, name: str, **meta: Any) -> Callable[[Render], Render]:
+        """Decorator registering ``render`` under ``name`` (once) with ``meta``."""
+
+        def decorator(render: Render) -> Render:
+            if name in self._entries:
+                raise ValueError(f"report section {name!r} is already registered")
+            self._entries[name] = SectionEntry(name, render, dict(meta))
+            return render
+
+        return decorator
+
+    def names(self) -> list[str]:
+        """Registered section names, in page order."""
+        return list(self._entries)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[SectionEntry]:
+        return iter(self._entries.values())
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
 #: Report sections by name; each entry's ``meta["title"]`` is its heading.
-SECTIONS: Registry[Render] = Registry("report section")
+SECTIONS = SectionRegistry()
 
 
 def register_section(name: str, *, title: str) -> Callable[[Render], Render]:

@@ -365,8 +365,9 @@ def run_sweep(spec: SweepSpec, options: SweepOptions) -> SweepOutcome:
     results = guards.usable_folder(options.results, "--results")
     if options.storage and "://" not in options.storage:
         guards.usable_folder(Path(options.storage), "--storage")
-    # One run per sweep name at a time: two would overwrite each other's Parquet.
-    with guards.SweepLock(results, spec.name):
+    # One run per sweep name at a time: two would overwrite each other's Parquet, or
+    # (two results folders on one --storage) run one Tune experiment twice.
+    with guards.sweep_locks(results, _storage_path(options), spec.name):
         return _run_locked(spec, options, results)
 
 

@@ -6,6 +6,9 @@
   ``<results>/locks/<name>.lock``, held with ``fcntl.flock``: the kernel drops it when its
   owner dies, so a killed run never leaves it stuck. The file says who holds it (host, pid)
   for the message the second run prints.
+- ``sweep_locks``: that lock, and the same under a local ``--storage`` (where Tune keeps
+  the experiment's state; ``<storage>/.zoobench-locks/<name>.lock``): two results folders
+  on one storage cannot run one experiment at once either.
 - ``check_same_spec`` / ``record_spec``: a sweep name resumes only with the spec it ran with,
   compared as parsed YAML (comments and key order do not matter). The copy lives next to the
   Parquet (``<results>/specs/<name>.yaml``), so a rerun with another ``--storage`` or after
@@ -15,12 +18,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
 import os
 import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -33,6 +38,9 @@ if TYPE_CHECKING:
 
 SPEC_COPY = "zoobench-spec.yaml"  # beside Tune's experiment state (a local path or a URI)
 LOCKS, SPECS = "locks", "specs"  # folders under the results folder
+# Under a local --storage, beside Tune's experiment folders (named after sweeps): hidden,
+# so that no sweep name can be it.
+STORAGE_LOCKS = ".zoobench-locks"
 
 
 def usable_folder(folder: Path, flag: str = "--results") -> Path:
@@ -66,9 +74,10 @@ class SweepLock:
     ``release()``, by the process exiting, or by the process being killed (``flock``).
     """
 
-    def __init__(self, results: Path, sweep: str) -> None:
-        self.path = Path(results) / LOCKS / f"{sweep}.lock"
-        self.sweep = sweep
+    def __init__(self, results: Path, sweep: str, flag: str = "--results",
+                 locks: str = LOCKS) -> None:
+        self.path = Path(results) / locks / f"{sweep}.lock"
+        self.sweep, self.flag = sweep, flag
         self._file: IO[str] | None = None
 
     def acquire(self) -> SweepLock:
@@ -80,7 +89,7 @@ class SweepLock:
         except OSError as error:
             handle.close()
             if error.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                raise UsageError(f"--results: cannot lock {self.path} ({error.strerror})") \
+                raise UsageError(f"{self.flag}: cannot lock {self.path} ({error.strerror})") \
                     from None
             raise UsageError(
                 f"sweep {self.sweep!r} is already running ({_owner_text(self.path)}; "
@@ -107,6 +116,22 @@ class SweepLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+@contextlib.contextmanager
+def sweep_locks(results: Path, storage: str, sweep: str) -> Iterator[None]:
+    """Hold ``sweep``'s lock under ``results`` and, when ``storage`` (Tune's storage: a local
+    path, or a ``scheme://`` URI) is a local folder, under ``storage`` too.
+
+    Tune's experiment state lives under the storage, so two results folders sharing one
+    storage would otherwise run (and resume) the same experiment at once. A URI storage
+    (``s3://``) cannot be locked: one lock per results folder is what remains there.
+    """
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(SweepLock(results, sweep))
+        if "://" not in storage:
+            stack.enter_context(SweepLock(Path(storage), sweep, "--storage", STORAGE_LOCKS))
+        yield
 
 
 # ---- the spec a sweep name ran with

@@ -19,12 +19,16 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 OUTBOX = "outbox"  # folder under the results folder
+#: How MLflow's client authenticates to a server (basic auth, or a bearer token): read from
+#: the environment by every process, never passed on a command line or logged.
+CREDENTIALS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
 _BATCH = 1000  # MLflow's limit of metrics per log_batch call
 BOUNDED_HTTP = {  # a dead server answers in seconds, not in minutes of urllib3 backoff
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
@@ -175,12 +179,26 @@ def write(results: Path, sweep: str, name: str, outbox: Outbox) -> Path:
 
 
 def read_all(results: Path, sweep: str) -> dict[Path, Outbox]:
-    """Every saved outbox of ``sweep`` by its file."""
+    """Every saved outbox of ``sweep`` by its file.
+
+    Only files inside the results folder are read (a results folder is data: an outbox
+    that is a symlink to a file elsewhere would send that file's bytes to a server); each
+    one skipped prints one line saying why.
+    """
+    from bench.common.paths import OutsideResultsError, read_contained
+
     where = folder(results, sweep)
     if not where.is_dir():
         return {}
-    return {path: Outbox.from_dict(json.loads(path.read_text()))
-            for path in sorted(where.glob("*.json"))}
+    boxes = {}
+    for path in sorted(where.glob("*.json")):
+        try:
+            data = read_contained(results, path.relative_to(results))
+        except OutsideResultsError as error:
+            print(f"zoobench: warning: outbox {path} skipped: {error}", file=sys.stderr)
+            continue
+        boxes[path] = Outbox.from_dict(json.loads(data))
+    return boxes
 
 
 @dataclass(frozen=True)

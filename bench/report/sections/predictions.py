@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from bench.report.context import ReportContext
-from bench.report.html import esc, figure, file_img, note
+from bench.report.files import table_png
+from bench.report.html import esc, figure, note, png_img
 from bench.report.registry import register_section
 from bench.results.predictions import DPI, TITLE_POINTS
 
@@ -32,15 +31,15 @@ def _render(ctx: ReportContext) -> str:
             else None
         what = (f"{esc(model)} / {esc(best['loss'])}, trial <code>{esc(best['best_trial_id'])}"
                 f"</code>, {esc(ctx.metric)} = {best[f'{ctx.metric}_best']:.4f}")
-        if not isinstance(rel, str) or not rel:  # None, NaN or pd.NA: no picture saved
-            missing.append(f"{what}: the trial saved no picture (predictions_png empty)")
-            continue
-        path = ctx.results_dir / Path(rel)
-        if not path.is_file():
-            missing.append(f"{what}: picture file missing: <code>{esc(path)}</code>")
+        # Only a PNG inside the results folder is read (a results folder is data).
+        found = table_png(ctx.results_dir, rel, column="predictions_png",
+                          row=f"trial {best['best_trial_id']}")
+        if found.data is None:
+            missing.append(f"{what}: {esc(found.skipped)}")
             continue
         # Drawn by bench.results.predictions: its titles are its smallest text.
-        img = file_img(path, f"predictions of {model}", min_font_px=TITLE_POINTS * DPI / 72)
+        img = png_img(found.data, f"predictions of {model}",
+                      min_font_px=TITLE_POINTS * DPI / 72)
         cells.append(figure(img, what))
     out = f'<div class="gallery">{"".join(cells)}</div>' if cells else ""
     if missing:
