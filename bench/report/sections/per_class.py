@@ -9,7 +9,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from bench.report.context import ReportContext
-from bench.report.html import PAGE_INCHES, esc, figure, figure_img, note, table
+from bench.report.html import PAGE_INCHES, figure, figure_img, note, table
 from bench.report.registry import register_section
 
 TOP = 5
@@ -70,7 +70,7 @@ def _render(ctx: ReportContext) -> str:
         shown = shown.set_index("configuration").T.rename_axis("class").reset_index()
     return figure(figure_img(fig, "per-class IoU of the top configurations"),
                   f"Top {n} configurations by {ctx.metric}: IoU per class on the {split} "
-                  f"split; class 0 ({esc(ctx.class_label(0))}) is the background.") \
+                  + ("split." if ctx.class_names() else "split; class 0 is the background.")) \
         + table(shown, wrap_columns=("configuration",))
 
 
