@@ -154,6 +154,9 @@ def importances(study: optuna.Study, *, n_boot: int = N_BOOT, max_trials: int = 
 
     Returns:
         Columns ``param, importance, low, high``, largest importance first.
+
+    Raises:
+        RuntimeError: the trials' metric does not vary (fANOVA's forest explains nothing).
     """
     import optuna
 
@@ -171,7 +174,10 @@ def importances(study: optuna.Study, *, n_boot: int = N_BOOT, max_trials: int = 
     boots = []
     for b in range(n_boot):
         picks = rng.integers(0, len(trials), len(trials))
-        boots.append(fanova(study_of([trials[i] for i in picks]), seed + 1 + b))
+        try:
+            boots.append(fanova(study_of([trials[i] for i in picks]), seed + 1 + b))
+        except RuntimeError:  # a resample whose metric does not vary: it says nothing
+            continue
     tail = (1 - level) / 2
     rows = []
     for name, value in base.items():

@@ -56,7 +56,11 @@ def _render(ctx: ReportContext, metric: str) -> str:
         return "<p>Too few finished trials, or nothing varied, on this dataset.</p>"
     values = trials[metric].astype(float)
     study = search.build_study(params, values, space, ctx.mode)
-    imp = search.importances(study)
+    try:
+        imp = search.importances(study)
+    except RuntimeError:  # fANOVA: "zero total variance": every trial scored the same
+        return f"<p>The {len(study.trials)} trials' {esc(metric)} does not vary: nothing " \
+            "for the search's views to explain on this dataset.</p>"
     slug = "".join(ch if ch.isalnum() else "-" for ch in ctx.datasets[0])
     n = len(study.trials)
     sample = (f" (fANOVA saw a random {search.MAX_TRIALS} of them)"
@@ -201,13 +205,15 @@ def _history(ctx: ReportContext, trials: pd.DataFrame, values: pd.Series, metric
     v = values.to_numpy(dtype=float)[order]
     hover = np.asarray(_hover_lines(ctx, trials), dtype=object)[order]
     k = np.arange(1, len(v) + 1)
+    best = search.best_so_far(v, ctx.mode)
     fig = go.Figure([
-        go.Scatter(x=k, y=v, mode="markers", name="trial", text=hover,
-                   marker={"size": 6, "color": "#8c959f"},
-                   hovertemplate="%{text}<br>#%{x}: " + esc(metric) + " %{y:.4f}<extra></extra>"),
-        go.Scatter(x=k, y=search.best_so_far(v, ctx.mode), mode="lines", name="best so far",
-                   line={"color": "#cf222e", "shape": "hv", "width": 2},
-                   hovertemplate="best of the first %{x}: %{y:.4f}<extra></extra>")])
+        # The line first: a point hovered on it still shows the point's own label.
+        go.Scatter(x=k, y=best, mode="lines", name="best so far", hoverinfo="skip",
+                   line={"color": "#cf222e", "shape": "hv", "width": 2}),
+        go.Scatter(x=k, y=v, mode="markers", name="trial", text=hover, customdata=best,
+                   marker={"size": 6, "color": "#57606a"},
+                   hovertemplate="%{text}<br>#%{x}: " + esc(metric) + " %{y:.4f}"
+                   "<br>best so far %{customdata:.4f}<extra></extra>")])
     fig.update_layout(title={"text": f"{metric} over trial order (best so far)", "x": 0},
                       xaxis={"title": {"text": "trial, in the order they started"}},
                       yaxis={"title": {"text": metric}},
