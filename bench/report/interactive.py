@@ -8,7 +8,6 @@ section has one. Nothing refers to the network: the report opens offline.
 
 from __future__ import annotations
 
-import json
 from functools import cache
 from typing import TYPE_CHECKING
 
@@ -57,7 +56,10 @@ def plotly_div(fig: go.Figure, div_id: str, *, height: int) -> str:
     (plotly encodes arrays as base64), so hovering, zooming and legend clicks work."""
     import plotly.io as pio
 
-    fig.update_layout(template=_template(), height=height, autosize=True)
+    template = _template()
+    if fig.layout.template.data:  # a figure's own trace defaults (shared hover text) stay
+        template.data = fig.layout.template.data
+    fig.update_layout(template=template, height=height, autosize=True)
     return pio.to_html(fig, full_html=False, include_plotlyjs=False, div_id=div_id,
                        config=CONFIG, default_width="100%", default_height=f"{height}px")
 
@@ -154,8 +156,3 @@ th[aria-sort=descending]::after { content: " \\25BC"; }
 .swatch { display: inline-block; width: 12px; height: 12px; border: 1px solid #8c959f;
           vertical-align: -1px; margin-right: 4px; }
 """
-
-
-def json_attr(value: object) -> str:
-    """``value`` as JSON for an HTML attribute (escape it with ``esc``)."""
-    return json.dumps(value, separators=(",", ":"))

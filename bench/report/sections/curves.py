@@ -81,24 +81,22 @@ def _chart(ctx: ReportContext, stats: pd.DataFrame, col: str, div_id: str) -> st
         m = g["mean"].to_numpy(dtype=float)
         s = g["std"].fillna(0).to_numpy(dtype=float)
         name = str(labels.get(row, row))
-        rank = ctx.board.at[row, "rank"] if "rank" in ctx.board else None
         if top:  # the band: one closed polygon, under its line
             fig.add_trace(go.Scatter(
                 x=np.concatenate([e, e[::-1]]), y=np.concatenate([m + s, (m - s)[::-1]]),
                 fill="toself", fillcolor=colour, opacity=0.15, line={"width": 0},
                 hoverinfo="skip", showlegend=False, legendgroup=name))
+        # The hover text comes from the figure's template: at 500 configurations a copy
+        # per line would add half a megabyte to the file.
         fig.add_trace(go.Scatter(
-            x=e, y=m, mode="lines+markers", name=name, legendgroup=name,
-            line={"color": colour, "width": 2 if top else 1.5}, marker={"size": 5},
+            x=e, y=m, mode="lines+markers", name=name, legendgroup=name if top else None,
+            line={"color": colour, "width": 2 if top else 1.5},
             visible=True if top else "legendonly",
-            customdata=np.column_stack([s, g["count"].to_numpy(dtype=float)]),
-            hovertemplate=(f"<b>{esc(name)}</b>"
-                           + (f" (rank {int(rank)})" if rank is not None and pd.notna(rank)
-                              else "")
-                           + "<br>epoch %{x}<br>" + esc(col)
-                           + " %{y:.4f} ± %{customdata[0]:.4f}<br>%{customdata[1]} seeds"
-                           "<extra></extra>")))
+            customdata=np.column_stack([s, g["count"].to_numpy(dtype=float)])))
+    hover = ("<b>%{fullData.name}</b><br>epoch %{x}<br>" + esc(col)
+             + " %{y:.4f} ± %{customdata[0]:.4f}<br>%{customdata[1]} seeds<extra></extra>")
     fig.update_layout(
+        template={"data": {"scatter": [{"hovertemplate": hover, "marker": {"size": 5}}]}},
         title={"text": f"validation {col} per epoch (mean ± std over seeds)", "x": 0},
         xaxis={"title": {"text": "epoch"}, "dtick": 1},
         yaxis={"title": {"text": col}},

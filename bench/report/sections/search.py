@@ -153,11 +153,13 @@ def _parallel(params: pd.DataFrame, values: pd.Series, space: dict, metric: str,
     return fig
 
 
-def _hover_lines(ctx: ReportContext, trials: pd.DataFrame) -> list[str]:
+def _hover_lines(ctx: ReportContext, trials: pd.DataFrame, *, with_id: bool = True
+                 ) -> list[str]:
+    """Each trial's hover text: its configuration and seed (and trial id)."""
     seeds = trials["seed"].astype(str) if "seed" in trials else pd.Series("", trials.index)
-    return [f"{m} / {lo}, seed {s}<br>trial {t}" for m, lo, s, t in zip(
-        trials["model"].astype(str), trials["loss"].astype(str), seeds,
-        trials["trial_id"].astype(str), strict=True)]
+    return [f"{m} / {lo}, seed {s}" + (f"<br>trial {t}" if with_id else "")
+            for m, lo, s, t in zip(trials["model"].astype(str), trials["loss"].astype(str),
+                                   seeds, trials["trial_id"].astype(str), strict=True)]
 
 
 def _slices(ctx: ReportContext, trials: pd.DataFrame, params: pd.DataFrame,
@@ -172,7 +174,7 @@ def _slices(ctx: ReportContext, trials: pd.DataFrame, params: pd.DataFrame,
     fig = make_subplots(rows=rows, cols=cols, shared_yaxes=True, horizontal_spacing=0.04,
                         vertical_spacing=0.16)
     order = np.arange(len(trials))
-    hover = _hover_lines(ctx, trials)
+    hover = _hover_lines(ctx, trials, with_id=False)  # one copy per parameter: kept short
     for k, name in enumerate(names):
         dist = space[name]
         r, c = k // cols + 1, k % cols + 1
