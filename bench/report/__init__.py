@@ -39,7 +39,8 @@ def _caption(render: Callable[[ReportContext], str]) -> str:
 def render_html(ctx: ReportContext, progress: Callable[[str], None] | None = None) -> str:
     """The report page of ``ctx`` as one HTML string (every registered section, in order).
 
-    A section that raises does not sink the report: its place says what went wrong.
+    A section that raises does not sink the report: its place says what went wrong. A
+    section with nothing to show (its render returns "") is left out, heading and all.
     """
     parts = []
     for entry in SECTIONS:
@@ -49,6 +50,8 @@ def render_html(ctx: ReportContext, progress: Callable[[str], None] | None = Non
             body = entry.obj(ctx)
         except Exception as e:  # noqa: BLE001  (one broken section must not lose the rest)
             body = note(f"This section could not be drawn: {esc(type(e).__name__)}: {esc(e)}")
+        if not body.strip():
+            continue
         parts.append((entry.name, entry.meta["title"], esc(_caption(entry.obj)), body))
     t = ctx.trials
     datasets = ", ".join(ctx.datasets)

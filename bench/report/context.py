@@ -6,14 +6,31 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from bench.common.names import CASES_FILE
 from bench.report.html import esc
 from bench.results import leaderboard as lb
 from bench.results.baselines import add_gain, stored_baselines
+
+
+@lru_cache(maxsize=8)
+def _class_names(results_dir: Path, sweep: str) -> pd.DataFrame:
+    """``dataset, class_index, class_name`` of one sweep's ``cases.parquet`` (distinct rows;
+    empty when there is none or it cannot be read)."""
+    path = results_dir / CASES_FILE
+    columns = ["dataset", "class_index", "class_name"]
+    if not path.exists():
+        return pd.DataFrame(columns=columns)
+    try:
+        cases = pd.read_parquet(path, columns=columns, filters=[("sweep", "==", sweep)])
+    except (OSError, ValueError, KeyError):  # an old or damaged table: fall back to numbers
+        return pd.DataFrame(columns=columns)
+    return cases.drop_duplicates().reset_index(drop=True)
 
 
 @dataclass(frozen=True)
@@ -118,6 +135,40 @@ class ReportContext:
         """The sweep spec (YAML) the trials were run from, when recorded."""
         spec = lb.first_value(self.trials, "spec")
         return str(spec) if spec else None
+
+    def class_names(self) -> dict[int, str]:
+        """Class index -> name as the sweep's ``cases.parquet`` records them, for the
+        dataset of ``self`` (the first one when there are several); {} when unknown."""
+        names = _class_names(Path(self.results_dir), self.sweep)
+        names = names[names["dataset"].astype(str) == self.datasets[0]] if len(names) else names
+        return {int(i): str(n) for i, n in zip(names["class_index"], names["class_name"],
+                                               strict=True) if pd.notna(n)}
+
+    def class_label(self, index: int) -> str:
+        """A class' name from the dataset (``class_names``), else ``class {index}``."""
+        return self.class_names().get(int(index), f"class {index}")
+
+    def config_labels(self) -> pd.Series:
+        """A readable name per ``board`` row (same index): ``model / loss``, and where rows
+        share those (a board grouped by more, e.g. hyperparameters), its ``config_id`` or
+        position to tell them apart."""
+        board = self.board
+        names = board["model"].astype(str) + " / " + board["loss"].astype(str)
+        if names.duplicated(keep=False).any():
+            extra = board["config_id"].astype(str) if "config_id" in board \
+                else pd.Series([f"#{i + 1}" for i in range(len(board))], index=board.index)
+            names = names.where(~names.duplicated(keep=False), names + " [" + extra + "]")
+        return names
+
+    def trial_rows(self) -> pd.Series:
+        """The ``board`` row (index label) each trial id was pooled into, from the board's
+        ``trial_ids`` (JSON lists); indexed by trial id."""
+        if "trial_ids" not in self.board:
+            return pd.Series(dtype=object)
+        pairs = [(tid, idx) for idx, ids in self.board["trial_ids"].items()
+                 if isinstance(ids, str) for tid in json.loads(ids)]
+        return pd.Series([i for _, i in pairs], index=[str(t) for t, _ in pairs],
+                         dtype=object)
 
     def metric_label(self) -> str:
         arrow = "higher" if self.mode == "max" else "lower"

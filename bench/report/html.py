@@ -1,7 +1,8 @@
 """Self-contained HTML pieces: escaped tables, inline PNG figures and the page around them.
 
-Nothing here refers to the network: pictures are ``data:image/png;base64`` URIs and the
-stylesheet is inline, so the report opens from disk, offline, as one file.
+Nothing here refers to the network: pictures are ``data:image/png;base64`` URIs, the
+stylesheet and scripts are inline (plotly.js once, when a section draws a plotly chart), so
+the report opens from disk, offline, as one file.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
+
+from bench.report.interactive import PAGE_ROWS, PLOTLY_CLASS, TABLE_CSS, TABLE_JS, plotly_js
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -118,14 +121,16 @@ def breakable(text: str) -> str:
 
 
 def table(frame: pd.DataFrame, *, code_columns: tuple[str, ...] = (),
-          wrap_columns: tuple[str, ...] = (), row_classes: list[str] | None = None) -> str:
+          wrap_columns: tuple[str, ...] = (), row_classes: list[str] | None = None,
+          interactive: bool = False) -> str:
     """``frame`` (cells already display strings, :class:`Cell`, or plain values) as an HTML
     table that narrows to the page before it scrolls.
 
     Numeric-looking cells are right-aligned and kept on one line; ``code_columns`` are set
     in monospace (broken only where one would not fit a line); ``wrap_columns`` (names)
     break at their joints (:func:`breakable`); headers break after ``_``. ``row_classes``:
-    a CSS class per row ("" for none), e.g. ``baseline``.
+    a CSS class per row ("" for none), e.g. ``baseline``. ``interactive``: the reader can
+    sort it (click a heading), filter it and page it (:data:`PAGE_ROWS` rows a page).
     """
     head = "".join(f"<th>{breakable(str(c))}</th>" for c in frame.columns)
     rows = []
@@ -149,7 +154,8 @@ def table(frame: pd.DataFrame, *, code_columns: tuple[str, ...] = (),
         row_cls = row_classes[k] if row_classes else ""
         tr = f'<tr class="{esc(row_cls)}">' if row_cls else "<tr>"
         rows.append(tr + "".join(cells) + "</tr>")
-    return (f'<div class="scroll"><table><thead><tr>{head}</tr></thead>'
+    mark = f' data-interactive data-page-rows="{PAGE_ROWS}"' if interactive else ""
+    return (f'<div class="scroll"><table{mark}><thead><tr>{head}</tr></thead>'
             f'<tbody>{"".join(rows)}</tbody></table></div>')
 
 
@@ -251,6 +257,9 @@ def page(title: str, meta_html: str, sections: list[tuple[str, str, str, str]],
         sections: ``(anchor, heading, caption, body_html)`` in order.
         footer: a closing line (HTML).
     """
+    uses_plotly = any(PLOTLY_CLASS in b for _, _, _, b in sections)
+    # plotly.js before the charts' own scripts, which call it as the page is read.
+    head_js = f"<script>{plotly_js()}</script>" if uses_plotly else ""
     nav = " ".join(f'<a href="#{esc(a)}">{esc(h)}</a>' for a, h, _, _ in sections)
     body = "".join(
         f'<section id="{esc(a)}"><h2>{esc(h)}</h2>'
@@ -260,7 +269,7 @@ def page(title: str, meta_html: str, sections: list[tuple[str, str, str, str]],
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-        f"<title>{esc(title)}</title><style>{STYLE}</style></head><body><main>"
-        f"<h1>{esc(title)}</h1>{meta_html}<nav>{nav}</nav>{body}"
-        f"<footer>{footer}</footer></main></body></html>\n"
+        f"<title>{esc(title)}</title><style>{STYLE}{TABLE_CSS}</style>{head_js}</head>"
+        f"<body><main><h1>{esc(title)}</h1>{meta_html}<nav>{nav}</nav>{body}"
+        f"<footer>{footer}</footer></main><script>{TABLE_JS}</script></body></html>\n"
     )

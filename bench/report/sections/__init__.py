@@ -11,6 +11,7 @@ PAGE_ORDER = (
     "heatmap",
     "across",
     "cost",
+    "search",
     "curves",
     "per_class",
     "predictions",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bench.report.context import ReportContext
-from bench.report.html import esc, figure, note, table
+from bench.report.html import esc, figure, table
 from bench.report.registry import register_section
 from bench.results import across
 from bench.results.leaderboard import configurations_as_models
@@ -76,9 +76,7 @@ def render(ctx: ReportContext) -> str:
     """Configurations ranked on each dataset, their mean ranks, and which differ significantly
     (Friedman's test, then Nemenyi's critical difference at alpha = 0.05; Demšar 2006)."""
     if len(ctx.datasets) < 2:
-        return note(f"One dataset ({esc(', '.join(ctx.datasets))}): a comparison across "
-                    "datasets needs a sweep over several (`zoobench leaderboard --across` "
-                    "compares the datasets of a whole results folder).")
+        return ""  # one dataset: nothing to compare across, the section is left out
     # Several configurations of a model x loss: each is one (bench.results.leaderboard).
     result = across.across(configurations_as_models(ctx.board))
     words = " ".join(esc(line) for line in across.summary_lines(result))

@@ -1,15 +1,19 @@
-"""Architecture x loss heat map of the sweep's metric."""
+"""Architecture x loss heat map of the sweep's metric (interactive: hover a cell for its
+numbers). Beyond :data:`MAX_ROWS` architectures only the best are drawn; the leaderboard
+table above holds every row."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from matplotlib import colormaps
-from matplotlib.figure import Figure
 
 from bench.report.context import ReportContext
-from bench.report.html import PAGE_INCHES, figure, figure_img
+from bench.report.html import esc
+from bench.report.interactive import SMALL_FONT_PX, plotly_div
 from bench.report.registry import register_section
+
+MAX_ROWS = 40  # architectures drawn; more would make a chart thousands of pixels tall
+ROW_PX, CELL_TEXT_UP_TO = 26, 400  # numbers written in the cells up to this many cells
 
 
 def row_order(grid: pd.DataFrame, mode: str) -> pd.Index:
@@ -22,40 +26,37 @@ def row_order(grid: pd.DataFrame, mode: str) -> pd.Index:
 
 @register_section("heatmap", title="Architecture x loss")
 def render(ctx: ReportContext) -> str:
-    """Mean of the metric per architecture (rows) and loss (columns); grey: no finished trial."""
+    """Mean of the metric per architecture (rows) and loss (columns); blank: no finished
+    trial."""
+    import plotly.graph_objects as go
+
     out = []
     col = f"{ctx.metric}_mean"
-    for dataset in ctx.datasets:
+    for k, dataset in enumerate(ctx.datasets):
         board = ctx.board[ctx.board["dataset"].astype(str) == dataset]
         grid = board.pivot_table(index="model", columns="loss", values=col, aggfunc="first",
                                  dropna=False)
-        grid = grid.loc[row_order(grid, ctx.mode)]
+        order = row_order(grid, ctx.mode)
+        n_models = len(order)
+        grid = grid.loc[order[:MAX_ROWS]]
         values = grid.to_numpy(dtype=float)
         h, w = values.shape
-        # Within the page at its own size (a shrunk picture shrinks its numbers): many
-        # losses get narrower cells, smaller numbers and steeper names.
-        cell = min(1.5, (PAGE_INCHES - 3.2) / max(w, 1))
-        fontsize, digits = (9, 3) if cell >= 0.6 else (7, 3) if cell >= 0.45 else (7, 2)
-        fig = Figure(figsize=(min(PAGE_INCHES, max(4.5, cell * w + 3.2)),
-                              max(2.2, 0.5 * h + 1.6)), layout="constrained")
-        ax = fig.add_subplot()
-        cmap = colormaps["viridis" if ctx.mode == "max" else "viridis_r"].with_extremes(
-            bad="#dddddd")
-        im = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, aspect="auto")
-        ax.set_xticks(range(w), [str(c) for c in grid.columns], rotation=20 if cell >= 1.2
-                      else 45, ha="right", rotation_mode="anchor")
-        ax.set_yticks(range(h), [str(i) for i in grid.index])
-        finite = values[np.isfinite(values)]
-        mid = (finite.min() + finite.max()) / 2 if finite.size else 0
-        for i in range(h):
-            for j in range(w):
-                v = values[i, j]
-                text = "n/a" if not np.isfinite(v) else f"{v:.{digits}f}"
-                light = np.isfinite(v) and ((v < mid) == (ctx.mode == "max"))
-                ax.text(j, i, text, ha="center", va="center", fontsize=fontsize,
-                        color="white" if light else "black")
-        fig.colorbar(im, ax=ax, label=f"mean {ctx.metric}")
-        ax.set_title(dataset, fontsize=10)
-        out.append(figure(figure_img(fig, f"heat map of {ctx.metric} on {dataset}"),
-                          f"Mean {ctx.metric_label()} on <b>{dataset}</b>."))
+        text = np.where(np.isfinite(values), np.char.mod("%.3f", np.nan_to_num(values)), "")
+        fig = go.Figure(go.Heatmap(
+            z=values, x=[str(c) for c in grid.columns], y=[str(i) for i in grid.index],
+            colorscale="Viridis", reversescale=ctx.mode == "min",
+            text=text, texttemplate="%{text}" if h * w <= CELL_TEXT_UP_TO else None,
+            textfont={"size": SMALL_FONT_PX}, xgap=1, ygap=1, hoverongaps=False,
+            colorbar={"title": {"text": f"mean {ctx.metric}", "side": "right"}},
+            hovertemplate="%{y} / %{x}<br>mean " + esc(ctx.metric)
+            + " %{z:.4f}<extra></extra>"))
+        fig.update_layout(title={"text": dataset, "x": 0},
+                          yaxis={"autorange": "reversed", "type": "category"},
+                          xaxis={"type": "category", "tickangle": -20 if w <= 8 else -45},
+                          margin={"l": 10, "r": 10, "t": 40, "b": 10})
+        more = (f" The best {MAX_ROWS} of {n_models} architectures (by their best loss); "
+                "the leaderboard table holds them all." if n_models > MAX_ROWS else "")
+        out.append(f"<figure>{plotly_div(fig, f'heatmap-{k}', height=140 + ROW_PX * h)}"
+                   f"<figcaption>Mean {esc(ctx.metric_label())} on <b>{esc(dataset)}</b>."
+                   f"{more}</figcaption></figure>")
     return "".join(out)

@@ -67,7 +67,9 @@ def render(ctx: ReportContext) -> str:
            "<i>gain vs persistence dB</i> is each row's PSNR minus persistence's. "
            if n_base else "")
         + "Under the table: <i>best</i>, the best trial's value and its MLflow run, the "
-        "costs (means over the finished trials) and the other metrics."
+        "costs (means over the finished trials) and the other metrics. Click a heading to "
+        "sort the table by it, type in the filter to keep the rows that match (a word, or "
+        "<code>column:text</code> such as <code>loss:dice</code>)."
         + (" Each dataset is ranked on its own, one table each." if len(ctx.datasets) > 1
            else "") + "</p>"
         + ctx.per_dataset(_tables)
@@ -115,7 +117,8 @@ def _tables(ctx: ReportContext) -> str:
         folded += details("The other metrics of every row (means over the finished trials): "
                           + ", ".join(esc(c.removesuffix("_mean")) for c in others),
                           "".join(parts))
-    return table(shown[main], wrap_columns=NAMES, row_classes=classes) + folded
+    return table(shown[main], wrap_columns=NAMES, row_classes=classes, interactive=True) \
+        + folded
 
 
 def _fmt(value: object, spec: str) -> str:

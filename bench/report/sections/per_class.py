@@ -29,6 +29,9 @@ def class_columns(columns: list[str], split: str = "val") -> list[str]:
 def render(ctx: ReportContext) -> str:
     """IoU of each class (mean over finished trials) for the top configurations: where the
     mean hides a class the model never finds."""
+    if not class_columns(list(ctx.trials.columns)) and not class_columns(
+            list(ctx.trials.columns), "test"):
+        return ""  # no per-class IoU recorded (not segmentation): the section is left out
     return ctx.per_dataset(_render)
 
 
@@ -52,7 +55,8 @@ def _render(ctx: ReportContext) -> str:
         rows.append({"configuration": f"#{r['rank']} {r['model']} / {r['loss']}",
                      **{c: float(g[c].astype(float).mean()) for c in cols}})
     frame = pd.DataFrame(rows)
-    labels = [f"class {_CLASS.match(c).group(1)}" for c in cols]
+    # Names from the dataset (cases.parquet), else "class k".
+    labels = [ctx.class_label(int(_CLASS.match(c).group(1))) for c in cols]
     values = frame[cols].to_numpy(dtype=float)
     n, k = values.shape
     # A figure wider than the page (PAGE_INCHES at the report's 110 dpi) is shrunk and its
@@ -66,7 +70,7 @@ def _render(ctx: ReportContext) -> str:
         shown = shown.set_index("configuration").T.rename_axis("class").reset_index()
     return figure(figure_img(fig, "per-class IoU of the top configurations"),
                   f"Top {n} configurations by {ctx.metric}: IoU per class on the {split} "
-                  "split; class 0 is the background.") \
+                  + ("split." if ctx.class_names() else "split; class 0 is the background.")) \
         + table(shown, wrap_columns=("configuration",))
 
 
@@ -96,7 +100,9 @@ def _heat_map(values: np.ndarray, labels: list[str], names: list[str]) -> Figure
                  layout="constrained")
     ax = fig.add_subplot()
     image = ax.imshow(values, cmap="viridis", vmin=0, vmax=1, aspect="auto")
-    ax.set_xticks(range(k), [label.replace("class ", "") for label in labels], fontsize=9)
+    ax.set_xticks(range(k), [label.removeprefix("class ") for label in labels], fontsize=9,
+                  rotation=30 if max(map(len, labels)) > 4 else 0, ha="right"
+                  if max(map(len, labels)) > 4 else "center")
     ax.set_yticks(range(n), names, fontsize=9)
     ax.set_xlabel("class")
     cell = fig.get_figwidth() / (k + 5)  # inches a class gets, roughly
