@@ -8,12 +8,21 @@ from mlflow.tracking import MlflowClient
 from bench.tracking.runs import TAG_DATASET, TAG_SWEEP, Tracking
 
 
+def model_uri(client: MlflowClient, run_id: str) -> str:
+    """``models:/MODEL_ID`` of the run's last logged model (MLflow 3's LoggedModel, so the
+    registered version links to it and its metrics); ``runs:/RUN_ID/model`` without one."""
+    outputs = client.get_run(run_id).outputs
+    models = outputs.model_outputs if outputs is not None else []
+    return f"models:/{models[-1].model_id}" if models else f"runs:/{run_id}/model"
+
+
 def register_best(tracking: Tracking, board: pd.DataFrame, name: str, sweep: str) -> int | None:
     """Register the model of the leaderboard's rank-1 row's best trial as a version of ``name``;
     in a sweep of several datasets, each dataset's rank-1 model (tagged with its dataset).
 
     ``board`` is the sweep's leaderboard (columns ``rank``, ``best_mlflow_run_id``, and
-    ``dataset``); the model is the trial's MLflow Model ``model`` (``runs:/RUN_ID/model``).
+    ``dataset``); the model is the trial's LoggedModel (``models:/MODEL_ID``, named by its
+    configuration; ``runs:/RUN_ID/model`` for runs of earlier releases).
     Returns the version number (the last dataset's), or None when no ranked row has a run
     (every trial failed).
     """
@@ -36,5 +45,6 @@ def register_best(tracking: Tracking, board: pd.DataFrame, name: str, sweep: str
         tags = {TAG_SWEEP: sweep}
         if "dataset" in row and isinstance(row["dataset"], str):
             tags[TAG_DATASET] = row["dataset"]
-        version = int(mlflow.register_model(f"runs:/{run_id}/model", name, tags=tags).version)
+        version = int(mlflow.register_model(model_uri(client, run_id), name,
+                                            tags=tags).version)
     return version

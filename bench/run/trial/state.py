@@ -47,6 +47,16 @@ def _is_better(value: float, best: float | None, mode: str) -> bool:
     return best is None or (value > best if mode == "max" else value < best)
 
 
+def mlflow_epoch_metrics(row: dict[str, Any]) -> dict[str, float]:
+    """The finite numbers of a history row under the tables' names, as MLflow logs them:
+    training metrics carry ``train_`` (``mean_iou`` -> ``train_mean_iou``, as in
+    ``history.parquet``); ``epoch`` is the step, not a metric."""
+    from bench.results.records import renamed
+
+    return {renamed(k, "history"): float(v) for k, v in row.items()
+            if k not in ("epoch", "epoch_started_at") and _finite(v)}
+
+
 class TrialState:
     """A trial's progress (history, best epoch, time, MLflow run): what its checkpoint holds.
 
@@ -236,9 +246,7 @@ class TrialState:
         from bench.run.trial.final import test_selected
 
         assert self.run is not None
-        numbers = {k: v for k, v in row.items()
-                   if k not in ("epoch", "epoch_started_at") and _finite(v)}
-        self.run.log_epoch(numbers, row["epoch"])
+        self.run.log_epoch(mlflow_epoch_metrics(row), row["epoch"])
         self.keep_if_best(row, model)
         # The checkpoint holds the last epoch's state (what a resume continues from).
         folder = self.write_checkpoint(model, row["epoch"])
