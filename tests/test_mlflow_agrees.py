@@ -97,10 +97,10 @@ def _shapes_defaults() -> dict:
 
 def test_the_parent_run_carries_the_leaderboard_table(small_sweep, tables):
     client = MlflowClient(small_sweep.tracking_uri)
-    parent = client.get_run(tables["trials"]["mlflow_run_id"].iloc[0]).data.tags[
-        "mlflow.parentRunId"]
-    mlflow.set_tracking_uri(small_sweep.tracking_uri)
-    logged = mlflow.load_table("leaderboard.json", run_ids=[parent])
+    trial_run = client.get_run(tables["trials"]["mlflow_run_id"].iloc[0])
+    parent = trial_run.data.tags["mlflow.parentRunId"]
+    logged = client.load_table(trial_run.info.experiment_id, "leaderboard.json",
+                               run_ids=[parent])
     board = tables["leaderboard"]
     assert len(logged) == len(board)
     merged = logged.merge(board, on=["model", "loss"], suffixes=("_mlflow", ""))

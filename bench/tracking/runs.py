@@ -159,8 +159,8 @@ LEADERBOARD_TABLE = "leaderboard.json"  # the parent run's table artifact
 
 def log_leaderboard(tracking: Tracking, board: Any) -> None:
     """The sweep's leaderboard (a DataFrame) as the parent run's table artifact
-    ``leaderboard.json``: the UI shows it, ``mlflow.load_table("leaderboard.json",
-    run_ids=[PARENT])`` reads it back.
+    ``leaderboard.json``: the UI shows it, ``MlflowClient().load_table(EXPERIMENT_ID,
+    "leaderboard.json", run_ids=[PARENT])`` reads it back.
 
     Written as ``MlflowClient.log_table`` writes it (pandas JSON, orient ``split``, and the
     run's ``mlflow.loggedArtifacts`` tag), but replaced, not appended to, when a resumed
