@@ -81,6 +81,17 @@ def test_selected(trial: TrialState, model: Any, folder: Path) -> dict[str, Any]
     return metrics
 
 
+def mlflow_epoch_metrics(row: dict[str, Any]) -> dict[str, float]:
+    """The finite numbers of a history row under the tables' names, as MLflow logs them:
+    training metrics carry ``train_`` (``mean_iou`` -> ``train_mean_iou``, as in
+    ``history.parquet``); ``epoch`` is the step, not a metric."""
+    from bench.results.records import renamed
+
+    return {renamed(k, "history"): float(v) for k, v in row.items()
+            if k not in ("epoch", "epoch_started_at") and isinstance(v, (int, float))
+            and math.isfinite(v)}
+
+
 def log_final_metrics(trial: TrialState, tested: dict[str, Any], selected: int,
                       model_id: str | None) -> None:
     """Log the selected epoch's metrics again, with ``tested``, as the run's final values.
@@ -92,8 +103,6 @@ def log_final_metrics(trial: TrialState, tested: dict[str, Any], selected: int,
     logs the weights EarlyStopping restored; linked to the logged model (``model_id``), so
     its page and the Models tab show them too.
     """
-    from bench.run.trial.state import mlflow_epoch_metrics
-
     assert trial.run is not None
     row = next(r for r in trial.history if int(r["epoch"]) == selected)
     final = {k: v for k, v in mlflow_epoch_metrics(row).items()

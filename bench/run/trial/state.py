@@ -47,16 +47,6 @@ def _is_better(value: float, best: float | None, mode: str) -> bool:
     return best is None or (value > best if mode == "max" else value < best)
 
 
-def mlflow_epoch_metrics(row: dict[str, Any]) -> dict[str, float]:
-    """The finite numbers of a history row under the tables' names, as MLflow logs them:
-    training metrics carry ``train_`` (``mean_iou`` -> ``train_mean_iou``, as in
-    ``history.parquet``); ``epoch`` is the step, not a metric."""
-    from bench.results.records import renamed
-
-    return {renamed(k, "history"): float(v) for k, v in row.items()
-            if k not in ("epoch", "epoch_started_at") and _finite(v)}
-
-
 class TrialState:
     """A trial's progress (history, best epoch, time, MLflow run): what its checkpoint holds.
 
@@ -243,7 +233,7 @@ class TrialState:
         """Log the epoch to MLflow and checkpoint it; on a tested end, test the selected
         weights (``bench.run.trial.final``). Returns the Tune result and the checkpoint folder.
         """
-        from bench.run.trial.final import test_selected
+        from bench.run.trial.final import mlflow_epoch_metrics, test_selected
 
         assert self.run is not None
         self.run.log_epoch(mlflow_epoch_metrics(row), row["epoch"])
