@@ -17,7 +17,8 @@ def test_models_listing_formats(capsys):
     names = [row["name"] for row in rows]
     assert {"testnet", "unet", "lstm_unet", "ladder"} <= set(names)
     testnet = rows[names.index("testnet")]
-    assert testnet["kind"] == "image" and "base_filters=16" in testnet["options"]
+    assert testnet["kind"] == "image"
+    assert testnet["options"] == {"base_filters": 16, "batch_norm": True}
     assert run_cli("losses") == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].split()[:3] == ["name", "params", "summary"]  # parameters with defaults

@@ -136,5 +136,6 @@ def test_every_epoch_is_recorded_once_in_parquet_and_on_the_server(lost_node,
         epochs = sorted(history.loc[history["trial_id"] == row.trial_id, "epoch"])
         assert epochs == list(range(1, EPOCHS + 1)), row.trial_id
         steps = sorted(p.step for p in client.get_metric_history(row.mlflow_run_id, "val_loss"))
-        assert steps == list(range(1, EPOCHS + 1)), (row.trial_id, steps)
+        # Epochs 1..E, then step E + 1: the selected epoch's values (the run's final).
+        assert steps == list(range(1, EPOCHS + 2)), (row.trial_id, steps)
         assert client.get_run(row.mlflow_run_id).info.status == "FINISHED"

@@ -67,3 +67,50 @@ def test_get_model_names_bad_options_and_allowed_values():
         zoo.get_model("lstm_shallow", 16, 16, 1, 2, stateful=True)
     with pytest.raises(ValueError, match="unknown model 'unet3'; choose one of: testnet"):
         zoo.get_model("unet3", 16, 16, 3, 2)
+
+
+def test_the_catalog_file_is_what_the_registries_say():
+    """``zoo/catalog.json`` (read without TensorFlow by the listings and the report) equals
+    the live registries; after a change to a model, loss or dataset: ``python -m zoo.catalog``."""
+    from bench.common.zoo_catalog import zoo_catalog
+    from zoo.catalog import build
+
+    catalog = zoo_catalog()
+    assert catalog == build(), "zoo/catalog.json is stale: run python -m zoo.catalog"
+    assert list(catalog["models"]) == [n for n in zoo.list_models()
+                                       if n in catalog["models"]]
+    assert catalog["losses"]["focal"] == {
+        "params": {"gamma": 2.0, "alpha": 0.25},
+        "summary": zoo.describe_loss("focal")["summary"]}
+    segnet = catalog["models"]["segnet"]
+    assert (segnet["divisor"], segnet["constraint"]) == (
+        32, "height and width must be multiples of 32 and at least 32")
+    assert catalog["datasets"]["shapes"]["options"] == zoo.datasets.describe_dataset(
+        "shapes").options
+
+
+def test_a_plugins_entries_stay_out_of_the_catalog():
+    """In a process of its own: the registration would stay in this one's registries."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = """if True:
+        import json, zoo
+        from zoo.catalog import build
+
+        @zoo.register_loss("catalog_probe_loss", params={"k": 1})
+        def probe(k=1):
+            '''Registered here, by a plugin.'''
+            return zoo.get_loss("dice")
+
+        print(json.dumps([build()["losses"].get("catalog_probe_loss"),
+                          build(builtin_only=False)["losses"]["catalog_probe_loss"]]))
+    """
+    repo = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=repo, timeout=300, check=True)
+    builtin, every = json.loads(done.stdout.splitlines()[-1])
+    assert builtin is None
+    assert every == {"params": {"k": 1}, "summary": "Registered here, by a plugin."}

@@ -84,7 +84,7 @@ def test_killed_sweep_resumes_and_every_trial_trains_once(tmp_path, capsys):
         assert [r.info.run_id for r in runs] == [trial.mlflow_run_id]  # continued, not new
         assert runs[0].info.status == "FINISHED"
         steps = {m.step for m in client.get_metric_history(trial.mlflow_run_id, "val_loss")}
-        assert steps == set(range(1, epochs + 1))
+        assert steps == set(range(1, epochs + 2))  # epochs, then the final (selected) step
 
     # The same name with another spec is refused before anything starts.
     changed = _write_spec(tmp_path, "resumed", losses="[dice]", epochs=epochs,

@@ -132,13 +132,14 @@ def test_mlflow_runs_hold_params_metrics_and_model(tables, small_sweep, tmp_path
         assert run.data.params["loss"] == trial.loss and float(run.data.params["lr"]) == 1e-3
         assert int(run.data.params["n_params"]) == trial.n_params
         steps = client.get_metric_history(trial.mlflow_run_id, "val_mean_iou")
-        logged = {m.step: m.value for m in steps}
+        # Steps 1..E are the epochs; step E + 1 repeats the selected epoch's (its final values).
+        logged = {m.step: m.value for m in steps if m.step <= trial.epochs_done}
         rows = history[history["trial_id"] == trial.trial_id]
         assert logged == pytest.approx(dict(zip(rows["epoch"], rows["val_mean_iou"],
                                                 strict=True)))
         tested = client.get_metric_history(trial.mlflow_run_id, "test_mean_iou")
         assert [(m.step, m.value) for m in tested] == [
-            (trial.selected_epoch, pytest.approx(trial.test_mean_iou))]
+            (trial.epochs_done + 1, pytest.approx(trial.test_mean_iou))]
         artifacts = {a.path for a in client.list_artifacts(trial.mlflow_run_id)}
         assert {"model", "predictions.png"} <= artifacts
     path = client.download_artifacts(trials["mlflow_run_id"].iloc[0], "model/model.keras",

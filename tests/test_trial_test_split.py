@@ -301,7 +301,9 @@ def test_sweep_tests_the_best_validation_epoch(digits_sweep):
 
     client = mlflow.MlflowClient(f"sqlite:///{results.resolve() / 'mlflow.db'}")
     logged = client.get_metric_history(trial["mlflow_run_id"], "test_mean_iou")
-    assert [(m.step, m.value) for m in logged] == [(best, pytest.approx(trial["test_mean_iou"]))]
+    final_step = int(trial["epochs_done"]) + 1  # after the epochs, with the selected values
+    assert [(m.step, m.value) for m in logged] == [
+        (final_step, pytest.approx(trial["test_mean_iou"]))]
     mlflow.set_tracking_uri(f"sqlite:///{results.resolve() / 'mlflow.db'}")
     model = mlflow.pyfunc.load_model(f"runs:/{trial['mlflow_run_id']}/model")
     out = model.predict(np.zeros((1, 16, 16, 1), np.float32))

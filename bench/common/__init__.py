@@ -1,7 +1,8 @@
 """Names, errors and cell labels every room shares; it imports no other room.
 
 Modules: ``errors`` (what the CLI turns into exit codes), ``names`` (checkpoint files, end
-reasons, table columns), ``cells`` (dataset x model x loss labels)."""
+reasons, table columns), ``cells`` (dataset x model x loss labels), ``zoo_catalog`` (the
+zoo's built-in entries, read without TensorFlow), ``quiet`` (TensorFlow imported quietly)."""
 
 from __future__ import annotations
 

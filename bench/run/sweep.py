@@ -8,6 +8,7 @@ partitions are rewritten whole, so every trial appears once.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -427,6 +428,8 @@ def _run_locked(spec: SweepSpec, options: SweepOptions, results: Path) -> SweepO
     records.write_table(results, "history", spec.name, history)
     records.write_table(results, "cases", spec.name, cases)
     records.write_table(results, "leaderboard", spec.name, board)
+    with contextlib.suppress(Exception):  # MLflow away: the Parquet board is the record
+        tracking.log_leaderboard(track, board)
     if spec.register_best is not None:
         from bench.tracking.model_registry import register_best
 

@@ -8,6 +8,14 @@ from mlflow.tracking import MlflowClient
 from bench.tracking.runs import TAG_DATASET, TAG_SWEEP, Tracking
 
 
+def model_uri(client: MlflowClient, run_id: str) -> str:
+    """``models:/MODEL_ID`` of the run's last logged model (MLflow 3's LoggedModel, so the
+    registered version links to it and its metrics); ``runs:/RUN_ID/model`` without one."""
+    outputs = client.get_run(run_id).outputs
+    models = outputs.model_outputs if outputs is not None else []
+    return f"models:/{models[-1].model_id}" if models else f"runs:/{run_id}/model"
+
+
 def register_best(tracking: Tracking, board: pd.DataFrame, name: str, sweep: str) -> int | None:
     """Register the model of the leaderboard's rank-1 row's best trial as a version of ``name``;
     in a sweep of several datasets, each dataset's rank-1 model (tagged with its dataset).
@@ -15,9 +23,10 @@ def register_best(tracking: Tracking, board: pd.DataFrame, name: str, sweep: str
     ``board`` is the sweep's leaderboard ranked on validation (``aggregate(trials,
     metric=<the sweep's val_* metric>)``: columns ``rank``, ``best_mlflow_run_id``, and
     ``dataset``), so both the configuration and its run are chosen on validation, never on
-    the test split (``docs/trust.md``); the model is the trial's MLflow Model ``model``
-    (``runs:/RUN_ID/model``). Returns the version number (the last dataset's), or None when
-    no ranked row has a run (every trial failed).
+    the test split (``docs/trust.md``); the model is the trial's LoggedModel
+    (``models:/MODEL_ID``, named by its configuration; ``runs:/RUN_ID/model`` for runs of
+    earlier releases). Returns the version number (the last dataset's), or None when no
+    ranked row has a run (every trial failed).
 
     Raises:
         ValueError: ``board`` is ranked on a ``test_*`` metric.
@@ -46,5 +55,6 @@ def register_best(tracking: Tracking, board: pd.DataFrame, name: str, sweep: str
         tags = {TAG_SWEEP: sweep}
         if "dataset" in row and isinstance(row["dataset"], str):
             tags[TAG_DATASET] = row["dataset"]
-        version = int(mlflow.register_model(f"runs:/{run_id}/model", name, tags=tags).version)
+        version = int(mlflow.register_model(model_uri(client, run_id), name,
+                                            tags=tags).version)
     return version

@@ -61,7 +61,8 @@ class Outbox:
         run_id: the run, or None when it is still to be created.
         create: how to create it (``experiment_id``, ``run_name``, ``tags``) when ``run_id``
             is None; the tags must identify it (see ``find_run``).
-        metrics: ``[key, value, timestamp_ms, step]`` entries.
+        metrics: ``[key, value, timestamp_ms, step]`` entries (a fifth, the LoggedModel's
+            id, on metrics linked to the trial's model).
         params: name -> text.
         tags: name -> text.
         status: the run's final status (``FINISHED``, ``FAILED``, ``KILLED``) once known.
@@ -76,10 +77,13 @@ class Outbox:
     status: str | None = None
 
     # ---- filling
-    def add_metrics(self, metrics: dict[str, float], step: int) -> None:
-        """Queue ``metrics`` at ``step``, stamped now."""
+    def add_metrics(self, metrics: dict[str, float], step: int,
+                    model_id: str | None = None) -> None:
+        """Queue ``metrics`` at ``step``, stamped now; with ``model_id``, linked to that
+        MLflow 3 LoggedModel too (its page and the Models tab show them)."""
         stamp = now_ms()
-        self.metrics.extend([key, float(value), stamp, int(step)]
+        link = [model_id] if model_id else []
+        self.metrics.extend([key, float(value), stamp, int(step), *link]
                             for key, value in metrics.items())
 
     def empty(self) -> bool:
@@ -136,7 +140,8 @@ class Outbox:
             self.params, self.tags = {}, {}
         while self.metrics:
             chunk = self.metrics[:_BATCH]
-            client.log_batch(self.run_id, metrics=[Metric(k, v, t, s) for k, v, t, s in chunk])
+            client.log_batch(self.run_id, metrics=[Metric(*entry[:4], model_id=(
+                entry[4] if len(entry) > 4 else None)) for entry in chunk])
             self.metrics = self.metrics[len(chunk):]
         if self.status is not None:
             client.set_terminated(self.run_id, self.status)

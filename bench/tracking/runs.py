@@ -154,6 +154,33 @@ def _experiment_id(client: MlflowClient, uri: str, results: Path) -> str:
         return experiment.experiment_id
 
 
+LEADERBOARD_TABLE = "leaderboard.json"  # the parent run's table artifact
+
+
+def log_leaderboard(tracking: Tracking, board: Any) -> None:
+    """The sweep's leaderboard (a DataFrame) as the parent run's table artifact
+    ``leaderboard.json``: the UI shows it, ``MlflowClient().load_table(EXPERIMENT_ID,
+    "leaderboard.json", run_ids=[PARENT])`` reads it back.
+
+    Written as ``MlflowClient.log_table`` writes it (pandas JSON, orient ``split``, and the
+    run's ``mlflow.loggedArtifacts`` tag), but replaced, not appended to, when a resumed
+    sweep logs it again. Raises what MLflow raises (the caller decides).
+    """
+    import tempfile
+
+    client = MlflowClient(tracking_uri=tracking.uri)
+    frame = board.astype(object).where(board.notna(), None)
+    with tempfile.TemporaryDirectory(prefix="zoobench-board-") as scratch:
+        path = Path(scratch) / LEADERBOARD_TABLE
+        frame.to_json(path, orient="split", index=False, date_format="iso")
+        client.log_artifact(tracking.parent_run_id, str(path))
+    tag = "mlflow.loggedArtifacts"
+    logged = json.loads(client.get_run(tracking.parent_run_id).data.tags.get(tag, "[]"))
+    entry = {"path": LEADERBOARD_TABLE, "type": "table"}
+    if entry not in logged:
+        client.set_tag(tracking.parent_run_id, tag, json.dumps([*logged, entry]))
+
+
 TAG_RESTARTED = "zoobench.restarted_at"  # set on a sweep's runs that --restart retired
 
 
@@ -201,6 +228,21 @@ def trial_run_ids(tracking: Tracking, sweep: str) -> dict[str, str]:
         max_results=10_000,
     )
     return {run.data.tags[TAG_TRIAL]: run.info.run_id for run in runs}
+
+
+def dataset_input(name: str, digest: str, profile: dict[str, Any], path: str | None = None,
+                  context: str = "training") -> Any:
+    """An MLflow ``DatasetInput``: the dataset ``name`` with ``digest`` (16 hex digits that
+    change with its content), ``profile`` (split sizes, shapes, classes) and its source (the
+    ``path`` it was read from, or the code that made it), used in ``context``. Logging the
+    same name and digest again (a resumed trial) adds nothing."""
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    source_type, source = (("local", {"uri": path}) if path
+                           else ("code", {"tags": {"zoobench.dataset": name}}))
+    dataset = Dataset(name=name, digest=digest, source_type=source_type,
+                      source=json.dumps(source), profile=json.dumps(profile, default=str))
+    return DatasetInput(dataset, tags=[InputTag("mlflow.data.context", context)])
 
 
 def _param_text(value: Any) -> str:
@@ -264,13 +306,24 @@ class TrialRun:
             return False
         return True
 
-    def log_epoch(self, metrics: dict[str, float], epoch: int) -> None:
-        """Queue one epoch's metrics; ``epoch`` is 1-based and is MLflow's step.
+    def log_epoch(self, metrics: dict[str, float], epoch: int,
+                  model_id: str | None = None) -> None:
+        """Queue one epoch's metrics; ``epoch`` is 1-based and is MLflow's step; with
+        ``model_id``, linked to that LoggedModel too.
 
         Sent by the next ``flush``, which the trial calls once the epoch's checkpoint is
         Tune's: a retry then never trains (and logs) again an epoch MLflow already has.
         """
-        self.outbox.add_metrics(metrics, epoch)
+        self.outbox.add_metrics(metrics, epoch, model_id)
+
+    def log_dataset(self, dataset: Any) -> None:
+        """Log ``dataset`` (``dataset_input``) as the run's input: the runs table's Dataset
+        column. Skipped when the server is away (the tables keep the dataset's name)."""
+        if not self.online or self.run_id is None:
+            return
+        with contextlib.suppress(Exception):  # training goes on regardless
+            MlflowClient(tracking_uri=mlflow.get_tracking_uri()).log_inputs(
+                self.run_id, datasets=[dataset])
 
     def log_artifact(self, path: str | Path, folder: str | None = None) -> None:
         mlflow.log_artifact(str(path), artifact_path=folder)

@@ -76,8 +76,8 @@ def test_selected(trial: TrialState, model: Any, folder: Path) -> dict[str, Any]
     metrics.update(trial_cost(model, tuple(trial.info.input_shape),
                               int(trial.config["batch_size"]), forward=forward))
     metrics["selected_epoch"] = selected
-    trial.run.log_epoch({k: v for k, v in metrics.items() if math.isfinite(v)}, selected)
-    log_selected_model(trial, model, folder, selected, predict)
+    model_id = log_selected_model(trial, model, folder, selected, predict)
+    log_final_metrics(trial, metrics, selected, model_id)
     metrics["final_seconds"] = time.perf_counter() - start
     return metrics
 
@@ -87,10 +87,74 @@ def untested_end(trial: TrialState) -> dict[str, Any]:
     ``selected_epoch``, the best validation epoch (the last one without a finite metric).
 
     Nothing is evaluated on the test split, no case is scored and no model is logged:
-    selection reads validation only, and the search stage's trials end sooner.
+    selection reads validation only, and the search stage's trials end sooner. The
+    selected epoch's metrics still become the MLflow run's final values, as a tested
+    trial's do (``log_final_metrics``), so MLflow agrees with ``trials.parquet``.
     """
     best = trial.best()
-    return {"selected_epoch": int(best["epoch"] if best else trial.history[-1]["epoch"])}
+    selected = int(best["epoch"] if best else trial.history[-1]["epoch"])
+    log_final_metrics(trial, {"selected_epoch": float(selected)}, selected, None)
+    return {"selected_epoch": selected}
+
+
+def mlflow_epoch_metrics(row: dict[str, Any]) -> dict[str, float]:
+    """The finite numbers of a history row under the tables' names, as MLflow logs them:
+    training metrics carry ``train_`` (``mean_iou`` -> ``train_mean_iou``, as in
+    ``history.parquet``); ``epoch`` is the step, not a metric."""
+    from bench.results.records import renamed
+
+    return {renamed(k, "history"): float(v) for k, v in row.items()
+            if k not in ("epoch", "epoch_started_at") and isinstance(v, (int, float))
+            and math.isfinite(v)}
+
+
+def log_final_metrics(trial: TrialState, tested: dict[str, Any], selected: int,
+                      model_id: str | None) -> None:
+    """Log the selected epoch's metrics again, with ``tested``, as the run's final values.
+
+    MLflow shows a run's latest value of each key (highest step): after the per-epoch
+    steps 1..E that is epoch E's, not the selected epoch's that ``trials.parquet`` and the
+    leaderboard hold. So the selected epoch's training and validation metrics, the test
+    metrics and ``selected_epoch`` are logged at step E + 1, as MLflow's Keras autologging
+    logs the weights EarlyStopping restored; linked to the logged model (``model_id``), so
+    its page and the Models tab show them too.
+    """
+    assert trial.run is not None
+    row = next(r for r in trial.history if int(r["epoch"]) == selected)
+    final = {k: v for k, v in mlflow_epoch_metrics(row).items()
+             if k.startswith(("train_", "val_"))}
+    final.update({k: float(v) for k, v in tested.items() if math.isfinite(v)})
+    trial.run.log_epoch(final, int(trial.history[-1]["epoch"]) + 1, model_id=model_id)
+
+
+def logged_model_name(config: dict[str, Any]) -> str:
+    """The trial's configuration as an MLflow LoggedModel name: dataset (in a sweep of
+    several), model and loss labels, learning rate, batch size, and the optimizer, weight
+    decay and augmentation where they are not the defaults; e.g.
+    ``testnet-dice-lr1e-3-bs8``. Seeds of one configuration share it. Characters MLflow
+    refuses in the name (``/ : . % " '``) become ``_`` (a decimal point ``p``)."""
+    parts = [config["dataset"]] if config.get("dataset") else []
+    parts += [config["model"], config["loss"], f"lr{_compact(float(config['lr']))}",
+              f"bs{int(config['batch_size'])}"]
+    if config.get("optimizer", "adam") != "adam":
+        parts.append(str(config["optimizer"]))
+    if float(config.get("weight_decay") or 0.0):
+        parts.append(f"wd{_compact(float(config['weight_decay']))}")
+    if config.get("augment"):
+        parts.append("aug")
+    name = "-".join(str(part) for part in parts).replace(".", "p")
+    return "".join("_" if c in "/:%\"'" else c for c in name)
+
+
+def _compact(value: float) -> str:
+    """``value`` in 3 significant digits without a decimal point: 0.001 -> ``1e-3``,
+    0.00032 -> ``32e-5``."""
+    mantissa, exponent = f"{value:.2e}".split("e")
+    digits = mantissa.replace(".", "").replace("-", "")
+    power = int(exponent) - 2
+    while digits.endswith("0") and len(digits) > 1:
+        digits, power = digits[:-1], power + 1
+    return f"{'-' if value < 0 else ''}{digits}e{power}"
 
 
 def forward_or_none(model: Any, input_shape: tuple[int, ...]) -> Any:
@@ -118,14 +182,17 @@ def _predictor(model: Any, forward: Any) -> Callable[[Any], np.ndarray]:
 
 
 def log_selected_model(trial: TrialState, model: Any, folder: Path, step: int = 0,
-                       predict: Callable[[Any], np.ndarray] | None = None) -> None:
-    """Log ``model`` (the selected weights) and its predictions picture to the MLflow run.
+                       predict: Callable[[Any], np.ndarray] | None = None) -> str | None:
+    """Log ``model`` (the selected weights) and its predictions picture to the MLflow run;
+    the LoggedModel's id (None when the tracking server was away).
 
-    The model is saved once and logged twice: as an MLflow Model with the Keras flavour
-    named ``model`` (``mlflow.pyfunc.load_model("runs:/RUN_ID/model")`` predicts; linked to
-    the run's metrics at ``step``, the selected epoch) and, the same file, as the run
-    artifact ``model/model.keras`` that ``keras.saving.load_model`` reads after
-    ``import zoo``. ``predict`` makes the picture's predictions (default: Keras' predict).
+    The model is saved once and logged twice: as an MLflow 3 LoggedModel with the Keras
+    flavour, named by the trial's configuration (``logged_model_name``; ``models:/ID``
+    loads it; logged at ``step``, the selected epoch), and, the same file, as the run's
+    folder ``model/``: ``model/model.keras`` (``keras.saving.load_model`` reads it after
+    ``import zoo``) beside an ``MLmodel`` that points at it, so
+    ``mlflow.pyfunc.load_model("runs:/RUN_ID/model")`` still predicts. ``predict`` makes
+    the picture's predictions (default: Keras' predict).
     """
     assert trial.run is not None
     png = None
@@ -137,18 +204,38 @@ def log_selected_model(trial: TrialState, model: Any, folder: Path, step: int = 
         png = save_predictions_png(x, y, y_pred, trial.info.task, folder / PREDICTIONS_PNG)
     if not trial.run.online:  # the tracking server was away: the run is told it lacks them
         trial.run.missed_artifacts()
-        return
+        return None
     try:
         with tempfile.TemporaryDirectory(prefix="zoobench-final-") as scratch:
-            model_path = Path(scratch) / "model.keras"
-            log_keras_model(model, step, keep=model_path)
+            run_folder = Path(scratch) / "model"
+            run_folder.mkdir()
+            model_path = run_folder / "model.keras"
+            info = log_keras_model(model, step, keep=model_path,
+                                   name=logged_model_name(trial.config))
             if not model_path.exists():  # MLflow saved it elsewhere than we know
                 model.save(model_path)
-            trial.run.log_artifact(model_path, "model")
+            write_run_mlmodel(info.model_id, run_folder)
+            for path in (model_path, run_folder / "MLmodel"):
+                trial.run.log_artifact(path, "model")
         if png is not None:
             trial.run.log_artifact(png)
     except Exception:  # noqa: BLE001  (the server went away: training results still count)
         trial.run.missed_artifacts()
+        return None
+    return str(info.model_id)
+
+
+def write_run_mlmodel(model_id: str, folder: Path) -> None:
+    """Write into ``folder`` (which holds ``model.keras``) the LoggedModel ``model_id``'s
+    ``MLmodel``, pointed at that file: MLflow 3 finds ``runs:/RUN_ID/model`` among the run's
+    LoggedModels by name first, and, named by configuration, none is called ``model``, so
+    the run's own folder ``model/`` answers (the weights are not stored a third time)."""
+    from mlflow.models import Model
+
+    conf = Model.load(f"models:/{model_id}")
+    conf.flavors["keras"]["data"] = "model"  # mlflow.keras loads <folder>/model.keras
+    conf.flavors.get("python_function", {}).pop("data", None)  # pyfunc: the folder itself
+    conf.save(str(folder / "MLmodel"))
 
 
 def model_signature(model: Any) -> Any:
@@ -183,9 +270,11 @@ class _KerasFlavourKeepingFile:
             shutil.copyfile(saved[0], self.keep)
 
 
-def log_keras_model(model: Any, step: int = 0, keep: Path | None = None) -> None:
-    """Log ``model`` to the active MLflow run as the MLflow Model ``model`` (Keras flavour);
-    with ``keep``, the ``.keras`` file it saved is copied there too.
+def log_keras_model(model: Any, step: int = 0, keep: Path | None = None,
+                    name: str = "model") -> Any:
+    """Log ``model`` to the active MLflow run as the LoggedModel ``name`` (Keras flavour),
+    at ``step``; with ``keep``, the ``.keras`` file it saved is copied there too. Returns
+    MLflow's ``ModelInfo`` (``model_id``).
 
     No input example: MLflow 3.17's Keras flavour writes it before creating the model's
     folder (FileNotFoundError); the signature says the shapes instead. The pip
@@ -197,6 +286,7 @@ def log_keras_model(model: Any, step: int = 0, keep: Path | None = None) -> None
     from mlflow.models import Model
 
     # What mlflow.keras.log_model does, with the flavour that can keep the saved file.
-    Model.log(artifact_path=None, flavor=_KerasFlavourKeepingFile(keep), name="model",
-              model=model, signature=model_signature(model), step=step,
-              pip_requirements=[f"keras=={keras.__version__}", f"tensorflow=={tf.__version__}"])
+    return Model.log(artifact_path=None, flavor=_KerasFlavourKeepingFile(keep), name=name,
+                     model=model, signature=model_signature(model), step=step,
+                     pip_requirements=[f"keras=={keras.__version__}",
+                                       f"tensorflow=={tf.__version__}"])

@@ -18,6 +18,9 @@ def make_reporter(trial: TrialState) -> Any:
     from bench.run.trial.cost import resident_mb
 
     class _Reporter(keras.callbacks.Callback):
+        def on_train_begin(self, logs: dict | None = None) -> None:
+            trial.run.log_dataset(trial_dataset(trial))  # the runs table's Dataset column
+
         def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
             self._start = time.perf_counter()
             self._started_at = time.time()
@@ -59,3 +62,23 @@ def make_reporter(trial: TrialState) -> Any:
     # Keras needs the class at fit time only; defining it here keeps ``import bench``
     # free of TensorFlow until a trial runs.
     return _Reporter()
+
+
+def trial_dataset(trial: TrialState) -> Any:
+    """The trial's dataset as an MLflow input (``bench.tracking.runs.dataset_input``): its
+    label, a digest of its name, options (defaults filled in) and seed (as the sweep's data
+    cache keys what the arrays are made from), and its split sizes, shapes and classes."""
+    from bench.run.data_cache import dataset_key
+    from bench.tracking.runs import dataset_input
+
+    label, name, options = trial.context.dataset_of(trial.config)
+    info = trial.info
+    profile = {"dataset": name, "train": info.train_size, "val": info.val_size,
+               "test": info.test_size, "input_shape": list(info.input_shape),
+               "classes": info.n_classes, "class_names": list(info.class_names),
+               "task": info.task, "seed": int(trial.config["seed"])}
+    path = options.get("path")
+    # Every option, defaults filled in: a default changed in the zoo changes the digest.
+    every = {**options, **(info.options or {})}
+    return dataset_input(label, dataset_key(name, int(trial.config["seed"]), every), profile,
+                         str(path) if path else None)

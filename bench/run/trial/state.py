@@ -239,12 +239,10 @@ class TrialState:
         """Log the epoch to MLflow and checkpoint it; on a tested end, test the selected
         weights (``bench.run.trial.final``). Returns the Tune result and the checkpoint folder.
         """
-        from bench.run.trial.final import test_selected, untested_end
+        from bench.run.trial.final import mlflow_epoch_metrics, test_selected, untested_end
 
         assert self.run is not None
-        numbers = {k: v for k, v in row.items()
-                   if k not in ("epoch", "epoch_started_at") and _finite(v)}
-        self.run.log_epoch(numbers, row["epoch"])
+        self.run.log_epoch(mlflow_epoch_metrics(row), row["epoch"])
         self.keep_if_best(row, model)
         # The checkpoint holds the last epoch's state (what a resume continues from).
         folder = self.write_checkpoint(model, row["epoch"])
