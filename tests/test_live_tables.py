@@ -89,7 +89,7 @@ def test_parts_read_as_one_table_with_each_trial_once(tmp_path):
         assert frame.set_index("trial_id")["val_mean_iou"].astype(float).round(6).to_dict() \
             == {"t0": 0.1, "t1": 0.2, "t2": 0.3}, reader
     history = load_results(results)[1]
-    assert sorted(zip(history["trial_id"], history["epoch"])) == [
+    assert sorted(zip(history["trial_id"], history["epoch"], strict=True)) == [
         (t, e) for t in ("t0", "t1", "t2") for e in (1, 2)]
     folder = records.table_path(results, "trials", "live").parent
     assert sorted(p.name for p in folder.iterdir()) == [
@@ -130,7 +130,7 @@ def test_pickle_leaves_the_rows_out_and_a_resumed_trial_is_read_once(tmp_path):
         assert _statuses(read) == {"t0": "TERMINATED", "t1": "TERMINATED",
                                    "t2": "TERMINATED"}, reader
     history = load_results(results)[1]
-    assert sorted(zip(history["trial_id"], history["epoch"])) == [
+    assert sorted(zip(history["trial_id"], history["epoch"], strict=True)) == [
         (t, e) for t in ("t0", "t1", "t2") for e in (1, 2)]
     # The leaderboard counts the trial it read from disk (t0) and the two ended since.
     board = pd.read_parquet(results / "leaderboard.parquet")
