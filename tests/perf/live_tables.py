@@ -88,7 +88,7 @@ def main() -> None:
     parser.add_argument("--board-every", type=float, default=BOARD_EVERY_S)
     args = parser.parse_args()
     n = args.n
-    sizes = [s for s in (100, 1_000, 10_000) if s <= n] or [n]
+    sizes = sorted({s for s in (100, 1_000, 10_000) if s <= n} | {n})
     spec = load_spec(None, "perf")
     print(f"load average before: {__import__('os').getloadavg()}", flush=True)
     with tempfile.TemporaryDirectory(prefix="zoobench-live-perf-") as tmp:
