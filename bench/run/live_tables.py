@@ -133,7 +133,7 @@ class LiveTables(Callback):
         rows = self._rows(trial, status)
         if rows is not None:
             row, history = rows
-            self._running.pop(str(row["trial_id"].iloc[0]), None)
+            self._running.pop(trial.trial_id, None)
             self._pending.append(row)
             self._dirty = True
             self._write(row, history)
@@ -217,14 +217,17 @@ class LiveTables(Callback):
             self._ended = pd.concat(frames, ignore_index=True)
             self._ended = self._ended.drop_duplicates("trial_id", keep="last")
             self._pending = []
-        frames = [self._ended, *(row for _, row in self._running.values())]
-        mine = pd.concat([f for f in frames if len(f)], ignore_index=True)
+        frames = [f for f in (self._ended, *(row for _, row in self._running.values()))
+                  if len(f)]
+        mine = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+            {"trial_id": pd.Series(dtype="string")})
         disk = self._disk_rows()
         if len(disk):
             mine = pd.concat([disk[~disk["trial_id"].isin(mine["trial_id"])], mine],
                              ignore_index=True)
-        records.write_table(self.results, "leaderboard", self.spec.name,
-                            aggregate(mine.assign(sweep=self.spec.name)))
+        if len(mine):
+            records.write_table(self.results, "leaderboard", self.spec.name,
+                                aggregate(mine.assign(sweep=self.spec.name)))
 
     def _disk_rows(self) -> pd.DataFrame:
         """The ``trials`` rows on disk at this run's first leaderboard (a protocol's other
