@@ -126,6 +126,8 @@ def test_pickle_leaves_the_rows_out_and_a_resumed_trial_is_read_once(tmp_path):
     resumed.trial_ended(trials, trials[1], "TERMINATED")
     trials[1].status = "TERMINATED"
     resumed.trial_ended(trials, trials[2], "TERMINATED")
+    trials[2].status = "TERMINATED"
+    resumed.on_experiment_end(trials)  # the last leaderboard, however recent the one before
     for reader, read in _read_all(results).items():
         assert _statuses(read) == {"t0": "TERMINATED", "t1": "TERMINATED",
                                    "t2": "TERMINATED"}, reader

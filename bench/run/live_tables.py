@@ -7,8 +7,10 @@ else is read or written then, so a trial's end costs the driver the same at tria
 as at trial 10. At the first trial end, and then at most every ``BOARD_EVERY_S`` seconds
 (checked at each of Tune's steps, so the lag stays bounded when no trial ends), the
 trials still training are written too (status ``RUNNING``, their epochs so far) and the
-``leaderboard`` is rewritten from the rows held in memory. Trials not started yet do not
-appear. Readers see a partition's parts as one table with each trial once (see
+``leaderboard`` is rewritten from the rows held in memory (when a refresh takes more than a
+tenth of that interval, the next one waits ten times as long as it took, so refreshes never
+take more than a tenth of the driver's time). Trials not started yet do not appear.
+Readers see a partition's parts as one table with each trial once (see
 ``bench.results.records``). So a crash or kill of the driver at hour 10 loses nothing that
 had finished, and ``zoobench leaderboard`` and ``report`` work on a running sweep. The
 tables written at the end of the sweep replace the parts (``records.compact``), with
@@ -38,8 +40,10 @@ from bench.spec.model import SweepSpec
 RUNNING = "RUNNING"
 _STARTED = ("RUNNING", "PAUSED", "TERMINATED", "ERROR")
 # The leaderboard aggregates every trial of the sweep (O(trials)): rewritten at most this
-# often, not at each trial end.
+# often, not at each trial end, and spaced so that it takes at most 1/BOARD_SHARE_INVERSE
+# of the driver's time however large the sweep grows.
 BOARD_EVERY_S = 30.0
+BOARD_SHARE_INVERSE = 10
 
 
 def live_outcomes(trials: list[Any], scratch: Path, ended: dict[str, str]
@@ -99,6 +103,7 @@ class LiveTables(Callback):
         self._on_disk: pd.DataFrame | None = None  # rows written before this run
         self._compacted: set[str] | None = None  # trial ids in part-0 at this run's start
         self._board_at = -math.inf
+        self._board_seconds = 0.0  # what the last refresh took
         self._dirty = False  # a trial ended since the last leaderboard
 
     def __getstate__(self) -> dict[str, Any]:
@@ -143,8 +148,8 @@ class LiveTables(Callback):
         """When a trial ended since the last leaderboard and ``board_every_s`` have passed
         (or always with ``force``): write the running trials' parts (but ``skip``'s, which
         is ending) and the leaderboard."""
-        if not force and (not self._dirty
-                          or time.monotonic() - self._board_at < self.board_every_s):
+        wait = max(self.board_every_s, BOARD_SHARE_INVERSE * self._board_seconds)
+        if not force and (not self._dirty or time.monotonic() - self._board_at < wait):
             return
         self._board_at, self._dirty = time.monotonic(), False
         for trial in trials:
@@ -162,6 +167,7 @@ class LiveTables(Callback):
             self._write_board()
         except UsageError as error:
             print(f"zoobench: {error}", file=sys.stderr, flush=True)
+        self._board_seconds = time.monotonic() - self._board_at
 
     def _rows(self, trial: Any, status: str) -> tuple[pd.DataFrame, pd.DataFrame] | None:
         """``(trials row, history rows)`` of one trial (status RUNNING unless ended)."""
