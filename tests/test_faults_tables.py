@@ -17,6 +17,7 @@ import pytest
 
 from bench.common.errors import UsageError
 from bench.results import records
+from bench.results.leaderboard import load_results
 from tests.conftest import run_cli
 
 REPO = Path(__file__).resolve().parent.parent
@@ -84,6 +85,8 @@ def test_tables_are_written_as_trials_finish(tmp_path, capsys):
             time.sleep(0.2)
         during = pd.read_parquet(table)
         history = pd.read_parquet(results / "history.parquet")
+        parts = sorted(p.name for p in results.glob("trials.parquet/sweep=live/*"))
+        loaded = load_results(results)[0]
         still_running = sweep.poll() is None
         capsys.readouterr()
         board_code = run_cli("leaderboard", "--results", str(results))
@@ -94,6 +97,11 @@ def test_tables_are_written_as_trials_finish(tmp_path, capsys):
             sweep.wait()
     assert code == 0, log.read_text()[-4000:]
     assert still_running
+    # Each trial once while the sweep runs (one part file per trial), as after it (part-0).
+    assert during["trial_id"].is_unique and loaded["trial_id"].is_unique
+    assert set(loaded["trial_id"]) == set(during["trial_id"])
+    assert records.SCHEMA_PART in parts and "part-0.parquet" not in parts, parts
+    assert len(parts) == 1 + len(during), parts
     finished = during[during["status"] == "TERMINATED"]
     assert len(finished) == 1 and int(finished["epochs_done"].iloc[0]) == 2
     # The other trial is training or not started yet: RUNNING, or not in the table.
@@ -102,6 +110,8 @@ def test_tables_are_written_as_trials_finish(tmp_path, capsys):
     assert board_code == 0 and "testnet" in capsys.readouterr().out
     after = pd.read_parquet(table)
     assert list(after["status"]) == ["TERMINATED", "TERMINATED"]
+    assert after["trial_id"].is_unique and len(load_results(results)[0]) == 2
+    assert [p.name for p in (table / "sweep=live").iterdir()] == ["part-0.parquet"]
 
 
 TWO = """\

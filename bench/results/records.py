@@ -18,9 +18,14 @@ column the others lack, their partitions are rewritten with it (null). So
 ``read_parquet('results/trials.parquet/*/*.parquet')`` read every table whole.
 
 Column names (this release): training metrics carry ``train_`` (``train_mean_iou``), the
-per-trial means of per-case scores are ``test_case_dice`` (not ``..._mean``, which the
-leaderboard's mean made ``_mean_mean``), times are UTC timestamps. ``upgrade_columns``
+per-trial means of per-case scores over the foreground are ``test_case_dice_fg`` (no
+``_mean``, which the leaderboard's mean made ``_mean_mean``), times are UTC timestamps. ``upgrade_columns``
 renames the older names on read (``RENAMED``), for one release.
+
+While a sweep runs, ``trials`` and ``history`` also hold one ``part-<trial id>.parquet`` per
+trial ended so far (``write_part``: a trial's end costs the same at trial 10,000 as at
+trial 10), compacted into ``part-0`` at the sweep's end (``compact``).
+
 A sweep's files are rewritten whole (a resumed sweep replaces its own rows, other
 sweeps are untouched); each goes to a hidden temporary file first and is moved into
 place with ``os.replace``, so a reader never sees half a file. Everything comes from
@@ -554,4 +559,110 @@ def write_table(results: Path, table: str, sweep: str, frame: pd.DataFrame) -> P
             old = _pandas_typed(old.drop(columns=["sweep"], errors="ignore"),
                                 BASE_SCHEMAS[table])
             _replace(other, _conform(pa.Table.from_pandas(old, preserve_index=False), schema))
+    return path
+
+
+# ----------------------------------------------------------------------------------------
+# Live parts: one file per trial while a sweep runs, compacted into part-0 at its end
+
+SCHEMA_PART = "part-0-schema.parquet"  # no rows: the union of the parts' columns (see below)
+
+
+def part_path(results: Path, table: str, sweep: str, part: str) -> Path:
+    """``<results>/<table>.parquet/sweep=<sweep>/part-<part>.parquet`` (``part``: a trial id)."""
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in part)
+    return table_path(results, table, sweep).with_name(f"part-{safe}.parquet")
+
+
+def _replace_file(path: Path, table: Any) -> None:
+    """Write the Arrow ``table`` to ``path`` through a hidden temporary file (UsageError when
+    the disk refuses; the previous file stays)."""
+    import pyarrow.parquet as pq
+
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+    except OSError as error:
+        tmp.unlink(missing_ok=True)
+        raise UsageError(f"{path}: cannot write ({error.strerror or error}); the previous "
+                         f"version is kept") from None
+
+
+def write_part(results: Path, table: str, sweep: str, part: str, frame: pd.DataFrame) -> Path:
+    """Write (or replace) one part of ``sweep``'s partition of ``table``, atomically.
+
+    Costs the same whatever the number of parts: one small file, and the zero-row
+    ``part-0-schema.parquet`` rewritten only when ``frame`` brings a column or a type the
+    partition's files lacked. That file sorts first, and pyarrow/pandas take a folder's
+    schema from its first file: so every column of every part is read, and a column that
+    is null in one part and typed in another reads as the type. DuckDB reads the parts with
+    ``union_by_name=true``. A ``sweep`` column in ``frame`` is dropped.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = part_path(results, table, sweep, part)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrow = pa.Table.from_pandas(frame.drop(columns=["sweep"], errors="ignore"),
+                                 preserve_index=False)
+    anchor = path.with_name(SCHEMA_PART)
+    compacted = table_path(results, table, sweep)
+    known = [pq.read_schema(p) for p in (anchor if anchor.exists() else compacted,)
+             if p.exists()]
+    union = pa.unify_schemas([*known, arrow.schema], promote_options="permissive")
+    if not known or not union.equals(known[0], check_metadata=False):
+        _replace_file(anchor, union.empty_table())
+    _replace_file(path, arrow)
+    return path
+
+
+def _swap_folders(new: Path, old: Path) -> None:
+    """Put folder ``new`` in ``old``'s place; ``old``'s content ends up at ``new``.
+
+    Linux's ``renameat2(RENAME_EXCHANGE)`` swaps the two in one step, so a reader lists
+    either every old file or the new ones; elsewhere two renames leave ``old`` missing
+    for an instant (a reader then sees no rows of the sweep, never a trial twice).
+    """
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        exchange = libc.renameat2
+    except (OSError, AttributeError):
+        exchange = None
+    at_fdcwd, rename_exchange = -100, 2
+    if exchange is not None and exchange(at_fdcwd, os.fsencode(new), at_fdcwd,
+                                         os.fsencode(old), rename_exchange) == 0:
+        return
+    parked = new.with_name(new.name + ".old")
+    os.rename(old, parked)
+    os.rename(new, old)
+    os.rename(parked, new)
+
+
+def compact(results: Path, table: str, sweep: str, frame: pd.DataFrame) -> Path:
+    """Replace ``sweep``'s whole partition of ``table`` (its ``part-0`` and every part
+    ``write_part`` left) with ``frame`` as ``part-0``.
+
+    Without other parts this is ``write_table``. With them, the new partition is written
+    beside the results in a hidden folder and swapped in (``_swap_folders``), so a reader
+    sees each trial once, then the old parts are removed. A full disk: UsageError, the
+    previous partition stays.
+    """
+    path = table_path(results, table, sweep)
+    if not path.parent.is_dir() or {p.name for p in path.parent.glob("*.parquet")} <= {
+            path.name}:
+        return write_table(results, table, sweep, frame)
+    staging = Path(results) / f".{table}.{sweep}.{os.getpid()}.compact"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        write_table(staging, table, sweep, frame)
+    except UsageError:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise UsageError(f"{path.parent}: cannot write (the disk refused); the previous "
+                         f"version is kept") from None
+    new = table_path(staging, table, sweep).parent
+    _swap_folders(new, path.parent)
+    shutil.rmtree(staging, ignore_errors=True)
     return path

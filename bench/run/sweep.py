@@ -234,7 +234,7 @@ def _tuner(stage: Stage, options: SweepOptions, context: SweepContext) -> Any:
 
 def _callbacks(stage: Stage, options: SweepOptions, context: SweepContext) -> dict[str, Any]:
     """``RunConfig``'s callbacks and output settings: the progress view (``bench.run.progress``)
-    and the tables rewritten as each trial ends (``bench.run.live_tables``; pickled with the
+    and the tables written as each trial ends (``bench.run.live_tables``; pickled with the
     experiment, so a resumed sweep gets it back from Tune)."""
     kwargs = progress.run_config_kwargs(stage.plan.trials, stage.spec, options.verbose,
                                         options.results)
@@ -424,8 +424,9 @@ def _run_locked(spec: SweepSpec, options: SweepOptions, results: Path) -> SweepO
     board = aggregate(trials)
     # Next-frame data: persistence and mean-frame rows, scored on the same frames.
     board = with_baselines(board, trials, context.datasets)
-    records.write_table(results, "trials", spec.name, trials)
-    records.write_table(results, "history", spec.name, history)
+    # The live tables' per-trial parts (bench.run.live_tables) become one part-0 each.
+    records.compact(results, "trials", spec.name, trials)
+    records.compact(results, "history", spec.name, history)
     records.write_table(results, "cases", spec.name, cases)
     records.write_table(results, "leaderboard", spec.name, board)
     with contextlib.suppress(Exception):  # MLflow away: the Parquet board is the record

@@ -1,19 +1,25 @@
-"""What rewriting the tables as each trial ends costs at ~100 trials (``bench.run.live_tables``).
+"""What a trial's end costs the driver's table callback as a sweep grows (live_tables).
 
-Synthetic trials shaped like the reference sweep's (its trials' configs and per-epoch rows,
-repeated to N trials of E epochs, a checkpoint ``state.json`` each), then the rewrite a
-finishing trial triggers, timed at N finished trials, and summed over the N completions of
-a sweep (the k-th completion rewrites k trials). Printed against the reference sweep's
-median trial duration (``results/reference/trials.parquet``, ``train_seconds``): the share
-of a sweep's time spent rewriting Parquet, at 1 and at 8 trials at a time (the rewrites run
-on the driver while the trials go on; the share is what they would cost if they did not).
+No Ray: fake Tune trials with the attributes the callback reads (``trial_id``, ``path``,
+``config``, ``last_result``, ``checkpoint``, ``status``, ...), each with a real checkpoint
+folder holding a ``state.json`` shaped like the reference sweep's (its per-epoch rows, E
+epochs). They end one after another, ``CONCURRENT`` of them running at each moment (so the
+callback also writes running trials' parts), and each end is timed: wall and CPU of
+``LiveTables.trial_ended``, the periodic leaderboard included when it falls on that end.
+Printed: the mean and median cost of the trial ends around 100, 1,000 and 10,000 ended
+trials (flat is the goal), the cost of one leaderboard at those sizes, the end-of-sweep
+compaction, and the driver's resident memory.
 
-    python tests/perf/live_tables.py [N] [EPOCHS]
+    python tests/perf/live_tables.py [N=10000] [EPOCHS=5] [--board-every S]
+
+``--board-every``: the leaderboard's interval (default ``BOARD_EVERY_S``, 30 s).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import statistics
 import sys
 import tempfile
 import time
@@ -25,74 +31,118 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from bench.run.live_tables import LiveTables  # noqa: E402
+from bench.results import records  # noqa: E402
+from bench.run.live_tables import BOARD_EVERY_S, LiveTables  # noqa: E402
 from bench.spec.model import load_spec  # noqa: E402
 
+CONCURRENT = 8  # trials running while one ends
+WINDOW = 50  # trial ends measured around each size
 
-def _trials(root: Path, n: int, epochs: int) -> list[SimpleNamespace]:
+
+def _epoch_row() -> dict[str, float]:
+    """One epoch's numbers from the reference sweep's history (their columns and values)."""
+    history = pd.read_parquet(REPO / "results" / "reference" / "history.parquet")
+    keys = ["sweep", "trial_id", "model", "loss", "dataset", "seed", "epoch"]
+    return {k: float(v) for k, v in history.drop(columns=keys, errors="ignore").iloc[0].items()
+            if isinstance(v, (int, float))}
+
+
+def make_trials(root: Path, n: int, epochs: int) -> list[SimpleNamespace]:
+    """``n`` fake Tune trials, all PENDING, each with a checkpoint holding ``state.json``."""
     from ray.tune import Checkpoint
 
-    reference = REPO / "results" / "reference"
-    history = pd.read_parquet(reference / "history.parquet")
-    keys = ["sweep", "trial_id", "model", "loss", "dataset", "seed", "epoch"]
-    row = {k: float(v) for k, v in history.drop(columns=keys, errors="ignore").iloc[0].items()
-           if isinstance(v, (int, float))}
+    row = _epoch_row()
+    rows = [{"epoch": e, **row} for e in range(1, epochs + 1)]
+    state = json.dumps({"epoch": epochs, "history": rows, "train_seconds": 10.0})
     trials = []
     for i in range(n):
         folder = root / f"t{i:05d}"
         folder.mkdir()
-        rows = [{"epoch": e, **row} for e in range(1, epochs + 1)]
-        (folder / "state.json").write_text(json.dumps({"epoch": epochs, "history": rows,
-                                                       "train_seconds": 10.0}))
-        config = {"model": "testnet", "loss": "dice", "seed": i % 5, "lr": 1e-3,
+        (folder / "state.json").write_text(state)
+        config = {"model": "testnet", "loss": "dice", "seed": i, "lr": 1e-3,
                   "batch_size": 8, "optimizer": "adam", "weight_decay": 0.0,
                   "augment": False}
         last = {**rows[-1], "end_reason": "completed", "epochs_done": epochs,
-                "train_seconds": 10.0, "timestamp": time.time(), "time_total_s": 10.0,
-                "mlflow_run_id": f"run{i}", "test_mean_iou": 0.5, "selected_epoch": epochs}
+                "training_iteration": epochs, "train_seconds": 10.0,
+                "timestamp": time.time(), "time_total_s": 10.0, "mlflow_run_id": f"run{i}",
+                "test_mean_iou": 0.5, "selected_epoch": epochs}
         trials.append(SimpleNamespace(
             trial_id=f"trial{i:05d}", path=str(root / f"trial{i:05d}"), config=config,
             last_result=last, has_reported_at_least_once=True,
-            checkpoint=Checkpoint.from_directory(str(folder)), status="TERMINATED",
+            checkpoint=Checkpoint.from_directory(str(folder)), status="PENDING",
             num_failures=0, error_file=None))
     return trials
 
 
-def main(n: int = 100, epochs: int = 20) -> None:
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("n", type=int, nargs="?", default=10_000)
+    parser.add_argument("epochs", type=int, nargs="?", default=5)
+    parser.add_argument("--board-every", type=float, default=BOARD_EVERY_S)
+    args = parser.parse_args()
+    n = args.n
+    sizes = sorted({s for s in (100, 1_000, 10_000) if s <= n} | {n})
     spec = load_spec(None, "perf")
-    reference = pd.read_parquet(REPO / "results" / "reference" / "trials.parquet")
-    trial_seconds = float(reference["train_seconds"].median())
-    with tempfile.TemporaryDirectory() as tmp:
+    print(f"load average before: {__import__('os').getloadavg()}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="zoobench-live-perf-") as tmp:
         root = Path(tmp)
         (root / "ckpt").mkdir()
-        trials = _trials(root / "ckpt", n, epochs)
-        live = LiveTables(root / "results", spec, "final", "0", {"zoobench": "perf"})
-        live.refresh(trials[:2])  # imports and first-write costs out of the timing
-        start, cpu = time.perf_counter(), time.process_time()
-        live.refresh(trials)
-        at_n, at_n_cpu = time.perf_counter() - start, time.process_time() - cpu
-        steps = (n // 4, n // 2, 3 * n // 4, n)
-        cost = {}
-        for k in steps:
-            start = time.perf_counter()
-            live.refresh(trials[:k])
-            cost[k] = time.perf_counter() - start
-    # The k-th completion rewrites k trials: sum the measured costs over k = 1..n
-    # (linear between the measured sizes).
-    total = sum(cost[min(steps, key=lambda s: abs(s - k))] * k / min(steps, key=lambda s:
-                abs(s - k)) for k in range(1, n + 1))
-    print(f"one rewrite with {n} finished trials x {epochs} epochs: {at_n * 1000:.0f} ms "
-          f"wall, {at_n_cpu * 1000:.0f} ms CPU (wall/CPU {at_n / at_n_cpu:.1f}: how busy the "
-          f"machine is)")
-    print("per size: " + ", ".join(f"{k} trials {v * 1000:.0f} ms" for k, v in cost.items()))
-    print(f"all {n} rewrites of a sweep: {total:.1f} s")
-    print(f"reference trial (median train_seconds): {trial_seconds:.1f} s; one rewrite / one "
-          f"trial = {at_n / trial_seconds:.2%}")
-    for concurrency in (1, 8):
-        sweep_seconds = n * trial_seconds / concurrency
-        print(f"share of a {n}-trial sweep at {concurrency} trial(s) at a time "
-              f"({sweep_seconds:.0f} s): {total / sweep_seconds:.2%}")
+        built = time.perf_counter()
+        trials = make_trials(root / "ckpt", n, args.epochs)
+        print(f"{n} fake trials with checkpoints in {time.perf_counter() - built:.1f} s",
+              flush=True)
+        live = LiveTables(root / "results", spec, "final", "0", {"zoobench": "perf"},
+                          board_every_s=args.board_every)
+        for trial in trials[:CONCURRENT]:
+            trial.status = "RUNNING"
+        walls, cpus = [], []
+        boards: dict[int, tuple[float, float]] = {}
+        start_all = time.perf_counter()
+        for i, trial in enumerate(trials):
+            start, cpu = time.perf_counter(), time.process_time()
+            live.trial_ended(trials, trial, "TERMINATED")
+            walls.append(time.perf_counter() - start)
+            cpus.append(time.process_time() - cpu)
+            trial.status = "TERMINATED"
+            if i + CONCURRENT < n:
+                trials[i + CONCURRENT].status = "RUNNING"
+            if i + 1 in sizes:  # one leaderboard of everything so far, timed on its own
+                start, cpu = time.perf_counter(), time.process_time()
+                live.refresh(trials, force=True)
+                boards[i + 1] = (time.perf_counter() - start, time.process_time() - cpu)
+            if (i + 1) % 1000 == 0:
+                print(f"  {i + 1} ended, {time.perf_counter() - start_all:.0f} s", flush=True)
+        rss = _rss_mb()
+        folder = records.table_path(root / "results", "trials", spec.name).parent
+        read = time.perf_counter()
+        during = pd.read_parquet(folder)
+        read_s = time.perf_counter() - read
+        assert len(during) == n and during["trial_id"].is_unique, len(during)
+        compacting = time.perf_counter()
+        records.compact(root / "results", "trials", spec.name, during)
+        compact_s = time.perf_counter() - compacting
+    print(f"per trial end (wall / CPU, ms; {CONCURRENT} running, {args.epochs} epochs, "
+          f"leaderboard every {args.board_every:g} s):")
+    for size in sizes:
+        window = slice(max(0, size - WINDOW), size)
+        wall, cpu = walls[window], cpus[window]
+        board = boards.get(size, (float("nan"), float("nan")))
+        print(f"  at {size:>6} trials: mean {statistics.mean(wall) * 1e3:6.1f} / "
+              f"{statistics.mean(cpu) * 1e3:6.1f}, median {statistics.median(wall) * 1e3:6.1f} / "
+              f"{statistics.median(cpu) * 1e3:6.1f}; one leaderboard "
+              f"{board[0] * 1e3:.0f} / {board[1] * 1e3:.0f}")
+    print(f"all {n} trial ends: {sum(walls):.1f} s wall, {sum(cpus):.1f} s CPU")
+    print(f"reading the {n} parts as one table: {read_s:.2f} s; compacting them: "
+          f"{compact_s:.2f} s; driver resident memory {rss:.0f} MiB")
+    print(f"load average after: {__import__('os').getloadavg()}")
 
 
 if __name__ == "__main__":
-    main(*(int(a) for a in sys.argv[1:3]))
+    main()

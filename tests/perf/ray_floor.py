@@ -22,7 +22,10 @@ It prints the same figures as ``sweep_throughput.py``, measured the same way:
 No design built on these parts can do better than these figures on the same machine: they
 are what the goals of issue 12 (efficiency >= 0.85, first step <= 15 s) are held against.
 
-    python tests/perf/ray_floor.py [--ray [--preload] | --tune | --processes]
+    python tests/perf/ray_floor.py [--ray [--preload] | --tune | --processes] [--quick]
+
+``--quick``: the trainings of ``sweep_throughput.py --quick`` (testnet and unet_shallow x
+categorical_crossentropy, 128 training images, 2 epochs).
 """
 
 from __future__ import annotations
@@ -39,10 +42,11 @@ START = time.time()  # before any import a sweep needs: the command's start
 ROOT = Path(__file__).resolve().parents[2]
 MODELS = ("testnet", "unet_shallow", "segnet_shallow")
 LOSSES = ("categorical_crossentropy", "dice")
-TRAININGS = [(model, loss) for model in MODELS for loss in LOSSES]
 DATA = {"height": 32, "width": 32, "train": 384, "val": 128, "seed": 0}
 EPOCHS = 3
 BATCH = 32
+# sweep_throughput.py --quick's trainings: (models, losses, training images, epochs).
+QUICK = (("testnet", "unet_shallow"), ("categorical_crossentropy",), 128, 2)
 
 
 class Worker:
@@ -68,13 +72,16 @@ class Worker:
     def ready(self) -> float:
         return self.ready_at
 
-    def train(self, model_name: str, loss_name: str) -> dict:
-        """One ``fit``; its first batch's time and each epoch's seconds."""
+    def train(self, model_name: str, loss_name: str, train: int = DATA["train"],
+              epochs: int = EPOCHS) -> dict:
+        """One ``fit`` (``train`` images, ``epochs``); its first batch's time and each
+        epoch's seconds."""
         import keras
 
         keras.backend.clear_session()
         keras.utils.set_random_seed(0)
-        train_ds, val_ds, info = self.zoo.datasets.load("digits", batch_size=BATCH, **DATA)
+        train_ds, val_ds, info = self.zoo.datasets.load("digits", batch_size=BATCH,
+                                                        **{**DATA, "train": train})
         height, width, channels = info.input_shape
         model, _, _ = self.zoo.get_model(model_name, height, width, channels, info.n_classes)
         model.compile(optimizer=keras.optimizers.Adam(1e-3),
@@ -95,7 +102,7 @@ class Worker:
             def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
                 times["epochs"].append(time.perf_counter() - self.start)
 
-        model.fit(train_ds, validation_data=val_ds, epochs=EPOCHS, verbose=0,
+        model.fit(train_ds, validation_data=val_ds, epochs=epochs, verbose=0,
                   callbacks=[Clock()])
         return times
 
@@ -107,7 +114,7 @@ def _process_main(tasks, results) -> None:  # noqa: ANN001  (multiprocessing que
         results.put(("trial", worker.train(*task)))
 
 
-def run_ray(preload: bool) -> tuple[list[float], list[dict]]:
+def run_ray(preload: bool, trainings: list[tuple]) -> tuple[list[float], list[dict]]:
     import ray
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -121,7 +128,7 @@ def run_ray(preload: bool) -> tuple[list[float], list[dict]]:
         actor = ray.remote(num_cpus=1)(Worker)
         workers = [actor.remote() for _ in range(2)]
         ready = ray.get([w.ready.remote() for w in workers])
-        pending = list(TRAININGS)
+        pending = list(trainings)
         running = {}
         for w in workers:
             running[w.train.remote(*pending.pop(0))] = w
@@ -142,20 +149,27 @@ def _tune_trial(config: dict) -> None:
 
     # A warm actor's later trials find TensorFlow imported: their Worker() is cheap.
     worker = Worker()
-    times = worker.train(config["model"], config["loss"])
+    times = worker.train(config["model"], config["loss"], config["train"], config["epochs"])
     tune.report({"pid": os.getpid(), "ready_at": worker.ready(),
                  "first_step_at": times["first_step_at"], "epochs": times["epochs"]})
 
 
-def run_tune() -> tuple[list[float], list[dict]]:
+def _tune_trial_of(config: dict) -> None:
+    """``_tune_trial`` of one ``(model, loss, train, epochs)`` training of the grid."""
+    model, loss, train, epochs = config["training"]
+    _tune_trial({"model": model, "loss": loss, "train": train, "epochs": epochs})
+
+
+def run_tune(trainings: list[tuple]) -> tuple[list[float], list[dict]]:
     import ray
     from ray import tune
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     ray.init(include_dashboard=False, num_cpus=2, log_to_driver=False)
     try:
-        space = {"model": tune.grid_search(list(MODELS)), "loss": tune.grid_search(list(LOSSES))}
-        tuner = tune.Tuner(tune.with_resources(_tune_trial, {"cpu": 1}), param_space=space,
+        space = {"training": tune.grid_search([list(t) for t in trainings])}
+        trial = tune.with_resources(_tune_trial_of, {"cpu": 1})
+        tuner = tune.Tuner(trial, param_space=space,
                            tune_config=tune.TuneConfig(max_concurrent_trials=2,
                                                        reuse_actors=True),
                            run_config=tune.RunConfig(verbose=0))
@@ -169,19 +183,19 @@ def run_tune() -> tuple[list[float], list[dict]]:
         ray.shutdown()
 
 
-def run_processes() -> tuple[list[float], list[dict]]:
+def run_processes(trainings: list[tuple]) -> tuple[list[float], list[dict]]:
     import multiprocessing as mp
 
     context = mp.get_context("spawn")
     tasks, results = context.Queue(), context.Queue()
-    for task in [*TRAININGS, None, None]:
+    for task in [*trainings, None, None]:
         tasks.put(task)
     processes = [context.Process(target=_process_main, args=(tasks, results))
                  for _ in range(2)]
     for p in processes:
         p.start()
     ready, done = [], []
-    while len(done) < len(TRAININGS):
+    while len(done) < len(trainings):
         kind, value = results.get()
         (ready if kind == "ready" else done).append(value)
     for p in processes:
@@ -197,10 +211,15 @@ def main() -> None:
     how.add_argument("--processes", action="store_true", help="two plain processes, no Ray")
     parser.add_argument("--preload", action="store_true",
                         help="with Ray: its prestarted workers import TensorFlow as it starts")
+    parser.add_argument("--quick", action="store_true",
+                        help="sweep_throughput.py --quick's four trainings")
     args = parser.parse_args()
+    models, losses, train, epochs = QUICK if args.quick else (MODELS, LOSSES, DATA["train"],
+                                                              EPOCHS)
+    trainings = [(model, loss, train, epochs) for model in models for loss in losses]
     print(f"load average before: {os.getloadavg()}, cores: {os.cpu_count()}", flush=True)
-    ready, done = (run_processes() if args.processes else run_tune() if args.tune
-                   else run_ray(args.preload))
+    ready, done = (run_processes(trainings) if args.processes else run_tune(trainings)
+                   if args.tune else run_ray(args.preload, trainings))
     wall = time.time() - START
     epochs = [s for trial in done for s in trial["epochs"]]
     traces = [t["epochs"][0] - statistics.median(t["epochs"][1:]) for t in done]

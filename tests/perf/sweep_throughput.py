@@ -20,9 +20,16 @@ for each:
     python tests/perf/sweep_throughput.py [--quick] [--baseline /tmp/zoobench-main]
         [--reuse-workers | --fresh-workers] [--floor]
 
-``--floor``: also runs ``tests/perf/ray_floor.py`` (the same six trainings in two bare Ray
-actors: no Tune, MLflow or bookkeeping) in the same command, and prints this checkout's
-figures against it: how far the sweep is from what Ray and TensorFlow allow here.
+``--floor``: also runs ``tests/perf/ray_floor.py --tune`` (the same trainings in a bare Ray
+Tune run, warm actors: no MLflow, spec checks, checkpoints or tables; ``--floor-kind ray``
+or ``processes`` for the other floors) in the same command, and prints this checkout's wall
+and first step against it (ratio and difference), then where zoobench's own share goes,
+from the timeline ``trials.parquet`` holds: the driver's start-up (command start -> first
+trial started), each trial's set-up steps (``setup_process_s``, ``setup_data_s``,
+``setup_model_s``, ``setup_compile_s``), tracing, its end (``final_seconds``, of which
+``cost_seconds``) and the command's end (last trial ended -> command exit), each as the
+median per trial and as slot-seconds (the sum over trials / slots: what it adds to the wall
+when the slots are full).
 
 ``--quick``: 2 models x 1 loss, 2 epochs, 128 training images. ``--reuse-workers`` /
 ``--fresh-workers``: this checkout's run has ``reuse_workers: true`` / ``false`` (warm workers
@@ -72,8 +79,43 @@ def spec_text(quick: bool, slots: int) -> str:
                        losses="[categorical_crossentropy, dice]", epochs=3, slots=slots)
 
 
-def run_checkout(checkout: Path, spec: Path, results: Path, slots: int) -> dict[str, float]:
-    """One ``zoobench sweep`` of ``spec`` with ``checkout`` on PYTHONPATH; its figures."""
+STEPS = (("setup_process_s", "trial set-up: worker -> data (process, imports, MLflow run)"),
+         ("setup_data_s", "trial set-up: data"),
+         ("setup_model_s", "trial set-up: model build"),
+         ("setup_compile_s", "trial set-up: compile (model built -> first step)"),
+         ("trace_s", "tracing (first epoch minus the later ones' median)"),
+         ("final_seconds", "trial end: test split, cases, cost, MLflow model and picture"),
+         ("cost_seconds", "  of which cost (cached after an architecture's first trial)"))
+
+
+def zoobench_share(trials: pd.DataFrame, history: pd.DataFrame, start: float, wall: float,
+                   slots: int) -> list[tuple[str, float, float]]:
+    """Where zoobench's own time goes, from ``trials.parquet``'s timeline: rows of
+    ``(step, median per trial s, slot-seconds)``; the driver's start-up and the command's
+    end are once per command (their slot-seconds are their seconds)."""
+    traces = {}
+    for trial_id, rows in history.sort_values("epoch").groupby("trial_id"):
+        seconds = rows["epoch_seconds"].tolist()
+        if len(seconds) > 1:
+            traces[trial_id] = seconds[0] - statistics.median(seconds[1:])
+    per_trial = trials.set_index("trial_id")
+    per_trial = per_trial.assign(trace_s=pd.Series(traces, dtype="float64"))
+    startup = trials["started_at"].min().timestamp() - start
+    ending = wall - (trials["ended_at"].max().timestamp() - start)
+    rows = [("driver start-up: command start -> first trial started", startup, startup)]
+    for column, words in STEPS:
+        if column in per_trial and per_trial[column].notna().any():
+            values = per_trial[column].astype("float64").dropna()
+            rows.append((words, float(values.median()), float(values.sum()) / slots))
+    rows.append(("command end: last trial ended -> exit (tables, MLflow, interpreter)",
+                 ending, ending))
+    return rows
+
+
+def run_checkout(checkout: Path, spec: Path, results: Path, slots: int
+                 ) -> tuple[dict[str, float], list[tuple[str, float, float]]]:
+    """One ``zoobench sweep`` of ``spec`` with ``checkout`` on PYTHONPATH; its figures and
+    ``zoobench_share``."""
     env = {**os.environ, "PYTHONPATH": str(checkout), "TF_CPP_MIN_LOG_LEVEL": "2",
            "PYTHONDONTWRITEBYTECODE": "1"}
     start = time.time()
@@ -107,18 +149,20 @@ def run_checkout(checkout: Path, spec: Path, results: Path, slots: int) -> dict[
                                           / (slots * wall))
     start_to_step = (trials["first_step_at"] - trials["started_at"]).dt.total_seconds()
     figures["start_to_step_s"] = float(start_to_step.median())
-    return figures
+    return figures, zoobench_share(trials, history, start, wall, slots)
 
 
-def run_floor() -> dict[str, float]:
-    """``ray_floor.py``'s figures (its ``ray: key value, ...`` line)."""
-    done = subprocess.run([sys.executable, str(Path(__file__).with_name("ray_floor.py"))],
+def run_floor(kind: str = "tune", quick: bool = False) -> dict[str, float]:
+    """``ray_floor.py --<kind>``'s figures (its ``<kind>: key value, ...`` line)."""
+    done = subprocess.run([sys.executable, str(Path(__file__).with_name("ray_floor.py")),
+                           f"--{kind}", *(["--quick"] if quick else [])],
                           env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
                           text=True)
-    line = next((x for x in done.stdout.splitlines() if x.startswith("ray: ")), None)
+    label = {"ray": "ray", "tune": "tune", "processes": "processes"}[kind]
+    line = next((x for x in done.stdout.splitlines() if x.startswith(f"{label}: ")), None)
     if done.returncode != 0 or line is None:
         sys.exit(f"ray_floor.py exited {done.returncode}\n{done.stderr[-3000:]}")
-    pairs = (item.rsplit(" ", 1) for item in line.removeprefix("ray: ").split(", "))
+    pairs = (item.rsplit(" ", 1) for item in line.removeprefix(f"{label}: ").split(", "))
     return {key: float(value) for key, value in pairs}
 
 
@@ -133,10 +177,12 @@ def main() -> None:
     workers.add_argument("--fresh-workers", action="store_true",
                          help="a fresh worker per trial (reuse_workers: false) here")
     parser.add_argument("--floor", action="store_true",
-                        help="also run ray_floor.py and print the figures against it")
+                        help="also run ray_floor.py --tune and print the figures against it")
+    parser.add_argument("--floor-kind", choices=("tune", "ray", "processes"), default="tune",
+                        help="which floor --floor runs (default: bare Tune)")
     args = parser.parse_args()
     print(f"load average before: {os.getloadavg()}, cores: {os.cpu_count()}")
-    runs = {}
+    runs, shares = {}, {}
     with tempfile.TemporaryDirectory(prefix="zoobench-throughput-") as tmp:
         spec = Path(tmp) / "throughput.yaml"
         checkouts = ([("before", args.baseline)] if args.baseline else []) + [("after", ROOT)]
@@ -144,17 +190,26 @@ def main() -> None:
             text = spec_text(args.quick, args.slots)
             extra = (REUSE if args.reuse_workers else FRESH if args.fresh_workers else "")
             spec.write_text(text + (extra if label == "after" else ""))
-            runs[label] = run_checkout(checkout.resolve(), spec, Path(tmp) / label, args.slots)
+            runs[label], shares[label] = run_checkout(checkout.resolve(), spec,
+                                                      Path(tmp) / label, args.slots)
             print(f"{label}: " + ", ".join(f"{k} {v:.3g}" for k, v in runs[label].items()),
                   flush=True)
     if args.floor:
-        runs["floor"] = run_floor()
+        runs["floor"] = run_floor(args.floor_kind, args.quick)
         print("floor: " + ", ".join(f"{k} {v:.3g}" for k, v in runs["floor"].items()),
               flush=True)
     print(f"load average after: {os.getloadavg()}")
     if "floor" in runs:
-        for key in ("wall_s", "efficiency", "first_step_s"):
-            print(f"after/floor {key}: {runs['after'][key] / runs['floor'][key]:.2f}")
+        after, floor = runs["after"], runs["floor"]
+        print(f"against the floor (ray_floor.py --{args.floor_kind}, the same trainings):")
+        for key in ("wall_s", "first_step_s"):
+            print(f"  {key}: zoobench {after[key]:.1f} s, floor {floor[key]:.1f} s, ratio "
+                  f"{after[key] / floor[key]:.2f}, zoobench + {after[key] - floor[key]:.1f} s")
+        print(f"  efficiency (not comparable: zoobench's epoch_seconds leave tracing out): "
+              f"{after['efficiency']:.2f} vs {floor['efficiency']:.2f}")
+    print(f"zoobench's own share, this checkout ({args.slots} slots; slot-s = sum / slots):")
+    for words, median, slot_seconds in shares["after"]:
+        print(f"  {words:<72} median {median:6.2f} s  slot-s {slot_seconds:6.1f}")
     if "before" in runs:
         before, after = runs["before"], runs["after"]
         for key in ("wall_s", "efficiency", "first_step_s", "start_to_step_s"):

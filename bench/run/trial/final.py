@@ -22,7 +22,8 @@ import numpy as np
 
 from bench.run.trial.cases import case_frame, case_means, predict_cases, write_cases
 from bench.run.trial.context import CASES_FILE, PREDICTIONS_PNG
-from bench.run.trial.cost import forward_function, trial_cost
+from bench.run.trial.cost import forward_function
+from bench.run.trial.cost_cache import trial_cost_cached
 from bench.run.trial.rollout import rollout_metrics
 
 if TYPE_CHECKING:
@@ -73,8 +74,7 @@ def test_selected(trial: TrialState, model: Any, folder: Path) -> dict[str, Any]
     # Next frames: PSNR n steps ahead, predictions fed back (test_psnr_step_k).
     model_name, model_options = trial.context.models[trial.config["model"]]
     metrics.update(rollout_metrics(model, model_name, model_options, trial.info, trial.test_ds))
-    metrics.update(trial_cost(model, tuple(trial.info.input_shape),
-                              int(trial.config["batch_size"]), forward=forward))
+    metrics.update(trial_cost_cached(trial, model, forward))  # once per architecture x input
     metrics["selected_epoch"] = selected
     model_id = log_selected_model(trial, model, folder, selected, predict)
     log_final_metrics(trial, metrics, selected, model_id)
