@@ -52,7 +52,15 @@ def _clock(seconds: float) -> str:
 def _error_line(trial: Any) -> str:
     """The trial's error in one line (its exception type and message), or ``error``."""
     try:
-        error = trial.get_pickled_error()
+        # The driver's copy first: a retried trial's error is not in its storage yet.
+        local = getattr(trial, "pickled_error_file", None)
+        if local and os.path.exists(local):
+            from ray import cloudpickle
+
+            with open(local, "rb") as handle:
+                error = cloudpickle.load(handle)
+        else:
+            error = trial.get_pickled_error()
         if error is not None:
             cause = getattr(error, "__cause__", None) or error
             return f"{type(cause).__name__}: {cause}".splitlines()[0][:200]
