@@ -113,6 +113,7 @@ def test_killed_trial_worker_is_retried_from_its_checkpoint(tmp_path):
     assert list(trials["epochs_done"]) == [EPOCHS, EPOCHS]
     assert trials.loc[killed_dir, "attempts"] == 2
     assert (trials.drop(index=killed_dir)["attempts"] == 1).all()
+    assert list(trials["machinery_retries"]) == [0, 0]  # a loss while training is the trial's
     for trial_id, rows in history.groupby("trial_id"):
         assert sorted(rows["epoch"]) == list(range(1, EPOCHS + 1)), trial_id  # each once
     # Its own MLflow run, continued: every epoch once, at its step, with Parquet's value.

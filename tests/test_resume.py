@@ -69,6 +69,9 @@ def test_killed_sweep_resumes_and_every_trial_trains_once(tmp_path, capsys):
     assert len(trials) == 2 and trials["trial_id"].is_unique
     assert set(trials["status"]) == {"TERMINATED"}
     assert list(trials["epochs_done"]) == [epochs, epochs]
+    # A resumed sweep continues its trials' starts: neither an attempt nor a retry.
+    assert list(trials["attempts"]) == [1, 1]
+    assert list(trials["machinery_retries"]) == [0, 0]
     for trial_id, rows in history.groupby("trial_id"):
         assert sorted(rows["epoch"]) == list(range(1, epochs + 1)), trial_id
         # The best epoch may be one before the kill: its weights came back from best.npz.

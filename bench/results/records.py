@@ -109,8 +109,10 @@ class TrialOutcome:
             it); see ``bench.run.interrupted``.
         outbox: what the trial's MLflow run may still lack (``bench.tracking.outbox``, as a dict),
             from its last checkpoint or its error result; None without either.
-        attempts: how many times the trial started: 1 + the failures (lost process or
-            node) Tune retried it after.
+        attempts: the trial's own starts: 1 + the times its worker or node was lost
+            while it trained (``bench.run.attempts``).
+        machinery_retries: the other failures Tune retried it after (a worker that failed
+            to start or restore), which spend none of the spec's ``max_failures``.
     """
 
     trial_id: str
@@ -123,10 +125,11 @@ class TrialOutcome:
     unfinished: bool = False
     outbox: dict[str, Any] | None = None
     attempts: int = 1
+    machinery_retries: int = 0
 
 
 def outcome_from_result(result: Any, scratch: Path, *, unfinished: bool = False,
-                        attempts: int = 1) -> TrialOutcome:
+                        attempts: int = 1, machinery_retries: int = 0) -> TrialOutcome:
     """Read one ``ray.tune.Result``: its last metrics, its checkpoint's history, PNG, cases.
 
     ``scratch`` is a folder where the PNG is copied out of the checkpoint; ``unfinished``
@@ -151,7 +154,7 @@ def outcome_from_result(result: Any, scratch: Path, *, unfinished: bool = False,
         outbox = json.loads(metrics.pop("mlflow_outbox"))
     return TrialOutcome(trial_id, dict(result.config or {}), metrics, history, result.error,
                         png, cases=cases, unfinished=unfinished, outbox=outbox,
-                        attempts=attempts)
+                        attempts=attempts, machinery_retries=machinery_retries)
 
 
 def _best_row(history: list[dict[str, Any]], metric: str, mode: str) -> dict[str, Any]:
@@ -253,6 +256,7 @@ def trial_rows(
             "epochs": spec.epochs,
             "epochs_done": len(outcome.history),
             "attempts": outcome.attempts,
+            "machinery_retries": outcome.machinery_retries,
             "status": status,
             "end_reason": reason,
             "error": error,
@@ -342,7 +346,8 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
             if pd.api.types.is_numeric_dtype(values):  # seconds since the epoch
                 values = pd.to_datetime(values, unit="s", utc=True)
             frame[column] = pd.to_datetime(values, utc=True).astype("datetime64[us, UTC]")
-    for column in ("seed", "batch_size", "epochs", "epochs_done", "attempts", "best_epoch",
+    for column in ("seed", "batch_size", "epochs", "epochs_done", "attempts",
+                   "machinery_retries", "best_epoch",
                    "n_params", "worker_pid", "worker_trial",
                    "epoch", "selected_epoch", "case", "class_index"):
         if column in frame.columns:
@@ -364,6 +369,7 @@ BASE_SCHEMAS: dict[str, dict[str, pa.DataType]] = {
     "trials": {
         **_KEYS, "lr": _F64, "batch_size": _I64, "optimizer": _STR, "weight_decay": _F64,
         "augment": _BOOL, "epochs": _I64, "epochs_done": _I64, "attempts": _I64,
+        "machinery_retries": _I64,
         "status": _STR, "end_reason": _STR, "error": _STR, "params": _STR,
         "train_loss": _F64, **_METRIC_TWINS, "best_epoch": _I64, "train_seconds": _F64,
         "samples_per_second": _F64, "n_params": _I64, "trial_name": _STR, "node": _STR,

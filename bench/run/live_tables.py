@@ -35,6 +35,7 @@ from ray.tune import Callback
 
 from bench.common.errors import UsageError
 from bench.results import records
+from bench.run.attempts import count
 from bench.spec.model import SweepSpec
 
 RUNNING = "RUNNING"
@@ -66,8 +67,9 @@ def live_outcomes(trials: list[Any], scratch: Path, ended: dict[str, str]
         result = SimpleNamespace(path=trial.path, config=trial.config, error=error,
                                  metrics=trial.last_result if reported else {},
                                  checkpoint=trial.checkpoint)
-        outcome = records.outcome_from_result(result, scratch,
-                                              attempts=1 + int(trial.num_failures))
+        counted = count(trial.last_result if reported else None, trial.num_failures)
+        outcome = records.outcome_from_result(result, scratch, attempts=counted.attempts,
+                                              machinery_retries=counted.machinery_retries)
         outcomes.append(outcome)
         if status in (RUNNING, "PAUSED"):
             running.add(outcome.trial_id)

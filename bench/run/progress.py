@@ -5,6 +5,7 @@
     [  0:12] started   unet_shallow x dice seed 0 (a1b2c3d4)
     [  1:40] finished  unet_shallow x dice seed 0 (a1b2c3d4): val_mean_iou 0.7123
     [  1:41] failed    segnet x focal seed 1 (e5f6a7b8): ValueError: ...
+    [  1:41] retrying  testnet x dice seed 3 (d4e5f6a7): ActorDiedError: ... (Tune's failure 1)
     [  1:41] stopped   testnet x dice seed 2 (c9d0e1f2): val_mean_iou 0.4410 (scheduler)
     [  2:00] 3/6 done, 2 running, 1 pending, 1 failed; best val_mean_iou 0.7123
              (unet_shallow x dice seed 0 (a1b2c3d4)); elapsed 2:00, ETA 2:10   <- one line
@@ -51,7 +52,15 @@ def _clock(seconds: float) -> str:
 def _error_line(trial: Any) -> str:
     """The trial's error in one line (its exception type and message), or ``error``."""
     try:
-        error = trial.get_pickled_error()
+        # The driver's copy first: a retried trial's error is not in its storage yet.
+        local = getattr(trial, "pickled_error_file", None)
+        if local and os.path.exists(local):
+            from ray import cloudpickle
+
+            with open(local, "rb") as handle:
+                error = cloudpickle.load(handle)
+        else:
+            error = trial.get_pickled_error()
         if error is not None:
             cause = getattr(error, "__cause__", None) or error
             return f"{type(cause).__name__}: {cause}".splitlines()[0][:200]
@@ -225,6 +234,15 @@ class ProgressView(Callback):
         self.failed.add(trial.trial_id)
         label = self.labels.setdefault(trial.trial_id, trial_label(trial))
         self._write(f"failed    {label}: {_error_line(trial)}")
+
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any,
+                         **info: Any) -> None:
+        """Tune retries the trial after a lost worker, or a failure of the machinery
+        before the trial's code ran (which spends none of ``max_failures``: the sweep's
+        summary and ``machinery_retries`` say which, ``bench.run.attempts``)."""
+        label = self.labels.setdefault(trial.trial_id, trial_label(trial))
+        self._write(f"retrying  {label}: {_error_line(trial)} "
+                    f"(Tune's failure {trial.num_failures})")
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         self._restore(trials)

@@ -14,6 +14,7 @@ import math
 import os
 import sys
 import tempfile
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -24,7 +25,7 @@ import pandas as pd
 from bench.common.errors import UsageError
 from bench.results import records
 from bench.run import data_cache, interrupted, progress
-from bench.run.attempts import trial_attempts
+from bench.run.attempts import MACHINERY_ALLOWANCE, Attempts, trial_attempts
 from bench.run.live_tables import LiveTables
 from bench.run.trainable import SweepContext, train_trial
 from bench.spec import guards, stages
@@ -111,6 +112,9 @@ def _context(spec: SweepSpec, track: tracking.Tracking,
         plugins=spec.plugins,
         data_cache=str(cache.resolve()) if cache is not None else None,
         gpu_memory_mb=spec.gpu_memory_mb,
+        max_failures=spec.max_failures,
+        # A new token per driver run: a trial tells Tune's retry from a resumed sweep.
+        run_token=uuid.uuid4().hex,
     )
 
 
@@ -225,7 +229,11 @@ def _tuner(stage: Stage, options: SweepOptions, context: SweepContext) -> Any:
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         # A lost process or node: retried from the last checkpoint. A trial's own Python
         # error is reported as its end instead of raised (bench.run.trial.run): never retried.
-        failure_config=tune.FailureConfig(max_failures=stage.spec.max_failures),
+        # The machinery's failures (before the trial's code ran) get an allowance of their
+        # own; the trainable ends a trial lost more than max_failures times itself
+        # (bench.run.attempts).
+        failure_config=tune.FailureConfig(
+            max_failures=stage.spec.max_failures + MACHINERY_ALLOWANCE),
         **_callbacks(stage, options, context),
     )
     return tune.Tuner(trainable, param_space=stage.plan.param_space,
@@ -273,10 +281,12 @@ def _run_stage(stage: Stage, options: SweepOptions, context: SweepContext, resul
     result_grid = tuner.fit()
     unfinished_ids = interrupted.unfinished_trial_ids(result_grid)
     attempts = trial_attempts(result_grid)
-    outcomes = [records.outcome_from_result(r, scratch,
-                                            unfinished=Path(r.path).name in unfinished_ids,
-                                            attempts=attempts.get(Path(r.path).name, 1))
-                for r in result_grid]
+    outcomes = []
+    for r in result_grid:
+        counted = attempts.get(Path(r.path).name, Attempts())
+        outcomes.append(records.outcome_from_result(
+            r, scratch, unfinished=Path(r.path).name in unfinished_ids,
+            attempts=counted.attempts, machinery_retries=counted.machinery_retries))
     png_paths = {}
     for outcome in outcomes:
         if outcome.png is not None:
@@ -453,6 +463,14 @@ def _copy(source: Path, target: Path) -> None:
     os.replace(tmp, target)
 
 
+def _retries_text(row: Any) -> str:
+    """`` (2 retries of the machinery, not counted)`` for a trial that had any."""
+    retries = getattr(row, "machinery_retries", None)
+    if retries is None or pd.isna(retries) or not retries:
+        return ""
+    return f" ({int(retries)} retr{'ies' if retries > 1 else 'y'} of the machinery, not counted)"
+
+
 def summary_lines(outcome: SweepOutcome) -> list[str]:
     """A short text summary of a sweep: one line per trial, failures first.
 
@@ -476,7 +494,7 @@ def summary_lines(outcome: SweepOutcome) -> list[str]:
                                  if done else f"interrupted before epoch 1/{row.epochs} ended"))
             continue
         lines.append(head + f"{metric} {shown} after {row.epochs_done}/{row.epochs} "
-                            f"epochs{reason}")
+                            f"epochs{reason}{_retries_text(row)}")
     counts = json.dumps(trials["status"].value_counts().to_dict())
     lines.append(f"{len(trials)} trials {counts}")
     return lines

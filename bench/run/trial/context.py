@@ -34,7 +34,9 @@ class SweepContext:
     per-case test metrics (the spec's ``nsd_tolerance``). ``plugins``: the spec's plugin
     modules, which register the models, losses and datasets the labels may name.
     ``data_cache`` is where trials share each dataset's arrays (None: every trial builds
-    its own).
+    its own). ``max_failures`` is the spec's (the trial's own losses it may be retried
+    after); ``run_token`` names this driver run, so a trial tells a retry from a resumed
+    sweep (``bench.run.attempts``).
     """
 
     sweep: str
@@ -55,6 +57,8 @@ class SweepContext:
     plugins: tuple[str, ...] = ()  # modules each trial imports first (bench.spec.plugins)
     data_cache: str | None = None  # folder of the sweep's dataset arrays (bench.run.data_cache)
     gpu_memory_mb: int | None = None  # each trial's GPU memory cap; None: memory growth
+    max_failures: int = 2
+    run_token: str = ""
 
     def dataset_of(self, config: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
         """``(label, registry name, options)`` of the dataset a trial's config names."""

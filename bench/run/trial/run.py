@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import cells
+from bench.run.attempts import check_start, read_marker, this_start, write_marker
 from bench.run.trial.context import END_NAN, PREDICTION_SAMPLES, SweepContext
 from bench.run.trial.reporter import make_reporter
 from bench.run.trial.state import TrialState
@@ -194,6 +195,10 @@ def train_trial(config: dict[str, Any], context: SweepContext) -> None:
     except BaseException:
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
         raise
+    # Counted here, once the worker is up: what failed before is the machinery's.
+    trial_dir = Path(tune.get_context().get_trial_dir())
+    trial.attempt = this_start(trial.restored_starts, read_marker(trial_dir), context.run_token)
+    write_marker(trial_dir, trial.attempt, context.run_token)
     dataset_label, dataset_name, dataset_options = context.dataset_of(config)
     params = {**config, "dataset": dataset_label, "dataset_name": dataset_name,
               "epochs": context.epochs, "model_name": model_name, "loss_name": loss_name,
@@ -206,6 +211,7 @@ def train_trial(config: dict[str, Any], context: SweepContext) -> None:
     trial.run.set_tag(TAG_DATASET, dataset_label)
     failed = False
     try:
+        check_start(trial.attempt, context.max_failures)  # ends it as an error if too many
         data_start = time.time()
         trial.setup["setup_process_s"] = data_start - setup_start
         # A resumed trial's epoch k sees the data an uninterrupted epoch k sees.

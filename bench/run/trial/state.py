@@ -86,6 +86,10 @@ class TrialState:
         self.setup: dict[str, float] = {}
         self.model_built_at: float | None = None
         self.worker_trial = 1  # set by the trainable (bench.run.trial.run)
+        # The trial's own start this is (bench.run.attempts), and the count its checkpoint
+        # held (``starts``, ``run``; None without a checkpoint).
+        self.attempt = 1
+        self.restored_starts: dict[str, Any] | None = None
 
     @property
     def tested(self) -> bool:
@@ -107,6 +111,7 @@ class TrialState:
         self.train_seconds = state["train_seconds"]
         self.run_id = state["mlflow_run_id"]
         self.outbox_state = state.get("mlflow_outbox")
+        self.restored_starts = {key: state[key] for key in ("starts", "run") if key in state}
         best = checkpoint_dir / CHECKPOINT_BEST
         if best.exists():
             self._best_npz = best.read_bytes()
@@ -134,7 +139,9 @@ class TrialState:
         state = {"epoch": epoch, "history": self.history, "train_seconds": self.train_seconds,
                  "mlflow_run_id": self.run.run_id if self.run else self.run_id,
                  # What MLflow has not confirmed: a retry (or the driver) sends it again.
-                 "mlflow_outbox": self.run.outbox.to_dict() if self.run else None}
+                 "mlflow_outbox": self.run.outbox.to_dict() if self.run else None,
+                 # The trial's own starts so far, of which driver run (bench.run.attempts).
+                 "starts": self.attempt, "run": self.context.run_token}
         (folder / CHECKPOINT_STATE).write_text(json.dumps(state))
 
     # ---- per epoch
@@ -211,6 +218,7 @@ class TrialState:
             # fresh process; more when ``reuse_workers`` kept it warm).
             "worker_pid": os.getpid(),
             "worker_trial": self.worker_trial,
+            "attempt": self.attempt,  # the trial's own start (bench.run.attempts)
             "mlflow_run_id": self.run.run_id,
             "mlflow_experiment_id": self.context.tracking.experiment_id,
         }
