@@ -205,11 +205,12 @@ def test_report_draws_the_cd_diagram_and_renders_in_chromium(tmp_path):
     assert_cd_diagram_renders(section, tmp_path)
 
 
-def test_report_of_one_dataset_says_the_diagram_needs_several(tmp_path):
+def test_report_of_one_dataset_leaves_the_across_section_out(tmp_path):
+    """Nothing to compare across one dataset: no empty box, no link to it (issue 30)."""
     from bench.report import build_report
     from tests.test_leaderboard import make_results
 
     make_results("one", root=tmp_path)
     html = build_report(tmp_path, sweep="one", progress=None).read_text(encoding="utf-8")
-    section = html[html.index('<section id="across">'):]
-    assert "a comparison across datasets needs a sweep over several" in section[:2000]
+    assert '<section id="across">' not in html and 'href="#across"' not in html
+    assert '<section id="leaderboard">' in html
