@@ -85,8 +85,9 @@ def test_kendall_matrix_between_datasets():
 
 
 def test_across_table_and_summary_on_a_constructed_board():
-    # Three datasets; unet is first on each, testnet second, segnet third; one config ran
-    # on a single dataset only and stays out of the test.
+    # Three datasets; unet is first on each, testnet second, segnet third; ladder ran on
+    # dataset a only (first there) and stays out of the test. Re-ranked without ladder,
+    # the three agree on every dataset: ranks 1, 2, 3 three times, chi2 = N(k-1) = 6.
     rows = []
     for d in ("a", "b", "c"):
         rows += [(d, "unet", "dice", 0.9), (d, "testnet", "dice", 0.8),
@@ -94,16 +95,155 @@ def test_across_table_and_summary_on_a_constructed_board():
     rows.append(("a", "ladder", "dice", 0.95))
     result = across.across(_board(rows))
     table = result.table.set_index("config")
-    assert list(result.table["config"][:3]) == ["unet x dice", "testnet x dice",
-                                                "segnet x dice"]
-    assert table.loc["unet x dice", "mean_rank"] == pytest.approx((2 + 1 + 1) / 3)
+    assert list(result.table["config"]) == ["unet x dice", "testnet x dice",
+                                            "segnet x dice", "ladder x dice"]
+    # In the test: ranks among the complete three; shown per dataset: among all present.
+    assert table.loc["unet x dice", "mean_rank"] == 1.0
+    assert table.loc["segnet x dice", "mean_rank"] == 3.0
+    assert table.loc["unet x dice", "rank_a"] == 2.0 and table.loc["unet x dice", "rank_b"] == 1
+    assert table.loc["ladder x dice", "mean_rank"] == 1.0
     assert table.loc["ladder x dice", "n_datasets"] == 1
     assert not table.loc["ladder x dice", "complete"]
-    assert result.friedman.n == 3 and result.friedman.k == 3
+    assert result.left_out == ["ladder x dice (1 of 3 datasets)"]
+    f = result.friedman
+    assert (f.n, f.k) == (3, 3)
+    assert f.statistic == pytest.approx(6.0)  # the maximum N(k-1)
+    assert f.statistic == pytest.approx(
+        sps.friedmanchisquare([1, 1, 1], [2, 2, 2], [3, 3, 3]).statistic)
+    assert f.pvalue == pytest.approx(sps.chi2.sf(6.0, 2)) == pytest.approx(0.0498, abs=1e-4)
+    # Perfect agreement: F is infinite and p is the exact 3! / 3!**3 = 1/36, not 0.
+    assert f.iman_davenport == math.inf and f.pvalue_f == pytest.approx(1 / 36)
     assert result.cd == pytest.approx(2.343 * math.sqrt(3 * 4 / 18))
+    # Friedman rejects (p = 0.0498), so the CD groups are drawn: 1.0, 2.0, 3.0 with
+    # CD = 1.913: {unet, testnet} and {testnet, segnet}.
+    assert result.cliques == [["unet x dice", "testnet x dice"],
+                              ["testnet x dice", "segnet x dice"]]
+    # Top two 1.0 apart < CD: floor(2.343**2 * 12 / 6) + 1 = 11 datasets would separate them.
+    assert result.needed == 11
     lines = across.summary_lines(result)
-    assert lines[0].startswith("Friedman over 3 datasets and 3 configurations")
+    assert lines[0].startswith("Friedman over 3 datasets and 3 configurations: chi2 = 6.000")
+    assert "every dataset ranks them alike, exact p = 0.0278" in lines[0]
+    assert lines[1] == ("Left out of Friedman and Nemenyi (not scored on every dataset): "
+                        "ladder x dice (1 of 3 datasets).")
     assert any("Kendall's tau between datasets' rankings: 1.00 to 1.00" in li for li in lines)
+
+
+def test_friedman_on_an_incomplete_design_equals_scipy_on_the_reranked_blocks():
+    # Issue 25's design: 3 datasets, 9 configurations complete and a tenth missing on one.
+    # Ranked among all present and then filtered, chi2 came out near 40, above
+    # N(k-1) = 24; re-ranked, it is scipy's value on the 9 complete configurations.
+    rng = np.random.default_rng(3)
+    quality = np.linspace(0.9, 0.5, 10)
+    rows = []
+    for d in ("dsa", "dsb", "dsc"):
+        for i, q in enumerate(quality):
+            if d == "dsb" and i == 0:
+                continue  # the best configuration did not run on dsb
+            rows.append((d, f"m{i}", "dice", float(q + rng.normal(0, 0.08))))
+    board = _board(rows)
+    result = across.across(board)
+    complete = [f"m{i}" for i in range(1, 10)]
+    blocks = []
+    for d in ("dsa", "dsb", "dsc"):
+        scores = {m: v for dd, m, _, v in rows if dd == d and m in complete}
+        blocks.append(sps.rankdata([-scores[m] for m in complete]))
+    expected = sps.friedmanchisquare(*np.array(blocks).T)
+    assert (result.friedman.n, result.friedman.k) == (3, 9)
+    assert result.friedman.statistic == pytest.approx(expected.statistic)
+    assert result.friedman.pvalue == pytest.approx(expected.pvalue)
+    assert result.friedman.statistic <= 3 * 8
+    assert result.left_out == ["m0 x dice (2 of 3 datasets)"]
+    # Ranks among all present, then filtered, are not a ranking: refused, not computed.
+    unfiltered = across.rank_matrix(board).dropna()
+    with pytest.raises(ValueError, match="rank the 9 configurations 1..9 among themselves"):
+        across.friedman(unfiltered.to_numpy().T)
+
+
+def test_iman_davenport_exact_p_for_perfect_agreement_by_enumeration():
+    # N = 2 datasets, k = 3: enumerate all 6 x 6 pairs of rankings; the statistic reaches
+    # its maximum N(k-1) = 4 only on the 6 identical pairs: p = 6/36.
+    import itertools
+
+    perms = list(itertools.permutations([1.0, 2.0, 3.0]))
+    stat = [across.friedman(np.array([a, b])).statistic for a in perms for b in perms]
+    assert sum(s >= 4 - 1e-9 for s in stat) / len(stat) == pytest.approx(1 / 6)
+    r = across.friedman(np.array([perms[0], perms[0]]))
+    assert r.statistic == pytest.approx(4.0) and r.iman_davenport == math.inf
+    assert r.pvalue_f == pytest.approx(1 / 6) and r.pvalue_f > 0
+    r4 = across.friedman(np.tile([1.0, 2.0, 3.0, 4.0], (3, 1)))
+    assert r4.pvalue_f == pytest.approx(24 / 24 ** 3)
+
+
+def test_no_cliques_when_friedman_does_not_reject():
+    # Two datasets that rank three configurations in opposite orders: chi2 = 0, p = 1.
+    rows = [("a", "x", "dice", 0.9), ("a", "y", "dice", 0.8), ("a", "z", "dice", 0.7),
+            ("b", "x", "dice", 0.7), ("b", "y", "dice", 0.8), ("b", "z", "dice", 0.9)]
+    result = across.across(_board(rows))
+    assert result.friedman.statistic == pytest.approx(0.0)
+    assert result.friedman.pvalue == pytest.approx(1.0)
+    assert math.isfinite(result.cd) and result.cd > 0.5
+    assert result.cliques == []
+    lines = across.summary_lines(result)
+    assert "cannot be told apart" in lines[0]
+    assert "not applied (no groups drawn)" in lines[1]
+
+
+def test_datasets_needed_to_separate_the_top_two():
+    # k = 3 on 2 datasets: x ranks 1, 1; y ranks 2, 3; z 3, 2 -> mean ranks 1, 2.5, 2.5.
+    # Top two 1.5 apart, CD = 2.343 sqrt(12/12) = 2.343 > 1.5: separating them takes
+    # floor(2.343**2 * 12 / (6 * 1.5**2)) + 1 = floor(4.8797) + 1 = 5 datasets.
+    rows = [("a", "x", "dice", 0.9), ("a", "y", "dice", 0.8), ("a", "z", "dice", 0.7),
+            ("b", "x", "dice", 0.9), ("b", "y", "dice", 0.7), ("b", "z", "dice", 0.8)]
+    result = across.across(_board(rows))
+    assert result.needed == 5
+    assert across.critical_difference(3, 5) < 1.5 <= across.critical_difference(3, 4)
+    assert any("it would take 5 datasets to separate them" in li
+               for li in across.summary_lines(result))
+
+
+def test_kendall_is_tau_not_spearman():
+    # (1 2 3 4) vs (2 1 4 3): 4 concordant and 2 discordant pairs: tau = 2/6; rho = 0.6.
+    ranks = pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0], "b": [2.0, 1.0, 4.0, 3.0]},
+                         index=list("wxyz"))
+    assert across.kendall_matrix(ranks).loc["a", "b"] == pytest.approx(1 / 3)
+
+
+def test_loss_values_across_losses_are_refused_naming_the_metric_and_losses(tmp_path,
+                                                                            capsys):
+    rows = [(d, m, lo, v) for d in ("a", "b") for m, lo, v in
+            (("unet", "dice", 0.2), ("unet", "categorical_crossentropy", 0.9),
+             ("testnet", "dice", 0.3))]
+    board = _board(rows, mode="min").assign(metric="val_loss")
+    with pytest.raises(ValueError, match=r"--across: val_loss is each loss function's own "
+                       r"value \(categorical_crossentropy, dice\)"):
+        across.across(board)
+    # One loss: its values compare, and lower ranks first.
+    one = board[board["loss"] == "dice"]
+    assert across.across(one).table["config"].tolist() == ["unet x dice", "testnet x dice"]
+
+
+def test_one_sweep_per_dataset_keeps_the_latest():
+    t = pd.DataFrame({
+        "sweep": ["old", "old", "new", "new", "other"],
+        "dataset": ["shapes", "digits", "shapes", "shapes", "digits"],
+        "ended_at": pd.to_datetime(["2024-01-02", "2024-01-02", "2024-03-01", "2024-01-01",
+                                    "2024-01-01"], utc=True),
+    })
+    kept, notes = across.one_sweep_per_dataset(t)
+    # shapes: "new" ended last (March); digits: "old" (January 2nd after January 1st).
+    assert sorted(zip(kept["sweep"], kept["dataset"], strict=True)) == [
+        ("new", "shapes"), ("new", "shapes"), ("old", "digits")]
+    assert notes == ["digits: ranked by sweep 'old' (the latest); left out 'other'",
+                     "shapes: ranked by sweep 'new' (the latest); left out 'old'"]
+    untimed = t.drop(columns=["ended_at"])
+    kept, _ = across.one_sweep_per_dataset(untimed)
+    assert set(kept[kept["dataset"] == "digits"]["sweep"]) == {"other"}  # name order
+    # across() itself refuses two sweeps of one dataset rather than count it twice.
+    board = pd.DataFrame([{"sweep": s, "dataset": "shapes", "model": m, "loss": "dice",
+                           "mode": "max", "score": v}
+                          for s in ("x", "y") for m, v in (("unet", 0.9), ("testnet", 0.8))])
+    with pytest.raises(ValueError, match="shapes ranked by several sweeps"):
+        across.across(board)
 
 
 def test_cli_across_prints_the_table_and_the_tests(tmp_path, capsys):
@@ -142,16 +282,24 @@ def test_cli_across_prints_the_table_and_the_tests(tmp_path, capsys):
                    "x") == 2
 
 
-def _two_dataset_results(root):
-    """One sweep whose trials ran on two datasets (as a multi-dataset sweep records them)."""
+def _two_dataset_results(root, datasets=("digits",)):
+    """One sweep whose trials ran on shapes and ``datasets`` (as a multi-dataset sweep
+    records them). Each extra dataset repeats shapes' noise, shifted down: every dataset
+    ranks the configurations alike, so with three datasets Friedman's test rejects."""
     from tests.test_leaderboard import make_results
 
+    trials, history = [], []
     a, ha = make_results("multi", seed=0)
-    b, hb = make_results("multi", seed=1, shift=-0.05)
-    b["dataset"], hb["dataset"] = "digits", "digits"
-    b["trial_id"] = b["trial_id"] + "_d"
-    hb["trial_id"] = hb["trial_id"] + "_d"
-    for name, frame in (("trials", pd.concat([a, b])), ("history", pd.concat([ha, hb]))):
+    trials.append(a)
+    history.append(ha)
+    for i, name in enumerate(datasets, start=1):
+        b, hb = make_results("multi", seed=0, shift=-0.05 * i)
+        b["dataset"], hb["dataset"] = name, name
+        b["trial_id"] = b["trial_id"] + f"_{name}"
+        hb["trial_id"] = hb["trial_id"] + f"_{name}"
+        trials.append(b)
+        history.append(hb)
+    for name, frame in (("trials", pd.concat(trials)), ("history", pd.concat(history))):
         part = root / f"{name}.parquet" / "sweep=multi"
         part.mkdir(parents=True, exist_ok=True)
         frame.drop(columns=["sweep"]).to_parquet(part / "part-0.parquet")
@@ -194,12 +342,15 @@ def test_report_draws_the_cd_diagram_and_renders_in_chromium(tmp_path):
 
     from bench.report import build_report
 
-    _two_dataset_results(tmp_path)
+    # Three datasets that agree: Friedman rejects, so the diagram has its bars.
+    _two_dataset_results(tmp_path, datasets=("digits", "folder"))
     html = build_report(tmp_path, sweep="multi", progress=None).read_text(encoding="utf-8")
     section = across_section(html)
     assert "could not be drawn" not in section
     assert "<svg" in section and "CD = " in section
-    assert "Friedman over 2 datasets and 6 configurations" in section
+    assert "Friedman over 3 datasets and 6 configurations" in section
+    assert "the configurations&#x27; mean ranks differ" in section or \
+        "the configurations' mean ranks differ" in section
     labels = re.findall(r"<title>([^<]+ \(\d\.\d\d\))</title>", section)
     assert len(labels) == 6
     assert_cd_diagram_renders(section, tmp_path)

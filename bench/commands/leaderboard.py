@@ -142,17 +142,26 @@ def _other_side(args: argparse.Namespace, trials: pd.DataFrame) -> tuple[str, pd
     return other, other_trials
 
 
-def _print_across(board: pd.DataFrame, fmt: str) -> int:
-    """``--across``: the across-datasets table, and what it means on stderr."""
+def _print_across(board: pd.DataFrame, fmt: str, notes: list[str] | None = None) -> int:
+    """``--across``: the across-datasets table, and what it means on stderr.
+
+    ``notes``: lines saying which sweeps were left out (one sweep per dataset)."""
     from bench.results import across
-    result = across.across(board)
+    try:
+        result = across.across(board)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    notes = list(notes or [])
     if fmt == "json":
         payload = {"table": json.loads(result.table.to_json(orient="records")),
                    "friedman": result.friedman._asdict(), "critical_difference": result.cd,
                    "cliques": result.cliques, "datasets_to_separate_top_two": result.needed,
+                   "left_out": result.left_out, "sweeps_left_out": notes,
                    "kendall_tau": json.loads(result.kendall.to_json())}
         sys.stdout.write(json.dumps(payload, indent=2, default=_json_default) + "\n")
         return 0
+    for line in notes:  # one block per dataset: which sweep stands for it
+        print(f"across: {line}", file=sys.stderr)
     if fmt in ("table", "markdown"):
         for line in across.summary_lines(result):
             print(line, file=sys.stderr)
@@ -199,8 +208,10 @@ class Leaderboard:
         if args.across:
             if args.compare is not None:
                 raise UsageError("--across: cannot be combined with --compare")
+            from bench.results.across import one_sweep_per_dataset
+            trials, notes = one_sweep_per_dataset(trials)
             return _print_across(board_for(trials, args.metric, args.mode, history),
-                                 args.format)
+                                 args.format, notes)
         if args.compare is None:
             board = board_for(trials, args.metric, args.mode, history)
             board = stored_baselines(args.results, board)  # next frames: persistence, ...
