@@ -282,6 +282,45 @@ def test_cli_across_prints_the_table_and_the_tests(tmp_path, capsys):
                    "x") == 2
 
 
+def test_cli_across_counts_a_dataset_once_and_refuses_loss_values(tmp_path, capsys):
+    import json
+
+    from tests.conftest import run_cli
+    from tests.test_leaderboard import make_results
+
+    # shapes by two sweeps (the rerun ended later), digits by one: two blocks, not three.
+    for sweep, dataset, seed, hours in (("first", "shapes", 0, 0), ("rerun", "shapes", 2, 5),
+                                        ("on_digits", "digits", 1, 0)):
+        trials, history = make_results(sweep, seed=seed)
+        trials["dataset"], history["dataset"] = dataset, dataset
+        trials["ended_at"] = trials["ended_at"] + pd.Timedelta(hours=hours)
+        for name, frame in (("trials", trials), ("history", history)):
+            part = tmp_path / f"{name}.parquet" / f"sweep={sweep}"
+            part.mkdir(parents=True, exist_ok=True)
+            frame.drop(columns=["sweep"]).to_parquet(part / "part-0.parquet")
+    assert run_cli("leaderboard", "--results", str(tmp_path), "--across") == 0
+    err = capsys.readouterr().err
+    assert "across: shapes: ranked by sweep 'rerun' (the latest); left out 'first'" in err
+    assert "Friedman over 2 datasets and 6 configurations" in err
+    assert run_cli("leaderboard", "--results", str(tmp_path), "--across", "--format",
+                   "json") == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["friedman"]["n"] == 2
+    assert {k for k in payload["table"][0] if k.startswith("rank_")} == {"rank_shapes",
+                                                                         "rank_digits"}
+    # The rerun's ranks are the ones shown for shapes.
+    from bench.results import leaderboard as lb
+
+    rerun = lb.aggregate(make_results("rerun", seed=2)[0]).set_index(["model", "loss"])
+    rows = {r["config"]: r for r in payload["table"]}
+    for (model, loss), rank in rerun["rank"].items():
+        assert rows[f"{model} x {loss}"]["rank_shapes"] == rank
+    assert run_cli("leaderboard", "--results", str(tmp_path), "--across", "--metric",
+                   "val_loss") == 2
+    assert ("--across: val_loss is each loss function's own value (categorical_crossentropy, "
+            "dice)") in capsys.readouterr().err
+
+
 def _two_dataset_results(root, datasets=("digits",)):
     """One sweep whose trials ran on shapes and ``datasets`` (as a multi-dataset sweep
     records them). Each extra dataset repeats shapes' noise, shifted down: every dataset

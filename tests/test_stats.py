@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats as sps
 
@@ -135,3 +136,66 @@ def test_wilcoxon_min_n_is_where_it_can_reject_after_holm():
     # Below it, the paired t-test is used.
     a = np.linspace(0.5, 0.8, 6)
     assert stats.paired_test(a, a - 0.01 * np.arange(1, 7), min_wilcoxon=7).test == "paired t"
+
+
+def test_default_mode_ranks_errors_and_distances_lower_is_better():
+    for metric in ("val_loss", "test_mae", "val_mae", "test_mse", "test_case_hd95_mean",
+                   "val_error_rate", "hausdorff"):
+        assert stats.default_mode(metric) == "min", metric
+    for metric in ("test_mean_iou", "val_dice_coef", "val_pixel_accuracy", "test_case_nsd"):
+        assert stats.default_mode(metric) == "max", metric
+
+
+def test_compare_holm_across_rows_by_hand():
+    from bench.commands.leaderboard import holm_across_rows
+
+    # Raw p 0.01, 0.04, 0.03 over three tested rows: Holm gives 0.03, 0.06, 0.06, so only
+    # the first stays distinct; the fourth row had no shared seeds (CI overlap verdict kept).
+    out = pd.DataFrame({"p": [0.01, 0.04, 0.03, math.nan],
+                        "distinct": [True, True, True, None]})
+    got = holm_across_rows(out)
+    np.testing.assert_allclose(got["p_holm"], [0.03, 0.06, 0.06, math.nan])
+    assert got["distinct"].tolist() == [True, False, False, None]
+
+
+def _iou_trials(values: list[float], sweep: str = "s") -> pd.DataFrame:
+    return pd.DataFrame({
+        "sweep": sweep, "dataset": "shapes", "model": "testnet", "loss": "dice",
+        "trial_id": [f"{sweep}{i}" for i in range(len(values))], "seed": range(len(values)),
+        "status": "TERMINATED", "metric": "val_mean_iou", "mode": "max",
+        "val_mean_iou": values, "test_mean_iou": values,
+    })
+
+
+def test_aggregate_clips_the_interval_to_the_metrics_range():
+    from bench.results import leaderboard as lb
+
+    # 0.01, 0.02, 0.60: mean 0.21, t-interval 0.21 -+ 4.303 * 0.3378 / sqrt(3) =
+    # [-0.629, 1.049]: an IoU interval is clipped to [0, 1].
+    values = [0.01, 0.02, 0.60]
+    board = lb.aggregate(_iou_trials(values))
+    lo, hi = sps.t.interval(0.95, 2, loc=np.mean(values), scale=sps.sem(values))
+    assert lo < -0.6 and hi > 1.04
+    row = board.iloc[0]
+    assert row["test_mean_iou_ci_low"] == 0.0 and row["test_mean_iou_ci_high"] == 1.0
+    assert row["test_mean_iou_mean"] == pytest.approx(0.21)
+    # Inside the range nothing is clipped.
+    inner = lb.aggregate(_iou_trials([0.5, 0.52, 0.54])).iloc[0]
+    lo, hi = sps.t.interval(0.95, 2, loc=0.52, scale=sps.sem([0.5, 0.52, 0.54]))
+    assert (inner["test_mean_iou_ci_low"], inner["test_mean_iou_ci_high"]) == pytest.approx(
+        (lo, hi))
+
+
+def test_latest_sweep_is_the_one_whose_last_trial_ended_last():
+    from bench.results import leaderboard as lb
+
+    t = pd.concat([_iou_trials([0.5, 0.6], "early"), _iou_trials([0.5], "late"),
+                   _iou_trials([0.5], "zzz")])
+    t["ended_at"] = pd.to_datetime(["2026-01-01", "2026-05-01", "2026-03-01", "2026-02-01"],
+                                   utc=True)
+    # "early" has the single latest trial (May); "zzz" is last by name only.
+    assert lb.latest_sweep(t) == "early"
+    t["ended_at"] = pd.to_datetime(["2026-01-01", "2026-01-02", "2026-03-01", "2026-02-01"],
+                                   utc=True)
+    assert lb.latest_sweep(t) == "late"
+    assert lb.latest_sweep(t.drop(columns=["ended_at"])) == "zzz"

@@ -170,6 +170,24 @@ def _print_across(board: pd.DataFrame, fmt: str, notes: list[str] | None = None)
     return 0
 
 
+def holm_across_rows(out: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
+    """``lb.compare``'s rows with ``p_holm``: the paired tests' p-values Holm-adjusted over
+    the rows that have one (each row is one test of the family), and ``distinct`` of those
+    rows re-decided on ``p_holm < alpha``. Rows judged by CI overlap keep their verdict.
+
+    Args:
+        out: ``lb.compare`` output (``p`` NaN where no paired test ran).
+    """
+    from bench.results.stats import holm
+
+    out = out.copy()
+    out["p_holm"] = holm(out["p"].to_numpy(dtype=float))
+    tested = out["p_holm"].notna()
+    out["distinct"] = out["distinct"].astype(object)
+    out.loc[tested, "distinct"] = [bool(p < alpha) for p in out.loc[tested, "p_holm"]]
+    return out
+
+
 @command("leaderboard", help="rank the configurations of a sweep (mean ± std over seeds)")
 class Leaderboard:
     """Print the leaderboard of the sweeps in a results folder, or compare two sweeps."""
@@ -233,14 +251,15 @@ class Leaderboard:
         metric, mode = str(left["metric"].iloc[0]), str(left["mode"].iloc[0])
         right_name, right_trials = _other_side(args, trials)
         right = board_for(right_trials, metric, mode)
-        out = lb.compare(left, right, metric)
+        out = holm_across_rows(lb.compare(left, right, metric))
         if args.format in ("table", "markdown"):
             print(f"{metric} ({mode}): a = {sweeps[0]}, b = {right_name}; distinct = a paired "
-                  "test over the shared seeds gives p < 0.05 (Wilcoxon from 6 seeds, else "
-                  "paired t), or without shared seeds the 95% confidence intervals do not "
-                  "overlap", file=sys.stderr)
+                  "test over the shared seeds gives p < 0.05 after Holm's correction over the "
+                  "rows tested (p_holm; Wilcoxon from 6 seeds, else paired t), or without "
+                  "shared seeds the 95% confidence intervals do not overlap", file=sys.stderr)
             out = out[["dataset", "model", "loss", "mean_a", "std_a", "count_a", "mean_b",
-                       "std_b", "count_b", "diff", "better", "test", "p", "distinct"]]
+                       "std_b", "count_b", "diff", "better", "test", "p", "p_holm",
+                       "distinct"]]
             out = out.assign(distinct=out["distinct"].map(
                 {True: "yes", False: "no"}).fillna("n/a (<2 trials)"))
         sys.stdout.write(render(out, args.format))
