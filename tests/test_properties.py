@@ -16,8 +16,9 @@ from scipy import stats as sps
 
 from bench.results import across, stats
 
-# No example database: nothing written into the repository, every run draws afresh.
-FAST = settings(max_examples=60, deadline=None, database=None)
+# Derandomized: the same examples on every run (CI and mutation runs must not flicker); no
+# example database written into the repository.
+FAST = settings(max_examples=60, deadline=None, database=None, derandomize=True)
 
 
 def _tie_correction(ranks: np.ndarray) -> float:
@@ -106,7 +107,9 @@ def test_across_on_incomplete_designs_reranks_the_complete_configurations(scores
     assert len(result.left_out) == len(ran) - len(full)
     n = len(blocks)
     scores = scores[blocks]
-    if len(full) >= 2:
+    if n < 2 or len(full) < 2:  # nothing to test: Friedman says so with NaN
+        assert math.isnan(f.statistic)
+    if len(full) >= 2 and n >= 2:
         ranks = np.array([sps.rankdata(-scores[i, full]) for i in range(n)])
         assert f.statistic <= n * (len(full) - 1) + 1e-9
         if len(full) >= 3:  # scipy's friedmanchisquare needs k >= 3
@@ -163,7 +166,7 @@ def test_holm_is_monotone_bounded_and_never_below_the_raw_p(pvalues):
     assert (adj <= np.minimum(1, len(p) * p) + 1e-15).all()
 
 
-@settings(max_examples=20, deadline=None, database=None)  # ~0.2 s an example
+@settings(max_examples=20, deadline=None, database=None, derandomize=True)  # ~0.2 s an example
 @given(st.integers(1, 3), st.integers(2, 4), st.integers(0, 2**31 - 1))
 def test_per_case_dice_and_iou_are_symmetric_in_unit_range_and_related(n, classes, seed):
     from zoo.case_metrics import case_scores
