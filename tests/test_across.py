@@ -406,3 +406,88 @@ def test_report_of_one_dataset_says_the_diagram_needs_several(tmp_path):
     html = build_report(tmp_path, sweep="one", progress=None).read_text(encoding="utf-8")
     section = html[html.index('<section id="across">'):]
     assert "a comparison across datasets needs a sweep over several" in section[:2000]
+
+
+def test_small_functions_at_their_boundaries():
+    # CD with one dataset is finite (N = 1); none at N = 0.
+    assert across.critical_difference(3, 1) == pytest.approx(2.343 * math.sqrt(2.0))
+    assert across.critical_difference(3, 0) == math.inf
+    with pytest.raises(ValueError, match="nemenyi_q: needs k >= 2 configurations, got 1"):
+        across.nemenyi_q(1)
+    # alpha is passed on: at 0.10 the studentized range quantile, not Demšar's 0.05 table.
+    q10 = sps.studentized_range.ppf(0.90, 4, np.inf) / math.sqrt(2)
+    assert across.critical_difference(4, 6, alpha=0.10) == pytest.approx(
+        q10 * math.sqrt(20 / 36))
+    assert across.datasets_to_separate(4, 0.5, alpha=0.10) == int(
+        q10 ** 2 * 20 / (6 * 0.25)) + 1
+    # Exactly the CD apart is not "closer than the CD": no group.
+    assert across.cliques(pd.Series({"a": 1.0, "b": 2.0}), 1.0) == []
+    # A run inside an earlier one (b-c inside a-b-c) is not listed again; c-d is.
+    mean = pd.Series({"a": 1.0, "b": 1.4, "c": 1.8, "d": 2.6})
+    assert across.cliques(mean, 1.0) == [["a", "b", "c"], ["c", "d"]]
+    assert across.cliques(pd.Series({"a": 1.0, "b": 1.5, "c": 1.9}), 1.0) == [["a", "b", "c"]]
+    # Kendall's tau needs two shared configurations: with exactly two it is defined.
+    ranks = pd.DataFrame({"a": [1.0, 2.0, math.nan], "b": [2.0, 1.0, 3.0],
+                          "c": [math.nan, math.nan, 1.0]}, index=["x", "y", "z"])
+    tau = across.kendall_matrix(ranks)
+    assert tau.loc["a", "b"] == -1.0 and tau.loc["b", "a"] == -1.0
+    assert math.isnan(tau.loc["a", "c"]) and math.isnan(tau.loc["c", "b"])
+    assert np.diag(tau.to_numpy()).tolist() == [1.0, 1.0, 1.0]
+
+
+def test_one_sweep_per_dataset_with_three_sweeps_and_partial_times():
+    t = pd.DataFrame({"sweep": ["a", "b", "c", "d"], "dataset": ["s", "s", "s", "u"],
+                      "ended_at": [pd.Timestamp("2026-01-03", tz="UTC"),
+                                   pd.Timestamp("2026-01-01", tz="UTC"), pd.NaT,
+                                   pd.NaT]})
+    kept, notes = across.one_sweep_per_dataset(t)
+    # Of three sweeps, the one that ended last; a sweep without a time never wins over one
+    # with a time, whatever its name.
+    assert kept["sweep"].tolist() == ["a", "d"]
+    assert notes == ["s: ranked by sweep 'a' (the latest); left out 'b', 'c'"]
+    assert across.one_sweep_per_dataset(t.iloc[:0])[1] == []
+    assert across.one_sweep_per_dataset(t.drop(columns=["sweep"]))[0].equals(
+        t.drop(columns=["sweep"]))
+
+
+def test_loss_refusal_reads_the_boards_metric_and_passes_other_metrics():
+    rows = [(d, "unet", lo, v) for d in ("a", "b") for lo, v in (("dice", 0.2),
+                                                                 ("focal", 0.3))]
+    board = _board(rows).assign(metric=["test_mean_iou", "test_mean_iou", "test_mean_iou",
+                                        "test_mean_iou"])
+    assert across.across(board).friedman.k == 2  # a shared metric over two losses: fine
+    board["metric"] = "test_loss"
+    with pytest.raises(ValueError, match=r"test_loss is each loss function's own value "
+                                         r"\(dice, focal\)"):
+        across.refuse_loss_values(board)
+    across.refuse_loss_values(board.iloc[:0])  # nothing to refuse
+
+
+def test_summary_lines_word_for_word():
+    rows = []
+    for d, order in (("a", (0.9, 0.8, 0.7)), ("b", (0.9, 0.7, 0.8)), ("c", (0.8, 0.9, 0.7))):
+        rows += [(d, m, "dice", v) for m, v in zip(("x", "y", "z"), order, strict=True)]
+    rows.append(("a", "w", "dice", 0.1))
+    result = across.across(_board(rows))
+    # Ranks: a 1 2 3, b 1 3 2, c 2 1 3 -> means 4/3, 2, 8/3; chi2 = 12*3/12 *
+    # (16/9 + 4 + 64/9 - 12) = 3 * 8/9 = 2.667, p = exp(-2.667/2) = 0.264.
+    assert result.friedman.statistic == pytest.approx(8 / 3)
+    f = (3 - 1) * (8 / 3) / (3 * 2 - 8 / 3)
+    p_f = sps.f.sf(f, 2, 4)
+    assert across.summary_lines(result) == [
+        f"Friedman over 3 datasets and 3 configurations: chi2 = 2.667, p = 0.264 "
+        f"(Iman-Davenport F = {f:.3f}, p = {p_f:.3g}): the configurations' mean ranks "
+        f"cannot be told apart at alpha = 0.05.",
+        "Left out of Friedman and Nemenyi (not scored on every dataset): "
+        "w x dice (1 of 3 datasets).",
+        "Nemenyi critical difference at alpha = 0.05: 1.913 ranks; not applied (no groups "
+        "drawn): Friedman's test does not reject.",
+        "The two best configurations are 0.667 ranks apart: at these ranks it would take 25 "
+        "datasets to separate them.",
+        "Kendall's tau between datasets' rankings: -0.33 to 0.33 (1: the same order on both; "
+        "0: unrelated).",
+    ]
+    one = across.across(_board([("a", "x", "dice", 0.5), ("a", "y", "dice", 0.4)]))
+    assert across.summary_lines(one) == [
+        "across datasets: 1 dataset(s) with 2 configuration(s) in common; Friedman's test "
+        "needs at least 2 of each"]

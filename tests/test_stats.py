@@ -199,3 +199,73 @@ def test_latest_sweep_is_the_one_whose_last_trial_ended_last():
                                    utc=True)
     assert lb.latest_sweep(t) == "late"
     assert lb.latest_sweep(t.drop(columns=["ended_at"])) == "zzz"
+
+
+def test_exact_results_of_the_degenerate_cases():
+    """Every field of the small results, NaN for NaN (np.testing.assert_equal: None != NaN)."""
+    nan = math.nan
+    np.testing.assert_equal(tuple(stats.mean_ci(np.array([]))), (0, nan, nan, nan, nan, True))
+    np.testing.assert_equal(tuple(stats.mean_ci(np.array([0.5]))), (1, 0.5, nan, nan, nan,
+                                                                      True))
+    assert stats.mean_ci(np.linspace(0.5, 0.6, 5)).few is False  # n = FEW is not few
+    assert stats.mean_ci(np.linspace(0.5, 0.6, 4)).few is True
+    np.testing.assert_equal(tuple(stats.paired_test(np.array([0.5]), np.array([0.4]))),
+                            (nan, nan, "none", 1))
+    same = np.array([0.5, 0.6, 0.7])
+    assert tuple(stats.paired_test(same, same.copy())) == (0.0, 1.0, "none", 3)
+    assert tuple(stats.paired_test(same + 0.1, same)) == (math.inf, 0.0, "paired t", 3)
+    assert tuple(stats.paired_test(same - 0.25, same)) == (-math.inf, 0.0, "paired t", 3)
+    # Two pairs already make a paired t-test: d = 1, 3 -> t = 2 / (sqrt 2 / sqrt 2) = 2.
+    two = stats.paired_test(np.array([2.0, 5.0]), np.array([1.0, 2.0]))
+    assert two.test == "paired t" and two.n == 2 and two.statistic == pytest.approx(2.0)
+    # Wilcoxon's statistic: the smaller signed-rank sum, 0 when every difference is positive.
+    a = np.array([0.7, 0.72, 0.74, 0.76, 0.78, 0.80])
+    assert stats.paired_test(a, a - 0.01 * np.arange(1, 7)).statistic == 0.0
+
+
+def test_metric_range_of_names_that_mix_words():
+    inf = math.inf
+    assert stats.metric_range("val_dice_loss") == (-inf, inf)  # a loss, even a Dice loss
+    assert stats.metric_range("VAL_LOSS") == (-inf, inf)
+    assert stats.metric_range("val_something") == (-inf, inf)
+    assert stats.metric_range("test_mae") == (0.0, inf)
+    assert stats.metric_range("test_case_nsd_mean") == (0.0, 1.0)
+
+
+def test_bootstrap_ranks_edge_cases_and_defaults():
+    with pytest.raises(ValueError, match="mode must be 'max' or 'min', got 'best'"):
+        stats.bootstrap_ranks(np.zeros((2, 2)), "best")
+    empty = stats.bootstrap_ranks(np.zeros((0, 3)), "max", resamples=5)
+    assert empty.shape == (5, 0) and empty.dtype.kind == "i"
+    no_seeds = stats.bootstrap_ranks(np.zeros((3, 0)), "max", resamples=4)
+    np.testing.assert_array_equal(no_seeds, np.full((4, 3), 3))
+    one = stats.bootstrap_ranks(np.array([[0.3, 0.4]]), "max", resamples=4)
+    np.testing.assert_array_equal(one, np.ones((4, 1), dtype=int))
+    assert one.dtype.kind == "i"
+    # Defaults: 2,000 resamples drawn with seed 0, over every seed (column 0 included).
+    scores = np.array([[0.1, 0.9, 0.5], [0.5, 0.5, 0.5]])
+    default = stats.bootstrap_ranks(scores, "max")
+    assert default.shape == (2000, 2)
+    np.testing.assert_array_equal(default, stats.bootstrap_ranks(scores, "max", seed=0,
+                                                                 resamples=2000))
+    draws = np.random.default_rng(0).integers(0, 3, size=(2000, 3))
+    first_wins = scores[0, draws].mean(axis=1) > 0.5
+    np.testing.assert_array_equal(default[:, 0] == 1, first_wins | np.isclose(
+        scores[0, draws].mean(axis=1), 0.5))
+
+
+def test_rank_interval_percentiles_by_hand():
+    # 40 resamples of one row: ranks 1 x 1, 2 x 38, 3 x 1. The 2.5th percentile
+    # (numpy's linear rule) lies between the 1st and 2nd value: 1.975 -> floor 1; the
+    # 97.5th between the 39th and 40th: 2.025 -> ceil 3. A row always 2nd: (2, 2).
+    ranks = np.array([[1], *[[2]] * 38, [3]])
+    low, high = stats.rank_interval(ranks)
+    assert (low.tolist(), high.tolist()) == ([1], [3])
+    assert low.dtype.kind == "i" and high.dtype.kind == "i"
+    # 200 resamples, percentiles at indices 0.025 * 199 = 4.975 and 0.975 * 199 = 194.025:
+    # with 5 ones and 5 threes they fall on 1.975 and 2.025 -> (1, 3); with 4 of each on
+    # 2 and 2 -> (2, 2).
+    wide = np.array([[1]] * 5 + [[2]] * 190 + [[3]] * 5)
+    assert [v.tolist() for v in stats.rank_interval(wide)] == [[1], [3]]
+    narrow = np.array([[1]] * 4 + [[2]] * 192 + [[3]] * 4)
+    assert [v.tolist() for v in stats.rank_interval(narrow)] == [[2], [2]]
