@@ -123,6 +123,7 @@ def test_across_table_and_summary_on_a_constructed_board():
     lines = across.summary_lines(result)
     assert lines[0].startswith("Friedman over 3 datasets and 3 configurations: chi2 = 6.000")
     assert "every dataset ranks them alike, exact p = 0.0278" in lines[0]
+    assert lines[0].endswith("the configurations' mean ranks differ at alpha = 0.05.")
     assert lines[1] == ("Left out of Friedman and Nemenyi (not scored on every dataset): "
                         "ladder x dice (1 of 3 datasets).")
     assert any("Kendall's tau between datasets' rankings: 1.00 to 1.00" in li for li in lines)
@@ -491,3 +492,63 @@ def test_summary_lines_word_for_word():
     assert across.summary_lines(one) == [
         "across datasets: 1 dataset(s) with 2 configuration(s) in common; Friedman's test "
         "needs at least 2 of each"]
+
+
+def test_two_configurations_and_the_table_columns():
+    # k = 2 on 3 datasets: x wins on a and b, y on c. Mean ranks 4/3 and 5/3; the CD is
+    # 1.960 sqrt(2 * 3 / 18) = 1.132 and the gap 1/3 needs floor(1.96**2 * 6 / (6/9)) + 1
+    # = 35 datasets. Two configurations left out, named in one line.
+    rows = [("a", "x", "dice", 0.9), ("a", "y", "focal", 0.8), ("b", "x", "dice", 0.7),
+            ("b", "y", "focal", 0.6), ("c", "x", "dice", 0.5), ("c", "y", "focal", 0.6),
+            ("a", "w", "dice", 0.1), ("b", "v", "dice", 0.2)]
+    result = across.across(_board(rows))
+    assert result.cd == pytest.approx(1.960 * math.sqrt(6 / 18))
+    assert result.needed == 35
+    assert result.table["model"].tolist() == ["x", "y", "v", "w"]
+    assert result.table["loss"].tolist() == ["dice", "focal", "dice", "dice"]
+    lines = across.summary_lines(result)
+    assert lines[0].startswith("Friedman over 3 datasets and 2 configurations: chi2 = 0.333")
+    assert lines[1] == ("Left out of Friedman and Nemenyi (not scored on every dataset): "
+                        "v x dice (1 of 3 datasets); w x dice (1 of 3 datasets).")
+    # One configuration: nothing to separate (None, not another empty value).
+    assert across.across(_board([("a", "x", "dice", 0.9), ("b", "x", "dice", 0.8)])
+                         ).needed is None
+    # One dataset: the CD of N = 1 (no test, but the scale of one dataset's ranks).
+    single = across.across(_board([("a", "x", "dice", 0.9), ("a", "y", "dice", 0.8)]))
+    assert single.cd == pytest.approx(across.critical_difference(2, 1))
+    # Equal mean ranks keep the configurations in name order.
+    tie = across.across(_board([("a", "q", "dice", 0.9), ("a", "p", "dice", 0.8),
+                                ("b", "q", "dice", 0.8), ("b", "p", "dice", 0.9)]))
+    assert tie.table["config"].tolist() == ["p x dice", "q x dice"]
+
+
+def test_board_errors_and_configurations_without_any_score():
+    dup = _board([("a", "unet", "dice", 0.9), ("a", "unet", "dice", 0.8),
+                  ("b", "unet", "dice", 0.7)])
+    with pytest.raises(ValueError, match="dataset 'a' has several rows for 'unet x dice'; the "
+                                         "across comparison takes one row per model x loss"):
+        across.across(dup)
+    twice = pd.DataFrame([{"sweep": s, "dataset": d, "model": "m", "loss": "dice",
+                           "mode": "max", "score": 0.5}
+                          for s in ("x", "y") for d in ("a", "b")])
+    with pytest.raises(ValueError, match=r"dataset\(s\) a, b ranked by several sweeps"):
+        across.across(twice)
+    # A configuration that never scored is listed (on 0 datasets), not silently dropped.
+    board = _board([("a", "x", "dice", 0.9), ("a", "y", "dice", 0.8), ("a", "z", "dice",
+                    math.nan), ("b", "x", "dice", 0.7), ("b", "y", "dice", 0.8),
+                    ("b", "z", "dice", math.nan)])
+    table = across.across(board).table.set_index("config")
+    assert table.loc["z x dice", "n_datasets"] == 0
+    assert math.isnan(table.loc["z x dice", "mean_rank"])
+    assert list(across.rank_matrix(board).index) == ["x x dice", "y x dice", "z x dice"]
+
+
+def test_friedman_degenerate_shapes_and_message():
+    nan = math.nan
+    np.testing.assert_equal(tuple(across.friedman(np.array([1.0, 2.0, 3.0]))),
+                            (nan, nan, nan, nan, 0, 0))
+    np.testing.assert_equal(tuple(across.friedman(np.array([[1.0, 2.0]]))),
+                            (nan, nan, nan, nan, 1, 2))
+    with pytest.raises(ValueError, match=r"rank the 3 configurations 1\.\.3 among themselves "
+                                         r"\(sum 6\.0\); got row sums \[6\.0, 7\.0\]"):
+        across.friedman(np.array([[1.0, 2.0, 3.0], [1.0, 2.0, 4.0]]))

@@ -177,7 +177,7 @@ def friedman(ranks: np.ndarray) -> FriedmanResult:
     if not np.allclose(ranks.sum(axis=1), k * (k + 1) / 2):
         raise ValueError(f"friedman: each row must rank the {k} configurations 1..{k} among "
                          f"themselves (sum {k * (k + 1) / 2}); got row sums "
-                         f"{sorted(set(np.round(ranks.sum(axis=1), 6)))}")
+                         f"{sorted({round(float(v), 6) for v in ranks.sum(axis=1)})}")
     mean = ranks.mean(axis=0)
     chi2 = 12.0 * n / (k * (k + 1)) * (np.sum(mean ** 2) - k * (k + 1) ** 2 / 4.0)
     top = float(n * (k - 1))
