@@ -447,6 +447,8 @@ def test_one_sweep_per_dataset_with_three_sweeps_and_partial_times():
     assert kept["sweep"].tolist() == ["a", "d"]
     assert notes == ["s: ranked by sweep 'a' (the latest); left out 'b', 'c'"]
     assert across.one_sweep_per_dataset(t.iloc[:0])[1] == []
+    no_dataset = t.drop(columns=["dataset"])  # not a table of datasets: returned as is
+    assert across.one_sweep_per_dataset(no_dataset)[0].equals(no_dataset)
     assert across.one_sweep_per_dataset(t.drop(columns=["sweep"]))[0].equals(
         t.drop(columns=["sweep"]))
 
@@ -462,6 +464,7 @@ def test_loss_refusal_reads_the_boards_metric_and_passes_other_metrics():
                                          r"\(dice, focal\)"):
         across.refuse_loss_values(board)
     across.refuse_loss_values(board.iloc[:0])  # nothing to refuse
+    across.refuse_loss_values(board.iloc[:1])  # one row, one loss: nothing to refuse
 
 
 def test_summary_lines_word_for_word():

@@ -128,7 +128,7 @@ def test_p_first_and_rank_interval():
 
 
 def test_wilcoxon_min_n_is_where_it_can_reject_after_holm():
-    assert stats.wilcoxon_min_n(1) == stats.WILCOXON_MIN_N == 6
+    assert stats.wilcoxon_min_n() == stats.wilcoxon_min_n(1) == stats.WILCOXON_MIN_N == 6
     assert stats.wilcoxon_min_n(2) == 7 and stats.wilcoxon_min_n(34) == 11
     for m in (1, 2, 3, 10, 34, 100):
         n = stats.wilcoxon_min_n(m)
@@ -237,6 +237,8 @@ def test_bootstrap_ranks_edge_cases_and_defaults():
         stats.bootstrap_ranks(np.zeros((2, 2)), "best")
     empty = stats.bootstrap_ranks(np.zeros((0, 3)), "max", resamples=5)
     assert empty.shape == (5, 0) and empty.dtype.kind == "i"
+    # No seeds at all: every row ranks last (one row: 1st of 1).
+    assert stats.bootstrap_ranks(np.zeros((1, 0)), "max", resamples=2).tolist() == [[1], [1]]
     no_seeds = stats.bootstrap_ranks(np.zeros((3, 0)), "max", resamples=4)
     np.testing.assert_array_equal(no_seeds, np.full((4, 3), 3))
     one = stats.bootstrap_ranks(np.array([[0.3, 0.4]]), "max", resamples=4)
