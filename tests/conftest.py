@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,6 +93,35 @@ def small_sweep(tmp_path_factory: pytest.TempPathFactory) -> SmallSweep:
     assert code == 0, "the small sweep failed; see the captured output"
     return SmallSweep(results, f"sqlite:///{results.resolve() / 'mlflow.db'}", "small",
                       spec_path, code)
+
+
+def _mlflow_uris() -> tuple[object, object] | None:
+    """MLflow's process-wide tracking and registry URIs as set (None: never set, so the
+    environment or the default decides); None when MLflow is not imported."""
+    if "mlflow" not in sys.modules:
+        return None
+    from mlflow.tracking._model_registry import utils as registry
+    from mlflow.tracking._tracking_service import utils as tracking
+
+    return getattr(tracking, "_tracking_uri", None), getattr(registry, "_registry_uri", None)
+
+
+@pytest.fixture(autouse=True)
+def _restore_mlflow_uris():
+    """Put back the MLflow URIs a test (or bench code it ran in-process) set with
+    ``mlflow.set_tracking_uri``: a later test must not log into an earlier test's store,
+    whatever order the tests run in (``pytest -p randomly``)."""
+    before = _mlflow_uris() or (None, None)
+    yield
+    if _mlflow_uris() is None:
+        return
+    from mlflow.tracking._model_registry import utils as registry
+    from mlflow.tracking._tracking_service import utils as tracking
+
+    if hasattr(tracking, "_tracking_uri"):  # private: MLflow keeps no public reset
+        tracking._tracking_uri = before[0]
+    if hasattr(registry, "_registry_uri"):
+        registry._registry_uri = before[1]
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -68,6 +68,7 @@ def _kill_all(ray_tmpdir: str) -> None:
 
 
 @pytest.mark.slow  # a real sweep, SIGKILL and a retry: ~70 s
+@pytest.mark.faults  # CI runs these after the default suite (-m faults)
 def test_killed_trial_worker_is_retried_from_its_checkpoint(tmp_path):
     spec = tmp_path / "killed.yaml"
     spec.write_text(SPEC)

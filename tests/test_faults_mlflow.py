@@ -79,6 +79,7 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.faults  # CI runs these after the default suite (-m faults)
 def test_server_killed_mid_sweep_then_synced(tmp_path, capsys):
     port = _free_port()
     uri = f"http://127.0.0.1:{port}"

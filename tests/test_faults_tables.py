@@ -61,6 +61,7 @@ reuse_workers: false
 
 
 @pytest.mark.slow  # a real sweep read while it runs: ~70 s
+@pytest.mark.faults  # CI runs these after the default suite (-m faults)
 def test_tables_are_written_as_trials_finish(tmp_path, capsys):
     spec = tmp_path / "live.yaml"
     spec.write_text(SPEC)
@@ -126,6 +127,7 @@ params: {{batch_size: 8, lr: 1.0e-3}}
 
 
 @pytest.mark.slow  # two sweeps side by side on 2 cores: minutes; run with -m slow
+@pytest.mark.faults  # CI runs these after the default suite (-m faults)
 def test_two_sweeps_at_once_in_one_results_folder(tmp_path):
     results = tmp_path / "results"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",

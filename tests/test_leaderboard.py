@@ -276,7 +276,12 @@ def test_cli_compare_sweeps_and_folders(results, tmp_path_factory):
     # Both sweeps ran seeds 0, 1, 2: a paired t-test (fewer than 6 pairs) on the per-seed
     # scores, a failed seed scoring IoU 0 on its side.
     assert (cmp["test"] == "paired t").all()
-    assert list(cmp["distinct"]) == list(cmp["p"] < 0.05)
+    # distinct is decided on the p-values Holm-adjusted over the six rows (issue 26):
+    # the i-th smallest p times (6 - i), running maximum, capped at 1.
+    order = np.argsort(cmp["p"].to_numpy(), kind="stable")
+    holm = np.maximum.accumulate(np.minimum(1, (6 - np.arange(6)) * cmp["p"].to_numpy()[order]))
+    np.testing.assert_allclose(cmp["p_holm"].to_numpy()[order], holm)
+    assert list(cmp["distinct"]) == list(cmp["p_holm"] < 0.05)
     t = pd.concat([make_results("syn")[0], make_results("syn2", shift=0.2, seed=3)[0]])
     ok = t[(t["model"] == "unet_shallow") & (t["loss"] == "categorical_crossentropy")]
     a, b = (ok[ok["sweep"] == s].sort_values("seed")["val_mean_iou"] for s in ("syn", "syn2"))

@@ -127,11 +127,20 @@ def test_quickstart_console_is_short_and_tune_lines_go_to_the_log(quickstart):
     "zoobench datasets --format markdown", "zoobench models --format json",
 ])
 def test_readme_listing_commands_run(command, tmp_path):
-    assert command.split(" --")[0] in TEXT or command.split()[1] in TEXT
+    # The command (without its options) is shown in the README or a docs/ page.
+    pages = "\n".join(page.read_text(encoding="utf-8") for page in _doc_pages())
+    assert command.split(" --")[0] in pages or _listed(command.split()[1], pages), command
     done = subprocess.run(_as_module(command), shell=True, cwd=tmp_path, env=_zoobench_env(),
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip()
+
+
+def _listed(name: str, text: str) -> bool:
+    """Whether ``text`` shows ``zoobench NAME`` or the README's ``zoobench models | losses |
+    datasets`` form naming it."""
+    return any(name in re.split(r"\s*\|\s*", m) for m in
+               re.findall(r"`zoobench ((?:[a-z]+ \| )+[a-z]+)`", text))
 
 
 def test_print_spec_is_the_quickstarts_valid_spec(tmp_path):
@@ -174,7 +183,87 @@ def test_every_bash_block_is_run_or_says_why_not():
         assert "zoobench sweep && zoobench leaderboard" in command or command in ci, command
 
 
-def test_skipped_bash_blocks_say_why():
-    for _block, before in BASH:
+def _doc_pages() -> list[Path]:
+    """The README and every page of the guide under ``docs/``."""
+    return [README, *sorted((README.parent / "docs").glob("*.md"))]
+
+
+def _bash_blocks(text: str) -> list[tuple[str, str]]:
+    """Each ```bash block of ``text`` and the line just before it (where a skip marker sits)."""
+    return [(m.group(1), text[:m.start()].rstrip().rsplit("\n", 1)[-1])
+            for m in re.finditer(r"```bash\n(.*?)```", text, re.S)]
+
+
+def _zoobench_commands(block: str) -> list[list[str]]:
+    """Every ``zoobench ...`` command line of a bash block, as its words after ``zoobench``
+    (continuation lines joined; ``&&``, ``||``, ``|`` and ``;`` end a command)."""
+    joined = re.sub(r"\\\n", " ", block)
+    found = []
+    for line in joined.splitlines():
+        line = line.split(" #", 1)[0]
+        for part in re.split(r"&&|\|\||\||;", line):
+            if not re.search(r"\bzoobench\b", part):
+                continue
+            try:
+                words = shlex.split(part, comments=True)
+            except ValueError:  # a quote opened in another part of a pipeline
+                words = part.split()
+            if "zoobench" in words:
+                found.append(words[words.index("zoobench") + 1:])
+    return found
+
+
+def doc_problems(text: str, page: str = "README.md") -> list[str]:
+    """What is wrong in a page's bash blocks: a skip marker without its reason, a
+    ``zoobench`` subcommand the CLI does not have, or an option its subcommand does not
+    take. Empty for a good page."""
+    import argparse
+
+    from bench.cli import build_parser
+
+    parser = build_parser()
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    problems = []
+    for block, before in _bash_blocks(text):
         if SKIP_MARK.search(before):
-            assert re.search(r"skip\s*\(.+\)", before), f"a skip marker gives no reason: {before}"
+            if not re.search(r"skip\s*\(.+\)", before):
+                problems.append(f"{page}: a skip marker gives no reason: {before}")
+            continue
+        for words in _zoobench_commands(block):
+            if not words or words[0].startswith("-"):
+                continue  # `zoobench --help`
+            name = words[0]
+            if name not in sub.choices:
+                problems.append(f"{page}: no zoobench command {name!r}")
+                continue
+            options = set(sub.choices[name]._option_string_actions)
+            problems += [f"{page}: zoobench {name} has no option {w.split('=')[0]}"
+                         for w in words[1:] if w.startswith("--")
+                         and w.split("=")[0] not in options]
+    return problems
+
+
+def test_doc_problems_finds_each_kind_of_error():
+    """The check below can fail: each kind of mistake in a made-up page is reported."""
+    bad = ("<!-- readme-test: skip -->\n```bash\nzoobench sweep --cluster\n```\n"
+           "```bash\nzoobench sweeep && zoobench leaderboard --acros \\\n  --sweep x\n```\n"
+           "```bash\nzoobench sweep --results r --no-such-flag=1  # a comment\n```\n")
+    assert doc_problems(bad, "bad.md") == [
+        "bad.md: a skip marker gives no reason: <!-- readme-test: skip -->",
+        "bad.md: no zoobench command 'sweeep'",
+        "bad.md: zoobench leaderboard has no option --acros",
+        "bad.md: zoobench sweep has no option --no-such-flag",
+    ]
+    good = ("<!-- readme-test: skip (needs a cluster) -->\n```bash\nzoobench sweep --bogus\n```"
+            "\n```bash\nzoobench leaderboard --across --format json | head\n```\n")
+    assert doc_problems(good, "good.md") == []
+
+
+@pytest.mark.parametrize("page", _doc_pages(), ids=lambda p: p.name)
+def test_doc_pages_bash_blocks_name_real_commands_and_skips_say_why(page):
+    """Every bash block of the README and of docs/*.md: a skipped block says why, and each
+    ``zoobench`` command in it is one the CLI has, with options it takes."""
+    text = page.read_text(encoding="utf-8")
+    assert doc_problems(text, page.name) == []
+    if page == README:
+        assert any(_zoobench_commands(block) for block, _ in _bash_blocks(text))

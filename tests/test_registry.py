@@ -21,7 +21,13 @@ def test_registry_lists_in_order_filters_by_glob_and_names_alternatives():
 
 
 def test_list_models_covers_the_contract_and_wildcards():
-    assert set(zoo.list_models()) == {
+    from zoo.models.registry import MODELS
+
+    # The built-in models exactly; a plugin registered earlier in this process (its builder
+    # defined outside zoo) may come on top without breaking the check.
+    builtin = {name for name in zoo.list_models()
+               if MODELS.entry(name).obj[1].__module__.startswith("zoo.")}
+    assert builtin == {
         "testnet", "unet", "unet_shallow", "segnet", "segnet_shallow",
         "lstm_unet", "lstm_shallow", "lstm_full", "lstm_next_frame", "ladder",
     }

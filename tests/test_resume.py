@@ -42,6 +42,7 @@ def _tracking(results: Path) -> MlflowClient:
 
 
 @pytest.mark.slow  # real sweeps in subprocesses: ~70 s
+@pytest.mark.faults  # CI runs these after the default suite (-m faults)
 def test_killed_sweep_resumes_and_every_trial_trains_once(tmp_path, capsys):
     epochs = 4
     spec = _write_spec(tmp_path, "resumed", losses="[categorical_crossentropy, dice]",
@@ -117,6 +118,7 @@ def build_boom(input_height, input_width, input_channels, n_classes):
 
 
 @pytest.mark.slow  # real sweeps in subprocesses: ~70 s
+@pytest.mark.faults  # CI runs these after the default suite (-m faults)
 def test_failing_and_diverging_trials_are_recorded_and_others_finish(tmp_path, capsys):
     results = tmp_path / "results"
     # A plugin model whose builder raises passes validation (models at their defaults are

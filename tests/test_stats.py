@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats as sps
 
@@ -127,7 +128,7 @@ def test_p_first_and_rank_interval():
 
 
 def test_wilcoxon_min_n_is_where_it_can_reject_after_holm():
-    assert stats.wilcoxon_min_n(1) == stats.WILCOXON_MIN_N == 6
+    assert stats.wilcoxon_min_n() == stats.wilcoxon_min_n(1) == stats.WILCOXON_MIN_N == 6
     assert stats.wilcoxon_min_n(2) == 7 and stats.wilcoxon_min_n(34) == 11
     for m in (1, 2, 3, 10, 34, 100):
         n = stats.wilcoxon_min_n(m)
@@ -135,3 +136,138 @@ def test_wilcoxon_min_n_is_where_it_can_reject_after_holm():
     # Below it, the paired t-test is used.
     a = np.linspace(0.5, 0.8, 6)
     assert stats.paired_test(a, a - 0.01 * np.arange(1, 7), min_wilcoxon=7).test == "paired t"
+
+
+def test_default_mode_ranks_errors_and_distances_lower_is_better():
+    for metric in ("val_loss", "test_mae", "val_mae", "test_mse", "test_case_hd95_mean",
+                   "val_error_rate", "hausdorff"):
+        assert stats.default_mode(metric) == "min", metric
+    for metric in ("test_mean_iou", "val_dice_coef", "val_pixel_accuracy", "test_case_nsd"):
+        assert stats.default_mode(metric) == "max", metric
+
+
+def test_compare_holm_across_rows_by_hand():
+    from bench.commands.leaderboard import holm_across_rows
+
+    # Raw p 0.01, 0.04, 0.03 over three tested rows: Holm gives 0.03, 0.06, 0.06, so only
+    # the first stays distinct; the fourth row had no shared seeds (CI overlap verdict kept).
+    out = pd.DataFrame({"p": [0.01, 0.04, 0.03, math.nan],
+                        "distinct": [True, True, True, None]})
+    got = holm_across_rows(out)
+    np.testing.assert_allclose(got["p_holm"], [0.03, 0.06, 0.06, math.nan])
+    assert got["distinct"].tolist() == [True, False, False, None]
+
+
+def _iou_trials(values: list[float], sweep: str = "s") -> pd.DataFrame:
+    return pd.DataFrame({
+        "sweep": sweep, "dataset": "shapes", "model": "testnet", "loss": "dice",
+        "trial_id": [f"{sweep}{i}" for i in range(len(values))], "seed": range(len(values)),
+        "status": "TERMINATED", "metric": "val_mean_iou", "mode": "max",
+        "val_mean_iou": values, "test_mean_iou": values,
+    })
+
+
+def test_aggregate_clips_the_interval_to_the_metrics_range():
+    from bench.results import leaderboard as lb
+
+    # 0.01, 0.02, 0.60: mean 0.21, t-interval 0.21 -+ 4.303 * 0.3378 / sqrt(3) =
+    # [-0.629, 1.049]: an IoU interval is clipped to [0, 1].
+    values = [0.01, 0.02, 0.60]
+    board = lb.aggregate(_iou_trials(values))
+    lo, hi = sps.t.interval(0.95, 2, loc=np.mean(values), scale=sps.sem(values))
+    assert lo < -0.6 and hi > 1.04
+    row = board.iloc[0]
+    assert row["test_mean_iou_ci_low"] == 0.0 and row["test_mean_iou_ci_high"] == 1.0
+    assert row["test_mean_iou_mean"] == pytest.approx(0.21)
+    # Inside the range nothing is clipped.
+    inner = lb.aggregate(_iou_trials([0.5, 0.52, 0.54])).iloc[0]
+    lo, hi = sps.t.interval(0.95, 2, loc=0.52, scale=sps.sem([0.5, 0.52, 0.54]))
+    assert (inner["test_mean_iou_ci_low"], inner["test_mean_iou_ci_high"]) == pytest.approx(
+        (lo, hi))
+
+
+def test_latest_sweep_is_the_one_whose_last_trial_ended_last():
+    from bench.results import leaderboard as lb
+
+    t = pd.concat([_iou_trials([0.5, 0.6], "early"), _iou_trials([0.5], "late"),
+                   _iou_trials([0.5], "zzz")])
+    t["ended_at"] = pd.to_datetime(["2026-01-01", "2026-05-01", "2026-03-01", "2026-02-01"],
+                                   utc=True)
+    # "early" has the single latest trial (May); "zzz" is last by name only.
+    assert lb.latest_sweep(t) == "early"
+    t["ended_at"] = pd.to_datetime(["2026-01-01", "2026-01-02", "2026-03-01", "2026-02-01"],
+                                   utc=True)
+    assert lb.latest_sweep(t) == "late"
+    assert lb.latest_sweep(t.drop(columns=["ended_at"])) == "zzz"
+
+
+def test_exact_results_of_the_degenerate_cases():
+    """Every field of the small results, NaN for NaN (np.testing.assert_equal: None != NaN)."""
+    nan = math.nan
+    np.testing.assert_equal(tuple(stats.mean_ci(np.array([]))), (0, nan, nan, nan, nan, True))
+    np.testing.assert_equal(tuple(stats.mean_ci(np.array([0.5]))), (1, 0.5, nan, nan, nan,
+                                                                      True))
+    assert stats.mean_ci(np.linspace(0.5, 0.6, 5)).few is False  # n = FEW is not few
+    assert stats.mean_ci(np.linspace(0.5, 0.6, 4)).few is True
+    np.testing.assert_equal(tuple(stats.paired_test(np.array([0.5]), np.array([0.4]))),
+                            (nan, nan, "none", 1))
+    same = np.array([0.5, 0.6, 0.7])
+    assert tuple(stats.paired_test(same, same.copy())) == (0.0, 1.0, "none", 3)
+    assert tuple(stats.paired_test(same + 0.1, same)) == (math.inf, 0.0, "paired t", 3)
+    assert tuple(stats.paired_test(same - 0.25, same)) == (-math.inf, 0.0, "paired t", 3)
+    # Two pairs already make a paired t-test: d = 1, 3 -> t = 2 / (sqrt 2 / sqrt 2) = 2.
+    two = stats.paired_test(np.array([2.0, 5.0]), np.array([1.0, 2.0]))
+    assert two.test == "paired t" and two.n == 2 and two.statistic == pytest.approx(2.0)
+    # Wilcoxon's statistic: the smaller signed-rank sum, 0 when every difference is positive.
+    a = np.array([0.7, 0.72, 0.74, 0.76, 0.78, 0.80])
+    assert stats.paired_test(a, a - 0.01 * np.arange(1, 7)).statistic == 0.0
+
+
+def test_metric_range_of_names_that_mix_words():
+    inf = math.inf
+    assert stats.metric_range("val_dice_loss") == (-inf, inf)  # a loss, even a Dice loss
+    assert stats.metric_range("VAL_LOSS") == (-inf, inf)
+    assert stats.metric_range("val_something") == (-inf, inf)
+    assert stats.metric_range("test_mae") == (0.0, inf)
+    assert stats.metric_range("test_case_nsd_mean") == (0.0, 1.0)
+
+
+def test_bootstrap_ranks_edge_cases_and_defaults():
+    with pytest.raises(ValueError, match="mode must be 'max' or 'min', got 'best'"):
+        stats.bootstrap_ranks(np.zeros((2, 2)), "best")
+    empty = stats.bootstrap_ranks(np.zeros((0, 3)), "max", resamples=5)
+    assert empty.shape == (5, 0) and empty.dtype.kind == "i"
+    # No seeds at all: every row ranks last (one row: 1st of 1).
+    assert stats.bootstrap_ranks(np.zeros((1, 0)), "max", resamples=2).tolist() == [[1], [1]]
+    no_seeds = stats.bootstrap_ranks(np.zeros((3, 0)), "max", resamples=4)
+    np.testing.assert_array_equal(no_seeds, np.full((4, 3), 3))
+    one = stats.bootstrap_ranks(np.array([[0.3, 0.4]]), "max", resamples=4)
+    np.testing.assert_array_equal(one, np.ones((4, 1), dtype=int))
+    assert one.dtype.kind == "i"
+    # Defaults: 2,000 resamples drawn with seed 0, over every seed (column 0 included).
+    scores = np.array([[0.1, 0.9, 0.5], [0.5, 0.5, 0.5]])
+    default = stats.bootstrap_ranks(scores, "max")
+    assert default.shape == (2000, 2)
+    np.testing.assert_array_equal(default, stats.bootstrap_ranks(scores, "max", seed=0,
+                                                                 resamples=2000))
+    draws = np.random.default_rng(0).integers(0, 3, size=(2000, 3))
+    first_wins = scores[0, draws].mean(axis=1) > 0.5
+    np.testing.assert_array_equal(default[:, 0] == 1, first_wins | np.isclose(
+        scores[0, draws].mean(axis=1), 0.5))
+
+
+def test_rank_interval_percentiles_by_hand():
+    # 40 resamples of one row: ranks 1 x 1, 2 x 38, 3 x 1. The 2.5th percentile
+    # (numpy's linear rule) lies between the 1st and 2nd value: 1.975 -> floor 1; the
+    # 97.5th between the 39th and 40th: 2.025 -> ceil 3. A row always 2nd: (2, 2).
+    ranks = np.array([[1], *[[2]] * 38, [3]])
+    low, high = stats.rank_interval(ranks)
+    assert (low.tolist(), high.tolist()) == ([1], [3])
+    assert low.dtype.kind == "i" and high.dtype.kind == "i"
+    # 200 resamples, percentiles at indices 0.025 * 199 = 4.975 and 0.975 * 199 = 194.025:
+    # with 5 ones and 5 threes they fall on 1.975 and 2.025 -> (1, 3); with 4 of each on
+    # 2 and 2 -> (2, 2).
+    wide = np.array([[1]] * 5 + [[2]] * 190 + [[3]] * 5)
+    assert [v.tolist() for v in stats.rank_interval(wide)] == [[1], [3]]
+    narrow = np.array([[1]] * 4 + [[2]] * 192 + [[3]] * 4)
+    assert [v.tolist() for v in stats.rank_interval(narrow)] == [[2], [2]]

@@ -142,26 +142,53 @@ def _other_side(args: argparse.Namespace, trials: pd.DataFrame) -> tuple[str, pd
     return other, other_trials
 
 
-def _print_across(board: pd.DataFrame, fmt: str) -> int:
-    """``--across``: the across-datasets table, and what it means on stderr."""
+def _print_across(board: pd.DataFrame, fmt: str, notes: list[str] | None = None) -> int:
+    """``--across``: the across-datasets table, and what it means on stderr.
+
+    ``notes``: lines saying which sweeps were left out (one sweep per dataset)."""
     from bench.results import across
     from bench.results.leaderboard import configurations_as_models
 
     # Several configurations of a model x loss are compared as configurations.
-    result = across.across(configurations_as_models(board))
+    try:
+        result = across.across(configurations_as_models(board))
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    notes = list(notes or [])
     if fmt == "json":
         payload = {"table": json.loads(result.table.to_json(orient="records")),
                    "friedman": result.friedman._asdict(), "critical_difference": result.cd,
                    "cliques": result.cliques, "datasets_to_separate_top_two": result.needed,
+                   "left_out": result.left_out, "sweeps_left_out": notes,
                    "kendall_tau": json.loads(result.kendall.to_json())}
         sys.stdout.write(json.dumps(payload, indent=2, default=_json_default) + "\n")
         return 0
+    for line in notes:  # one block per dataset: which sweep stands for it
+        print(f"across: {line}", file=sys.stderr)
     if fmt in ("table", "markdown"):
         for line in across.summary_lines(result):
             print(line, file=sys.stderr)
     table = result.table.round(3) if fmt != "csv" else result.table
     sys.stdout.write(render(table, fmt))
     return 0
+
+
+def holm_across_rows(out: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
+    """``lb.compare``'s rows with ``p_holm``: the paired tests' p-values Holm-adjusted over
+    the rows that have one (each row is one test of the family), and ``distinct`` of those
+    rows re-decided on ``p_holm < alpha``. Rows judged by CI overlap keep their verdict.
+
+    Args:
+        out: ``lb.compare`` output (``p`` NaN where no paired test ran).
+    """
+    from bench.results.stats import holm
+
+    out = out.copy()
+    out["p_holm"] = holm(out["p"].to_numpy(dtype=float))
+    tested = out["p_holm"].notna()
+    out["distinct"] = out["distinct"].astype(object)
+    out.loc[tested, "distinct"] = [bool(p < alpha) for p in out.loc[tested, "p_holm"]]
+    return out
 
 
 @command("leaderboard", help="rank the configurations of a sweep (mean ± std over seeds)")
@@ -203,8 +230,10 @@ class Leaderboard:
         if args.across:
             if args.compare is not None:
                 raise UsageError("--across: cannot be combined with --compare")
+            from bench.results.across import one_sweep_per_dataset
+            trials, notes = one_sweep_per_dataset(trials)
             return _print_across(board_for(trials, args.metric, args.mode, history),
-                                 args.format)
+                                 args.format, notes)
         if args.compare is None:
             board = board_for(trials, args.metric, args.mode, history)
             board = stored_baselines(args.results, board)  # next frames: persistence, ...
@@ -226,14 +255,15 @@ class Leaderboard:
         metric, mode = str(left["metric"].iloc[0]), str(left["mode"].iloc[0])
         right_name, right_trials = _other_side(args, trials)
         right = board_for(right_trials, metric, mode)
-        out = lb.compare(left, right, metric)
+        out = holm_across_rows(lb.compare(left, right, metric))
         if args.format in ("table", "markdown"):
             print(f"{metric} ({mode}): a = {sweeps[0]}, b = {right_name}; distinct = a paired "
-                  "test over the shared seeds gives p < 0.05 (Wilcoxon from 6 seeds, else "
-                  "paired t), or without shared seeds the 95% confidence intervals do not "
-                  "overlap", file=sys.stderr)
+                  "test over the shared seeds gives p < 0.05 after Holm's correction over the "
+                  "rows tested (p_holm; Wilcoxon from 6 seeds, else paired t), or without "
+                  "shared seeds the 95% confidence intervals do not overlap", file=sys.stderr)
             out = out[["dataset", "model", "loss", "mean_a", "std_a", "count_a", "mean_b",
-                       "std_b", "count_b", "diff", "better", "test", "p", "distinct"]]
+                       "std_b", "count_b", "diff", "better", "test", "p", "p_holm",
+                       "distinct"]]
             out = out.assign(distinct=out["distinct"].map(
                 {True: "yes", False: "no"}).fillna("n/a (<2 trials)"))
         sys.stdout.write(render(out, args.format))

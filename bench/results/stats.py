@@ -44,6 +44,17 @@ def metric_range(metric: str) -> tuple[float, float]:
     return -math.inf, math.inf
 
 
+#: Name parts of metrics where smaller is better: losses, errors, distances.
+LOWER_IS_BETTER = ("loss", "error", *NON_NEGATIVE)
+
+
+def default_mode(metric: str) -> str:
+    """``"min"`` for losses, errors and distances (HD95, Hausdorff, MSE, MAE), else ``"max"``
+    (IoU, Dice, accuracy): the direction a metric ranks in when nothing says otherwise."""
+    name = metric.lower()
+    return "min" if any(k in name for k in LOWER_IS_BETTER) else "max"
+
+
 class MeanCI(NamedTuple):
     """Mean, sample std and confidence interval of the mean of ``n`` values."""
 
