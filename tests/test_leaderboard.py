@@ -634,3 +634,15 @@ def test_across_compares_the_configurations_of_a_cell_as_they_are(tmp_path):
     expected = stats.friedmanchisquare(*[[means[(d, c)] for d in ("d1", "d2", "d3")]
                                          for c in configs])
     assert payload["friedman"]["statistic"] == pytest.approx(expected.statistic)
+
+
+def test_an_mae_metric_ranks_lower_is_better():
+    """The leaderboard's direction for a metric without a sweep mode is stats.default_mode's:
+    a mean absolute error (next-frame tasks) ranks lower first (issue 26)."""
+    assert lb.default_mode("val_mae") == lb.default_mode("test_frame_mae") == "min"
+    assert lb.default_mode("val_mean_iou") == "max"
+    trials = pd.DataFrame({
+        "sweep": "s", "dataset": "d", "model": ["good", "bad"], "loss": "mse", "seed": 0,
+        "status": "TERMINATED", "test_mae": [0.1, 0.4]})
+    board = lb.aggregate(trials, metric="test_mae")
+    assert board.set_index("model").loc["good", "rank"] == 1

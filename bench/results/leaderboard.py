@@ -112,10 +112,9 @@ def confidence_interval(values: np.ndarray, level: float = 0.95) -> tuple[float,
 
 
 def default_mode(metric: str) -> str:
-    """``"min"`` for losses, errors and distances, ``"max"`` for the rest (IoU, dice, accuracy)."""
-    lowered = metric.lower()
-    return "min" if any(k in lowered for k in ("loss", "error", "mse", "hd95", "hausdorff")) \
-        else "max"
+    """``"min"`` for losses, errors and distances (MAE included), ``"max"`` for the rest
+    (IoU, dice, accuracy): one rule, ``stats.default_mode``."""
+    return stats.default_mode(metric)
 
 
 def metric_names(trials: pd.DataFrame) -> list[str]:
