@@ -22,7 +22,8 @@ from bench.results import records
 from bench.results.leaderboard import aggregate, load_results
 from bench.spec.model import load_spec
 
-REFERENCE = Path(__file__).resolve().parents[1] / "results" / "reference"
+# Tables as release 0.1 wrote them (its reference sweep): the older names read back renamed.
+REFERENCE = Path(__file__).resolve().parent / "data" / "release-0.1"
 
 
 def _failed_outcome(trial_id: str, seed: int) -> records.TrialOutcome:
