@@ -125,3 +125,16 @@ def test_the_walker_sees_a_circle_and_a_climb(tmp_path):
     assert "bench.run.sweep" in found  # the function-level one
     path.write_text(code.replace("def f():\n    from bench.run import sweep\n", ""))
     assert _imports(path, "bench.results.m") == {"typing", "typing.TYPE_CHECKING"}
+
+
+@pytest.mark.parametrize("room", [r for r in ROOMS if r != "cli"])
+def test_each_room_exports_its_public_face_lazily(room):
+    """``bench.<room>.<name>`` resolves for every exported name, and an unknown one is an
+    AttributeError (a typo'd export fails here, not in a user's import)."""
+    import importlib
+
+    package = importlib.import_module(f"bench.{room}")
+    for name in getattr(package, "__all__", ()):
+        assert getattr(package, name) is not None, name
+    with pytest.raises(AttributeError, match="has no attribute 'no_such_name'"):
+        package.no_such_name  # noqa: B018

@@ -6,21 +6,11 @@ zoo's built-in entries, read without TensorFlow), ``quiet`` (TensorFlow imported
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from bench.common.lazy import lazy_exports
 
-# The room's public face, imported when first used (``bench.common.NAME``), so that
-# importing one module of the room does not import the others' heavy dependencies.
-_EXPORTS = {
+__all__, __getattr__ = lazy_exports(__name__, {
     "UsageError": ".errors",
     "TrialsFailedError": ".errors",
     "error_line": ".errors",
     "cell_label": ".cells",
-}
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+})

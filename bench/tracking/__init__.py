@@ -3,12 +3,9 @@ server did not take, links into the UI, and the model registry."""
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from bench.common.lazy import lazy_exports
 
-# The room's public face, imported when first used (``bench.tracking.NAME``), so that
-# importing one module of the room does not import the others' heavy dependencies.
-_EXPORTS = {
+__all__, __getattr__ = lazy_exports(__name__, {
     "Tracking": ".runs",
     "TrialRun": ".runs",
     "start_sweep": ".runs",
@@ -16,11 +13,4 @@ _EXPORTS = {
     "Outbox": ".outbox",
     "ui_lines": ".ui_links",
     "register_best": ".model_registry",
-}
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+})
