@@ -13,7 +13,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from bench.run.data_cache import dataset_key
-from bench.run.trial.final import _compact, logged_model_name, mlflow_epoch_metrics
+from bench.run.trial.final import _compact, logged_model_name
+from bench.run.trial.state import mlflow_epoch_metrics
 
 
 @pytest.fixture(scope="module")

@@ -28,10 +28,9 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from bench.run.trial.state import TrialState
+from bench.run.trial.state import TrialState
 
 COST_FOLDER = "cost"  # under the sweep run's data cache folder
 

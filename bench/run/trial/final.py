@@ -16,7 +16,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -25,9 +25,7 @@ from bench.run.trial.context import CASES_FILE, PREDICTIONS_PNG
 from bench.run.trial.cost import forward_function
 from bench.run.trial.cost_cache import trial_cost_cached
 from bench.run.trial.rollout import rollout_metrics
-
-if TYPE_CHECKING:
-    from bench.run.trial.state import TrialState
+from bench.run.trial.state import TrialState, mlflow_epoch_metrics
 
 
 def test_metrics(model: Any, test_ds: Any, val_names: list[str]) -> dict[str, float]:
@@ -82,6 +80,13 @@ def test_selected(trial: TrialState, model: Any, folder: Path) -> dict[str, Any]
     return metrics
 
 
+def end_of_trial(trial: TrialState, model: Any, folder: Path) -> dict[str, Any]:
+    """The result entries of a trial's own end (``TrialState.finish_epoch``'s ``end``): the
+    selected weights tested (``test_selected``), or in a protocol's search stage only the
+    selected epoch (``untested_end``)."""
+    return test_selected(trial, model, folder) if trial.tested else untested_end(trial)
+
+
 def untested_end(trial: TrialState) -> dict[str, Any]:
     """The end of a trial that is not tested (a protocol's ``tune`` stage): only its
     ``selected_epoch``, the best validation epoch (the last one without a finite metric).
@@ -97,15 +102,6 @@ def untested_end(trial: TrialState) -> dict[str, Any]:
     return {"selected_epoch": selected}
 
 
-def mlflow_epoch_metrics(row: dict[str, Any]) -> dict[str, float]:
-    """The finite numbers of a history row under the tables' names, as MLflow logs them:
-    training metrics carry ``train_`` (``mean_iou`` -> ``train_mean_iou``, as in
-    ``history.parquet``); ``epoch`` is the step, not a metric."""
-    from bench.results.records import renamed
-
-    return {renamed(k, "history"): float(v) for k, v in row.items()
-            if k not in ("epoch", "epoch_started_at") and isinstance(v, (int, float))
-            and math.isfinite(v)}
 
 
 def log_final_metrics(trial: TrialState, tested: dict[str, Any], selected: int,

@@ -16,6 +16,7 @@ def make_reporter(trial: TrialState) -> Any:
     from ray import tune
 
     from bench.run.trial.cost import resident_mb
+    from bench.run.trial.final import end_of_trial
 
     class _Reporter(keras.callbacks.Callback):
         def on_train_begin(self, logs: dict | None = None) -> None:
@@ -50,7 +51,8 @@ def make_reporter(trial: TrialState) -> Any:
                 self.model.stop_training = True
             checkpoint_dir = None
             try:
-                metrics, checkpoint_dir = trial.finish_epoch(row, reason, self.model)
+                metrics, checkpoint_dir = trial.finish_epoch(row, reason, self.model,
+                                                             end_of_trial)
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(checkpoint_dir))
                 # Only now, with the epoch's checkpoint Tune's, does MLflow get the epoch: a
                 # retry restarts from that checkpoint and never logs an epoch twice.

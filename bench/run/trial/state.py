@@ -9,6 +9,7 @@ import shutil
 import socket
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -242,13 +243,13 @@ class TrialState:
             "mlflow_outbox": json.dumps(self.run.outbox.to_dict()),
         }
 
-    def finish_epoch(self, row: dict[str, Any], reason: str | None,
-                     model: Any) -> tuple[dict[str, Any], Path]:
-        """Log the epoch to MLflow and checkpoint it; on a tested end, test the selected
-        weights (``bench.run.trial.final``). Returns the Tune result and the checkpoint folder.
+    def finish_epoch(self, row: dict[str, Any], reason: str | None, model: Any,
+                     end: Callable[[TrialState, Any, Path], dict[str, Any]]
+                     ) -> tuple[dict[str, Any], Path]:
+        """Log the epoch to MLflow and checkpoint it; on the trial's own end, add what
+        ``end(self, model, folder)`` returns (``bench.run.trial.final.end_of_trial``: the
+        selected weights tested). Returns the Tune result and the checkpoint folder.
         """
-        from bench.run.trial.final import mlflow_epoch_metrics, test_selected, untested_end
-
         assert self.run is not None
         self.run.log_epoch(mlflow_epoch_metrics(row), row["epoch"])
         self.keep_if_best(row, model)
@@ -267,10 +268,20 @@ class TrialState:
             try:
                 # A protocol's search stage is never tested (docs/trust.md): its trial ends
                 # with the epoch it would have tested, and no test numbers or cases.
-                metrics.update(test_selected(self, model, folder) if self.tested
-                               else untested_end(self))
+                metrics.update(end(self, model, folder))
                 self.write_state(folder, row["epoch"])  # with the test metrics' outbox
             except BaseException:
                 shutil.rmtree(folder, ignore_errors=True)  # nobody else will
                 raise
         return metrics, folder
+
+
+def mlflow_epoch_metrics(row: dict[str, Any]) -> dict[str, float]:
+    """The finite numbers of a history row under the tables' names, as MLflow logs them:
+    training metrics carry ``train_`` (``mean_iou`` -> ``train_mean_iou``, as in
+    ``history.parquet``); ``epoch`` is the step, not a metric."""
+    from bench.results.records import renamed
+
+    return {renamed(k, "history"): float(v) for k, v in row.items()
+            if k not in ("epoch", "epoch_started_at") and isinstance(v, (int, float))
+            and math.isfinite(v)}
