@@ -27,7 +27,7 @@ from bench.results import records
 from bench.run import data_cache, interrupted, progress
 from bench.run.attempts import MACHINERY_ALLOWANCE, Attempts, trial_attempts
 from bench.run.live_tables import LiveTables
-from bench.run.trainable import SweepContext, train_trial
+from bench.run.trial import SweepContext, train_trial
 from bench.spec import guards, stages
 from bench.spec.model import SweepSpec
 from bench.spec.plan import Plan, check_plan, make_plan

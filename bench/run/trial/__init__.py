@@ -20,7 +20,7 @@ stops it: ``nan < cutoff`` is false) and is not tested; a trial that raises is m
 ERROR by Tune.
 """
 
-from bench.run.trial.context import (
+from bench.common.names import (
     CASES_FILE,
     CHECKPOINT_BEST,
     CHECKPOINT_STATE,
@@ -30,8 +30,8 @@ from bench.run.trial.context import (
     END_PATIENCE,
     END_TIME_BUDGET,
     PREDICTIONS_PNG,
-    SweepContext,
 )
+from bench.run.trial.context import SweepContext
 from bench.run.trial.run import train_trial
 
 __all__ = [

@@ -5,20 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bench.common.names import (  # noqa: F401  (the trial's names, re-exported)
-    CASES_FILE,
-    CHECKPOINT_BEST,
-    CHECKPOINT_STATE,
-    CHECKPOINT_VARIABLES,
-    END_COMPLETED,
-    END_ERROR,
-    END_NAN,
-    END_PATIENCE,
-    END_TIME_BUDGET,
-    PREDICTION_SAMPLES,
-    PREDICTIONS_PNG,
-    TESTED_ENDS,
-)
 from bench.tracking.runs import Tracking
 
 

@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from bench.common.names import CASES_FILE, PREDICTIONS_PNG
 from bench.run.trial.cases import case_frame, case_means, predict_cases, write_cases
-from bench.run.trial.context import CASES_FILE, PREDICTIONS_PNG
 from bench.run.trial.cost import forward_function
 from bench.run.trial.cost_cache import trial_cost_cached
 from bench.run.trial.rollout import rollout_metrics

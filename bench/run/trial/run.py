@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import cells
+from bench.common.names import END_NAN, PREDICTION_SAMPLES
 from bench.run.attempts import check_start, read_marker, this_start, write_marker
-from bench.run.trial.context import END_NAN, PREDICTION_SAMPLES, SweepContext
+from bench.run.trial.context import SweepContext
 from bench.run.trial.reporter import make_reporter
 from bench.run.trial.state import TrialState
 from bench.tracking.runs import TAG_DATASET, TrialRun

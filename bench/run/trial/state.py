@@ -15,15 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.run.checkpoints import (
-    assign_model_arrays,
-    load_arrays,
-    load_state,
-    model_arrays,
-    npz_bytes,
-    save_state,
-)
-from bench.run.trial.context import (
+from bench.common.names import (
     CHECKPOINT_BEST,
     CHECKPOINT_STATE,
     CHECKPOINT_VARIABLES,
@@ -33,8 +25,16 @@ from bench.run.trial.context import (
     END_PATIENCE,
     END_TIME_BUDGET,
     TESTED_ENDS,
-    SweepContext,
 )
+from bench.run.checkpoints import (
+    assign_model_arrays,
+    load_arrays,
+    load_state,
+    model_arrays,
+    npz_bytes,
+    save_state,
+)
+from bench.run.trial.context import SweepContext
 from bench.spec.stages import TUNE_STAGE
 from bench.tracking.runs import TrialRun
 
