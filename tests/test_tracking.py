@@ -41,3 +41,36 @@ def test_same_sweep_name_in_two_results_folders_gets_a_parent_run_each(tmp_path)
         tracking.TAG_TRIAL: "t1", tracking.TAG_ROLE: "trial"})
     assert set(tracking.trial_run_ids(track_a, "smoke")) == {"t1"}
     assert tracking.trial_run_ids(track_b, "smoke") == {}
+
+
+def _log_at_once(uri: str, results: str, index: int, barrier) -> str | None:
+    """One trial process: its run, then the sweep's dataset logged as the others do."""
+    track = tracking.start_sweep(uri, results, "race", "epochs: 1\n", {})
+    run = tracking.TrialRun(track, f"t{index}", f"t_{index}", "race", {}, None)
+    barrier.wait()
+    run.log_dataset(tracking.dataset_input("shapes", "0123456789abcdef", {"train": 8}))
+    run.end("FINISHED")
+    return run.run_id
+
+
+def test_trials_that_log_the_same_dataset_at_once_all_have_it(tmp_path):
+    # The store looks for the dataset and then inserts it: trials that start together race
+    # on its unique key (seen in CI as a run without its input). Each run must end with it.
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    results = tmp_path / "results"
+    results.mkdir()
+    tracking.start_sweep(uri, results, "race", "epochs: 1\n", {})  # tables made once
+    context = multiprocessing.get_context("spawn")
+    processes = 4
+    with context.Manager() as manager, ProcessPoolExecutor(processes, context) as pool:
+        barrier = manager.Barrier(processes)
+        run_ids = list(pool.map(_log_at_once, [uri] * processes, [str(results)] * processes,
+                                range(processes), [barrier] * processes))
+    client = MlflowClient(uri)
+    for run_id in run_ids:
+        inputs = client.get_run(run_id).inputs.dataset_inputs
+        assert [(i.dataset.name, i.dataset.digest) for i in inputs] == [
+            ("shapes", "0123456789abcdef")], run_id

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import random
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -321,9 +322,17 @@ class TrialRun:
         column. Skipped when the server is away (the tables keep the dataset's name)."""
         if not self.online or self.run_id is None:
             return
-        with contextlib.suppress(Exception):  # training goes on regardless
-            MlflowClient(tracking_uri=mlflow.get_tracking_uri()).log_inputs(
-                self.run_id, datasets=[dataset])
+        client = MlflowClient(tracking_uri=mlflow.get_tracking_uri())
+        # Trials that start together log the same dataset at once; the store looks for it
+        # and then inserts it, so all but one of them hit its unique key. Again, it is found.
+        for wait in (0.2, 0.5, 1.0, None):
+            try:
+                client.log_inputs(self.run_id, datasets=[dataset])
+                return
+            except Exception:  # noqa: BLE001  (training goes on regardless)
+                if wait is None:
+                    return
+                time.sleep(wait * (1 + random.random()))
 
     def log_artifact(self, path: str | Path, folder: str | None = None) -> None:
         mlflow.log_artifact(str(path), artifact_path=folder)
