@@ -117,6 +117,11 @@ def test_quickstart_console_is_short_and_tune_lines_go_to_the_log(quickstart):
     assert "4/4 done, 0 running, 0 pending, 0 failed; best val_mean_iou" in text
     assert "Checkpoint successfully created" not in text
     assert "Trial status" not in text and "Current time" not in text
+    # Start-up notes a user does not act on (a local Ray's token auth, its start, MLflow
+    # making its sqlite tables) stay off the console; --verbose shows them.
+    for note in ("Token authentication", "Started a local Ray instance",
+                 "Creating initial MLflow database tables", "Updating database tables"):
+        assert note not in text, note
     assert "workflowType=machine_learning" in sweep.stdout  # the MLflow UI link
     log = log_path(folder / "results", "smoke").read_text()
     assert "Current time" in log or "Trial status" in log or "== Status ==" in log

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
 import sys
@@ -23,6 +24,7 @@ from typing import Any
 import pandas as pd
 
 from bench.common.errors import UsageError
+from bench.common.quiet import quiet_start_up_logs
 from bench.results import records
 from bench.run import data_cache, interrupted, progress
 from bench.run.attempts import MACHINERY_ALLOWANCE, Attempts, trial_attempts
@@ -149,7 +151,9 @@ def _init_ray(address: str | None, verbose: bool = False,
         if address:
             ray.init(address=address, runtime_env=env, log_to_driver=verbose)
         else:
-            ray.init(include_dashboard=False, runtime_env=env, log_to_driver=verbose)
+            # "Started a local Ray instance." only with --verbose: the sweep's lines follow.
+            ray.init(include_dashboard=False, runtime_env=env, log_to_driver=verbose,
+                     logging_level=logging.INFO if verbose else logging.WARNING)
     except ConnectionError as error:
         raise UsageError(f"--address: cannot reach Ray at {address!r} ({error})") from None
 
@@ -395,6 +399,8 @@ def _run_locked(spec: SweepSpec, options: SweepOptions, results: Path) -> SweepO
         start_over(results, spec.name, _storage_path(options), uri)
     guards.check_same_spec(spec.source, spec.name, copies)
     outbox.bound_http_retries()  # a dead server fails a call in seconds (workers inherit it)
+    if not options.verbose:
+        quiet_start_up_logs(local_ray=options.address is None)
     # The tracking store starts (a new sqlite store's schema, or a server's round trips)
     # while Ray starts its processes: the two overlap, ~4 s sooner to the first step.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="zoobench-mlflow") as pool:
