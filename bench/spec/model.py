@@ -521,28 +521,27 @@ def _datasets(problems: _Problems, raw: SpecKeys, params: Params, base: Path
     if raw.dataset is not None and raw.datasets is not None:
         raise Invalid("give either dataset (one) or datasets (a list of several), not both",
                   "datasets")
-    if raw.dataset is not None:
-        with problems.section("dataset"):
-            name, options, info = _dataset(problems, raw.dataset, params, base, ("dataset",))
-            return [(SweepDataset(name, options), info)]
-        return []
-    if not isinstance(raw.datasets, list) or not raw.datasets:
+    if raw.datasets is None:
+        entries: list[tuple[tuple, Any]] = [(("dataset",), raw.dataset)]
+    elif not isinstance(raw.datasets, list) or not raw.datasets:
         raise Invalid(f"must be a non-empty list of datasets, like [{{name: shapes, height: 32}}, "
-                  f"{{name: digits, height: 32}}]; got {raw.datasets!r}", "datasets")
-    loaded: list[tuple[int, str, dict[str, Any], Any]] = []
-    for i, item in enumerate(raw.datasets):
-        with problems.section("datasets", i):
-            loaded.append((i, *_dataset(problems, item, params, base, ("datasets", i))))
+                      f"{{name: digits, height: 32}}]; got {raw.datasets!r}", "datasets")
+    else:
+        entries = [(("datasets", i), item) for i, item in enumerate(raw.datasets)]
+    loaded: list[tuple[tuple, str, dict[str, Any], Any]] = []
+    for loc, item in entries:
+        with problems.section(*loc):
+            loaded.append((loc, *_dataset(problems, item, params, base, loc)))
     defaults = {name: _dataset_defaults(name) for _, name, _, _ in loaded}
     seen: dict[str, int] = {}  # a dataset's full options -> where it was first listed
     kept = []
-    for i, name, options, info in loaded:
+    for loc, name, options, info in loaded:
         key = repr((name, sorted({**defaults[name], **options}.items(), key=str)))
         if key in seen:
-            problems.add(("datasets", i), f"{name!r} with these options is datasets"
-                         f"[{seen[key]}] again (the same data); list it once")
+            problems.add(loc, f"{name!r} with these options is datasets[{seen[key]}] again "
+                         f"(the same data); list it once")
         else:
-            seen[key] = i
+            seen[key] = loc[-1]
             kept.append((name, options, info))
     labels = dataset_labels([(name, options) for name, options, _ in kept], defaults.get)
     return [(SweepDataset(name, options, label), info)
@@ -568,10 +567,19 @@ def _grow_gpu_memory() -> None:
         pass  # TensorFlow already started in this process: its settings stay
 
 
-def _components(problems: _Problems, key: str, value: Any, names: list[str],
-                fits: Callable[[str, dict[str, Any]], None]) -> tuple[Component, ...]:
-    """``[name, {name: {option: value}}, ...]`` checked against a registry and ``fits``;
-    each entry's problems recorded, the valid ones returned."""
+def _components(problems: _Problems, key: str, value: Any,
+                infos: list[tuple[SweepDataset, Any]], several: bool,
+                misfits: dict[tuple[str, str], str] | None) -> tuple[Component, ...]:
+    """``[name, {name: {option: value}}, ...]`` of ``key`` (``models`` or ``losses``), each
+    entry's problems recorded, the valid ones returned. Each is checked on every loaded
+    dataset (``zoo.compat``): one that cannot take a dataset fails, naming both, unless
+    ``misfits`` is given (``skip_incompatible``): then ``misfits[(dataset label, label)]``
+    says why and its cells are left out."""
+    import zoo
+    from zoo.compat import IncompatibleError
+
+    kind, names, check_fit = ("model", zoo.list_models(), zoo.compat.check_model) if \
+        key == "models" else ("loss", zoo.list_losses(), zoo.compat.check_loss)
     value = [value] if isinstance(value, str) else value
     if not isinstance(value, list) or not value:
         raise Invalid(f"must be a non-empty list; allowed names: {', '.join(names)}", key)
@@ -589,48 +597,33 @@ def _components(problems: _Problems, key: str, value: Any, names: list[str],
                 raise Invalid(f"options of {name!r} must be a mapping, got {options!r}")
             if name not in names:
                 raise Invalid(f"unknown name {name!r}; allowed: {', '.join(names)}")
+            failures: list[tuple[str, str]] = []
             try:
-                fits(name, options)
+                check_fit(name, options, None)  # what needs no data: option names, params
+                label = Component(name, dict(options)).label
+                for dataset, info in infos:
+                    try:
+                        check_fit(name, options, info)
+                    except IncompatibleError as error:
+                        if misfits is None:
+                            failures.append((dataset.label, _one_line(error)))
+                        else:
+                            misfits[(dataset.label, label)] = _one_line(error)
             except (ValueError, TypeError) as error:
                 raise Invalid(_one_line(error)) from None
+            if failures:
+                (first, reason), others = failures[0], [d for d, _ in failures[1:]]
+                head = f"{kind} {label!r} cannot take dataset {first!r}: " if several else ""
+                also = f"; nor dataset{'s' if len(others) > 1 else ''} " \
+                    f"{', '.join(map(repr, others))}" if others else ""
+                raise Invalid(f"{head}{reason}{also} (skip_incompatible: true leaves such "
+                              f"cells out)")
             out.append(Component(name, dict(options)))
     labels = [comp.label for comp in out]
     duplicates = sorted({label for label in labels if labels.count(label) > 1})
     if duplicates:
         raise Invalid(f"listed twice: {', '.join(duplicates)}", key)
     return tuple(out)
-
-
-def _fits(kind: str, check_fit: Callable[[str, dict, Any], None],
-          infos: list[tuple[SweepDataset, Any]], several: bool, skip: bool,
-          misfits: dict[tuple[str, str], str]) -> Callable[[str, dict], None]:
-    """``_components``' check for ``kind`` (``model`` or ``loss``): ``check_fit`` on every
-    loaded dataset. One that cannot take a dataset fails, naming both, unless ``skip``: then
-    ``misfits[(dataset label, component label)]`` says why and its cells are left out."""
-
-    def fits(name: str, options: dict) -> None:
-        from zoo.compat import IncompatibleError
-
-        check_fit(name, options, None)  # what needs no data: option names, the loss's params
-        label = Component(name, dict(options)).label
-        failures = []
-        for dataset, info in infos:
-            try:
-                check_fit(name, options, info)
-            except IncompatibleError as error:
-                if skip:
-                    misfits[(dataset.label, label)] = _one_line(error)
-                else:
-                    failures.append((dataset.label, _one_line(error)))
-        if failures:
-            (first, reason), others = failures[0], [d for d, _ in failures[1:]]
-            head = f"{kind} {label!r} cannot take dataset {first!r}: " if several else ""
-            also = f"; nor dataset{'s' if len(others) > 1 else ''} " \
-                f"{', '.join(map(repr, others))}" if others else ""
-            raise ValueError(f"{head}{reason}{also} (skip_incompatible: true leaves such "
-                             f"cells out)")
-
-    return fits
 
 
 def _warn_unlikely(problems: _Problems, spec: SweepSpec, infos: list[tuple[SweepDataset, Any]],
@@ -706,8 +699,6 @@ def parse_spec(text: str, where: str = "spec", name: str | None = None,
             problems.add((key,), "missing (required)" + (
                 ": give dataset, or datasets for several" if key == "dataset" else ""))
 
-    import zoo
-
     loaded: list[tuple[SweepDataset, Any]] = []
     with problems.section():
         loaded = _datasets(problems, keys, keys.params, Path(base or Path.cwd()).resolve())
@@ -715,13 +706,11 @@ def parse_spec(text: str, where: str = "spec", name: str | None = None,
     several, skip = keys.datasets is not None, keys.skip_incompatible
     misfits: dict[tuple[str, str], str] = {}  # (dataset, model or loss) -> why it cannot
     chosen: dict[str, tuple[Component, ...]] = {"models": (), "losses": ()}
-    for key, kind, names, check_fit in (
-            ("models", "model", zoo.list_models(), zoo.compat.check_model),
-            ("losses", "loss", zoo.list_losses(), zoo.compat.check_loss)):
+    for key in chosen:
         with problems.section():
             if raw.get(key) is not None:
-                chosen[key] = _components(problems, key, raw[key], names, _fits(
-                    kind, check_fit, infos, several, skip, misfits))
+                chosen[key] = _components(problems, key, raw[key], infos, several,
+                                          misfits if skip else None)
     datasets = tuple(d for d, _ in loaded)
     skipped = {Cell(d.label, m.label, lo.label): reason for d in datasets
                for m in chosen["models"] for lo in chosen["losses"]
