@@ -533,7 +533,7 @@ def _datasets(problems: _Problems, raw: SpecKeys, params: Params, base: Path
         with problems.section(*loc):
             loaded.append((loc, *_dataset(problems, item, params, base, loc)))
     defaults = {name: _dataset_defaults(name) for _, name, _, _ in loaded}
-    seen: dict[str, int] = {}  # a dataset's full options -> where it was first listed
+    seen: dict[str, Any] = {}  # a dataset's full options -> its index in datasets
     kept = []
     for loc, name, options, info in loaded:
         key = repr((name, sorted({**defaults[name], **options}.items(), key=str)))
