@@ -8,11 +8,13 @@ Pure Keras 3 on TensorFlow; nothing here imports Ray or MLflow.
 ...               metrics=[zoo.get_metric("mean_iou", 4)])
 
 Your own models, losses and datasets join the built-in ones with ``zoo.register_model``,
-``zoo.register_loss`` and ``zoo.datasets.register_dataset`` (decorators).
+``zoo.register_loss`` and ``zoo.datasets.register_dataset`` (decorators); ``zoo.compat``
+says whether a model, a loss or a metric suits a dataset before anything trains.
 """
 
 from zoo import (  # noqa: F401  (layers: registers custom layers for safe loading)
     case_metrics,
+    compat,
     datasets,
     layers,
 )
@@ -24,6 +26,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "case_metrics",
+    "compat",
     "datasets",
     "default_metrics",
     "describe_loss",

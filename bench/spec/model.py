@@ -14,7 +14,6 @@ example; ``check_resources`` is the one check that needs Ray.
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import sys
@@ -432,84 +431,6 @@ def _batch_sizes(value: Any) -> tuple[int, int] | None:
     return None
 
 
-# Models already built at validation in this process: building a 31M-parameter U-Net takes
-# about 1.5 s on 2 cores; parse the same spec twice (tests, notebooks) and it is built once.
-_MODELS_BUILT: set[str] = set()
-
-
-class _IncompatibleError(ValueError):
-    """A model or loss that cannot take a dataset (its kind, task, size or classes), not a
-    mistake in its own options: ``skip_incompatible`` leaves such cells out."""
-
-
-def _check_model_fits(model: str, options: dict, info: Any) -> None:
-    """ValueError when model ``model`` with ``options`` cannot take the dataset ``info``
-    (``_IncompatibleError`` when the options are fine but the data is not for this model).
-
-    ``info`` None: only the option names are checked. Otherwise the size is checked for
-    these options, and a model given options is built once with the dataset's shapes, so
-    that its builder checks their values (0.3 s for testnet, 1.5 s for a 31M U-Net).
-    """
-    import zoo
-    from zoo.models.registry import InputSizeError, check_model
-
-    desc = zoo.describe_model(model)
-    unknown = sorted(set(options) - set(desc.options))
-    if unknown:
-        raise ValueError(f"model {model!r} has no option {', '.join(unknown)}; allowed "
-                         f"options: {', '.join(sorted(desc.options)) or 'none'}")
-    if info is None:
-        return
-    wanted_kind = "sequence" if desc.kind == "sequence" else "image"
-    if info.kind != wanted_kind:
-        raise _IncompatibleError(f"model {model!r} ({desc.kind}) needs a dataset of kind "
-                                 f"{wanted_kind}; dataset {info.name!r} is {info.kind}")
-    tasks = getattr(desc, "tasks", (getattr(desc, "task", "segmentation"),))
-    if info.task not in tasks:
-        raise _IncompatibleError(f"model {model!r} does {' or '.join(tasks)}; dataset "
-                                 f"{info.name!r} is for {info.task}")
-    height, width, channels = info.input_shape[-3:]
-    try:
-        check_model(model, height, width, channels, info.n_classes, **options)
-    except InputSizeError as error:
-        raise _IncompatibleError(str(error)) from None
-    key = repr((model, sorted(options.items()), info.input_shape, info.n_classes))
-    if options and key not in _MODELS_BUILT:  # at its defaults a model builds at every size
-        zoo.get_model(model, height, width, channels, info.n_classes, **options)
-        _MODELS_BUILT.add(key)
-
-
-def _check_loss_fits(loss: str, params: dict, info: Any) -> None:
-    """ValueError when loss ``loss`` with ``params`` is wrong, or wrong for ``info``'s classes.
-
-    Per-class parameters (``weights``, ``alpha`` lists) and a sigmoid output's limits are
-    only known with the number of classes K: the loss is called once on a tiny batch of
-    K classes, as the first training batch would call it.
-    """
-    import numpy as np
-
-    import zoo
-
-    function = zoo.get_loss(loss, **params)
-    if info is None:
-        return
-    k = info.n_classes
-    shape = (1, *info.input_shape[:-3], 2, 2, k)  # (1, 2, 2, K), or (1, T, 2, 2, K)
-    if k == 1:
-        y_true = (np.arange(np.prod(shape)) % 2).astype("float32").reshape(shape)
-    else:
-        y_true = np.eye(k, dtype="float32")[np.arange(np.prod(shape[:-1])) % k].reshape(shape)
-    try:
-        value = float(function(y_true, np.full(shape, 0.5 if k == 1 else 1.0 / k, "float32")))
-    except ValueError as error:
-        classes = f"{k} class" + ("es" if k > 1 else " (a sigmoid output)")
-        raise _IncompatibleError(f"{_one_line(error)}; dataset {info.name!r} has {classes}") \
-            from None
-    if not math.isfinite(value):
-        raise _IncompatibleError(f"loss {loss!r} with {params} gives {value} on a batch of {k} "
-                                 f"classes")
-
-
 def reported_metrics(n_classes: int, task: str) -> list[str]:
     """Names a trial reports each epoch (Keras' ``loss`` is ``train_loss``), losses first."""
     from zoo.metrics import default_metrics
@@ -521,13 +442,11 @@ def reported_metrics(n_classes: int, task: str) -> list[str]:
 def _check_metric(value: str, info: Any, metrics: list[str]) -> None:
     """Invalid unless ``value`` is one of ``metrics``; a segmentation metric on next-frame data
     (or the reverse) is named as such, since the list alone does not say why it is missing."""
-    from zoo.metrics import default_metrics
+    from zoo.compat import metric_task
 
     name = value.removeprefix("val_").removeprefix("test_")
-    for task in ("segmentation", "next_frame"):
-        if f"val_{name}" not in metrics and task != info.task and name in [
-                m.name for m in default_metrics(1, task)]:
-            raise Invalid(f"{value!r} is a {task} metric; dataset {info.name!r} is {info.task} "
+    if f"val_{name}" not in metrics and (task := metric_task(name)) not in (None, info.task):
+        raise Invalid(f"{value!r} is a {task} metric; dataset {info.name!r} is {info.task} "
                       f"data: use one of {', '.join(metrics)}")
     if value not in metrics:
         raise Invalid(f"{value!r} is not allowed; allowed: {', '.join(metrics)}")
@@ -549,16 +468,14 @@ def _dataset(problems: _Problems, dataset: Any, params: Params, base: Path, loc:
     known = zoo.datasets.list_datasets()
     if name not in known:
         raise Invalid(f"unknown dataset {name!r}; allowed: {', '.join(known)}", "name")
-    described = zoo.datasets.describe_dataset(name)
-    if "layout" in options and "layout" not in described.options:
-        raise Invalid(f"{options['layout']!r}: dataset {name!r} is {described.kind} data without "
-                  f"frames to stack; layout applies to sequence datasets (moving_digits)",
-                  "layout")
-    allowed = ["name", *described.options]
-    for key in options:
-        if key not in allowed:
-            problems.add((*loc, key), f"unknown key; allowed: {', '.join(allowed)}")
-    if not set(options) <= set(allowed):
+    try:
+        unknown = zoo.compat.unknown_dataset_options(name, options)
+    except ValueError as error:
+        raise Invalid(str(error), "layout") from None
+    allowed = ", ".join(["name", *zoo.datasets.describe_dataset(name).options])
+    for key in unknown:
+        problems.add((*loc, key), f"unknown key; allowed: {allowed}")
+    if unknown:
         return name, options, None
     for key, value in options.items():
         if PATH_OPTION.fullmatch(key) and isinstance(value, str):
@@ -604,28 +521,27 @@ def _datasets(problems: _Problems, raw: SpecKeys, params: Params, base: Path
     if raw.dataset is not None and raw.datasets is not None:
         raise Invalid("give either dataset (one) or datasets (a list of several), not both",
                   "datasets")
-    if raw.dataset is not None:
-        with problems.section("dataset"):
-            name, options, info = _dataset(problems, raw.dataset, params, base, ("dataset",))
-            return [(SweepDataset(name, options), info)]
-        return []
-    if not isinstance(raw.datasets, list) or not raw.datasets:
+    if raw.datasets is None:
+        entries: list[tuple[tuple, Any]] = [(("dataset",), raw.dataset)]
+    elif not isinstance(raw.datasets, list) or not raw.datasets:
         raise Invalid(f"must be a non-empty list of datasets, like [{{name: shapes, height: 32}}, "
-                  f"{{name: digits, height: 32}}]; got {raw.datasets!r}", "datasets")
-    loaded: list[tuple[int, str, dict[str, Any], Any]] = []
-    for i, item in enumerate(raw.datasets):
-        with problems.section("datasets", i):
-            loaded.append((i, *_dataset(problems, item, params, base, ("datasets", i))))
+                      f"{{name: digits, height: 32}}]; got {raw.datasets!r}", "datasets")
+    else:
+        entries = [(("datasets", i), item) for i, item in enumerate(raw.datasets)]
+    loaded: list[tuple[tuple, str, dict[str, Any], Any]] = []
+    for loc, item in entries:
+        with problems.section(*loc):
+            loaded.append((loc, *_dataset(problems, item, params, base, loc)))
     defaults = {name: _dataset_defaults(name) for _, name, _, _ in loaded}
-    seen: dict[str, int] = {}  # a dataset's full options -> where it was first listed
+    seen: dict[str, Any] = {}  # a dataset's full options -> its index in datasets
     kept = []
-    for i, name, options, info in loaded:
+    for loc, name, options, info in loaded:
         key = repr((name, sorted({**defaults[name], **options}.items(), key=str)))
         if key in seen:
-            problems.add(("datasets", i), f"{name!r} with these options is datasets"
-                         f"[{seen[key]}] again (the same data); list it once")
+            problems.add(loc, f"{name!r} with these options is datasets[{seen[key]}] again "
+                         f"(the same data); list it once")
         else:
-            seen[key] = i
+            seen[key] = loc[-1]
             kept.append((name, options, info))
     labels = dataset_labels([(name, options) for name, options, _ in kept], defaults.get)
     return [(SweepDataset(name, options, label), info)
@@ -651,10 +567,19 @@ def _grow_gpu_memory() -> None:
         pass  # TensorFlow already started in this process: its settings stay
 
 
-def _components(problems: _Problems, key: str, value: Any, names: list[str],
-                fits: Callable[[str, dict[str, Any]], None]) -> tuple[Component, ...]:
-    """``[name, {name: {option: value}}, ...]`` checked against a registry and ``fits``;
-    each entry's problems recorded, the valid ones returned."""
+def _components(problems: _Problems, key: str, value: Any,
+                infos: list[tuple[SweepDataset, Any]], several: bool,
+                misfits: dict[tuple[str, str], str] | None) -> tuple[Component, ...]:
+    """``[name, {name: {option: value}}, ...]`` of ``key`` (``models`` or ``losses``), each
+    entry's problems recorded, the valid ones returned. Each is checked on every loaded
+    dataset (``zoo.compat``): one that cannot take a dataset fails, naming both, unless
+    ``misfits`` is given (``skip_incompatible``): then ``misfits[(dataset label, label)]``
+    says why and its cells are left out."""
+    import zoo
+    from zoo.compat import IncompatibleError
+
+    kind, names, check_fit = ("model", zoo.list_models(), zoo.compat.check_model) if \
+        key == "models" else ("loss", zoo.list_losses(), zoo.compat.check_loss)
     value = [value] if isinstance(value, str) else value
     if not isinstance(value, list) or not value:
         raise Invalid(f"must be a non-empty list; allowed names: {', '.join(names)}", key)
@@ -672,46 +597,33 @@ def _components(problems: _Problems, key: str, value: Any, names: list[str],
                 raise Invalid(f"options of {name!r} must be a mapping, got {options!r}")
             if name not in names:
                 raise Invalid(f"unknown name {name!r}; allowed: {', '.join(names)}")
+            failures: list[tuple[str, str]] = []
             try:
-                fits(name, options)
+                check_fit(name, options, None)  # what needs no data: option names, params
+                label = Component(name, dict(options)).label
+                for dataset, info in infos:
+                    try:
+                        check_fit(name, options, info)
+                    except IncompatibleError as error:
+                        if misfits is None:
+                            failures.append((dataset.label, _one_line(error)))
+                        else:
+                            misfits[(dataset.label, label)] = _one_line(error)
             except (ValueError, TypeError) as error:
                 raise Invalid(_one_line(error)) from None
+            if failures:
+                (first, reason), others = failures[0], [d for d, _ in failures[1:]]
+                head = f"{kind} {label!r} cannot take dataset {first!r}: " if several else ""
+                also = f"; nor dataset{'s' if len(others) > 1 else ''} " \
+                    f"{', '.join(map(repr, others))}" if others else ""
+                raise Invalid(f"{head}{reason}{also} (skip_incompatible: true leaves such "
+                              f"cells out)")
             out.append(Component(name, dict(options)))
     labels = [comp.label for comp in out]
     duplicates = sorted({label for label in labels if labels.count(label) > 1})
     if duplicates:
         raise Invalid(f"listed twice: {', '.join(duplicates)}", key)
     return tuple(out)
-
-
-def _fits(kind: str, check_fit: Callable[[str, dict, Any], None],
-          infos: list[tuple[SweepDataset, Any]], several: bool, skip: bool,
-          misfits: dict[tuple[str, str], str]) -> Callable[[str, dict], None]:
-    """``_components``' check for ``kind`` (``model`` or ``loss``): ``check_fit`` on every
-    loaded dataset. One that cannot take a dataset fails, naming both, unless ``skip``: then
-    ``misfits[(dataset label, component label)]`` says why and its cells are left out."""
-
-    def fits(name: str, options: dict) -> None:
-        check_fit(name, options, None)  # what needs no data: option names, the loss's params
-        label = Component(name, dict(options)).label
-        failures = []
-        for dataset, info in infos:
-            try:
-                check_fit(name, options, info)
-            except _IncompatibleError as error:
-                if skip:
-                    misfits[(dataset.label, label)] = _one_line(error)
-                else:
-                    failures.append((dataset.label, _one_line(error)))
-        if failures:
-            (first, reason), others = failures[0], [d for d, _ in failures[1:]]
-            head = f"{kind} {label!r} cannot take dataset {first!r}: " if several else ""
-            also = f"; nor dataset{'s' if len(others) > 1 else ''} " \
-                f"{', '.join(map(repr, others))}" if others else ""
-            raise ValueError(f"{head}{reason}{also} (skip_incompatible: true leaves such "
-                             f"cells out)")
-
-    return fits
 
 
 def _warn_unlikely(problems: _Problems, spec: SweepSpec, infos: list[tuple[SweepDataset, Any]],
@@ -787,8 +699,6 @@ def parse_spec(text: str, where: str = "spec", name: str | None = None,
             problems.add((key,), "missing (required)" + (
                 ": give dataset, or datasets for several" if key == "dataset" else ""))
 
-    import zoo
-
     loaded: list[tuple[SweepDataset, Any]] = []
     with problems.section():
         loaded = _datasets(problems, keys, keys.params, Path(base or Path.cwd()).resolve())
@@ -796,13 +706,11 @@ def parse_spec(text: str, where: str = "spec", name: str | None = None,
     several, skip = keys.datasets is not None, keys.skip_incompatible
     misfits: dict[tuple[str, str], str] = {}  # (dataset, model or loss) -> why it cannot
     chosen: dict[str, tuple[Component, ...]] = {"models": (), "losses": ()}
-    for key, kind, names, check_fit in (
-            ("models", "model", zoo.list_models(), _check_model_fits),
-            ("losses", "loss", zoo.list_losses(), _check_loss_fits)):
+    for key in chosen:
         with problems.section():
             if raw.get(key) is not None:
-                chosen[key] = _components(problems, key, raw[key], names, _fits(
-                    kind, check_fit, infos, several, skip, misfits))
+                chosen[key] = _components(problems, key, raw[key], infos, several,
+                                          misfits if skip else None)
     datasets = tuple(d for d, _ in loaded)
     skipped = {Cell(d.label, m.label, lo.label): reason for d in datasets
                for m in chosen["models"] for lo in chosen["losses"]
