@@ -4,7 +4,8 @@ best epoch's weights, and the records say so.
 One real one-trial sweep (local Ray, in this process, so it shares the session's Ray) with
 a learning rate too high for ``testnet`` on ``shapes``: the validation IoU peaks at epoch 2
 and falls at epoch 3 (seed 0; the test asserts it, so a change of data or model cannot make
-it pass on a trial whose best epoch is its last). The weights are then evaluated afresh,
+it pass on a trial whose best epoch is its last), where ``patience: 1`` stops the trial
+(of 5 epochs): early stopping by patience, end to end, too. The weights are then evaluated afresh,
 outside the code under test: the model rebuilt from the zoo, the arrays read with NumPy from
 the trial's final checkpoint (``best.npz``: the kept best weights; ``state.npz``: the last
 epoch's weights, then the optimizer's), the splits loaded again, the mean IoU counted here
@@ -33,7 +34,8 @@ dataset: {name: shapes, height: 16, width: 16, channels: 3, classes: 3, train: 1
 models: [testnet]
 losses: [categorical_crossentropy]
 seeds: [0]
-epochs: 3
+epochs: 5
+patience: 1
 params: {batch_size: 8, lr: 5.0e-2}
 metric: val_mean_iou
 mode: max
@@ -95,7 +97,9 @@ def test_trial_tests_the_best_epoch_weights_not_the_last(selection):
     val = dict(zip(history["epoch"].astype(int), history["val_mean_iou"], strict=True))
     best_epoch, last_epoch = int(trial["best_epoch"]), int(trial["epochs_done"])
     # The precondition: the best validation epoch is not the last, by a clear margin.
-    assert (trial["end_reason"], last_epoch) == ("completed", 3)
+    # Patience 1 stops it one epoch after its best: epoch 3 of 5.
+    assert (trial["end_reason"], last_epoch, int(trial["epochs"])) == ("patience", 3, 5)
+    assert history["epoch"].tolist() == [1, 2, 3]
     assert best_epoch == max(val, key=lambda e: (val[e], -e)) == int(trial["selected_epoch"])
     assert best_epoch < last_epoch, val
     assert val[best_epoch] - val[last_epoch] > 0.02, val
@@ -139,3 +143,26 @@ def test_logged_model_is_the_best_epoch_weights(selection):
         zoo.datasets.load_splits("shapes", batch_size=8, seed=0, **DATASET).test)
     assert numpy_mean_iou(y_test, logged.predict(x_test, verbose=0)) == pytest.approx(
         trial["test_mean_iou"], abs=1e-5)
+
+
+# ---- early stopping by the time budget, end to end
+BUDGET_SPEC = SELECTION_SPEC.replace("name: selection", "name: budget").replace(
+    "lr: 5.0e-2", "lr: 1.0e-3").replace("patience: 1", "time_budget_s: 0.001")
+
+
+def test_time_budget_stops_a_trial_after_the_epoch_that_spends_it(tmp_path):
+    """``time_budget_s``: the first epoch spends 0.001 s of training time, so the trial of
+    5 epochs ends after it as ``time_budget``, and is tested (its one epoch selected)."""
+    spec = tmp_path / "budget.yaml"
+    spec.write_text(BUDGET_SPEC)
+    results = tmp_path / "results"
+    assert run_cli("sweep", str(spec), "--results", str(results)) == 0
+    trial = pd.read_parquet(results / "trials.parquet").iloc[0]
+    history = pd.read_parquet(results / "history.parquet")
+    assert (trial["end_reason"], int(trial["epochs_done"]), int(trial["epochs"])) == (
+        "time_budget", 1, 5)
+    assert history["epoch"].tolist() == [1]
+    assert int(trial["selected_epoch"]) == int(trial["best_epoch"]) == 1
+    assert trial["train_seconds"] == pytest.approx(history["epoch_seconds"].sum())
+    assert trial["train_seconds"] >= 0.001
+    assert 0.0 <= trial["test_mean_iou"] <= 1.0
