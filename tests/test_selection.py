@@ -59,7 +59,8 @@ def numpy_mean_iou(truth: np.ndarray, pred: np.ndarray) -> float:
     return float(np.mean(tp[present] / union[present]))
 
 
-def _split_arrays(dataset) -> tuple[np.ndarray, np.ndarray]:
+def split_arrays(dataset) -> tuple[np.ndarray, np.ndarray]:
+    """A batched split's inputs and targets, concatenated."""
     xs, ys = [], []
     for batch in dataset:
         xs.append(np.asarray(batch[0]))
@@ -105,8 +106,8 @@ def test_trial_tests_the_best_epoch_weights_not_the_last(selection):
     assert val[best_epoch] - val[last_epoch] > 0.02, val
 
     splits = zoo.datasets.load_splits("shapes", batch_size=8, seed=0, **DATASET)
-    x_val, y_val = _split_arrays(splits.val)
-    x_test, y_test = _split_arrays(splits.test)
+    x_val, y_val = split_arrays(splits.val)
+    x_test, y_test = split_arrays(splits.test)
     model, _, _ = zoo.get_model("testnet", 16, 16, 3, 3)
     n = len(model.variables)
 
@@ -139,7 +140,7 @@ def test_logged_model_is_the_best_epoch_weights(selection):
     best = _npz_arrays(checkpoint / "best.npz", len(logged.variables))
     for variable, value in zip(logged.variables, best, strict=True):
         np.testing.assert_array_equal(np.asarray(variable.numpy()), value)
-    x_test, y_test = _split_arrays(
+    x_test, y_test = split_arrays(
         zoo.datasets.load_splits("shapes", batch_size=8, seed=0, **DATASET).test)
     assert numpy_mean_iou(y_test, logged.predict(x_test, verbose=0)) == pytest.approx(
         trial["test_mean_iou"], abs=1e-5)
