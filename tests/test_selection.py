@@ -3,15 +3,16 @@ best epoch's weights, and the records say so.
 
 One real one-trial sweep (local Ray, in this process, so it shares the session's Ray) with
 a learning rate too high for ``testnet`` on ``shapes``: the validation IoU peaks at epoch 2
-and falls at epoch 3 (seed 0; the test asserts it, so a change of data or model cannot make
-it pass on a trial whose best epoch is its last), where ``patience: 1`` stops the trial
-(of 5 epochs): early stopping by patience, end to end, too. The weights are then evaluated afresh,
-outside the code under test: the model rebuilt from the zoo, the arrays read with NumPy from
-the trial's final checkpoint (``best.npz``: the kept best weights; ``state.npz``: the last
-epoch's weights, then the optimizer's), the splits loaded again, the mean IoU counted here
-from the predictions. Validation identifies which epoch the weights are (they reproduce
-that epoch's ``val_mean_iou`` in ``history.parquet``); test then shows the trial's
-``test_mean_iou`` is theirs and not the last epoch's.
+and falls at epoch 3 (seed 0, on CPU; the test asserts the best epoch is not the last, so a
+change of data, model or numerics cannot make it pass on a trial whose best epoch is its
+last), where ``patience: 1`` stops the trial (of 5 epochs): early stopping by patience, end
+to end, too. The weights are then evaluated afresh, outside the code under test: the model
+rebuilt from the zoo, the arrays read with NumPy from the trial's final checkpoint
+(``best.npz``: the kept best weights; ``state.npz``: the last epoch's weights, then the
+optimizer's), the splits loaded again, the mean IoU counted here from the predictions.
+Validation identifies which epoch the weights are (they reproduce that epoch's
+``val_mean_iou`` in ``history.parquet``); test then shows the trial's ``test_mean_iou`` is
+theirs and not the last epoch's.
 """
 
 from __future__ import annotations
@@ -97,12 +98,13 @@ def test_trial_tests_the_best_epoch_weights_not_the_last(selection):
     trial, history, checkpoint, _ = selection
     val = dict(zip(history["epoch"].astype(int), history["val_mean_iou"], strict=True))
     best_epoch, last_epoch = int(trial["best_epoch"]), int(trial["epochs_done"])
-    # The precondition: the best validation epoch is not the last, by a clear margin.
-    # Patience 1 stops it one epoch after its best: epoch 3 of 5.
-    assert (trial["end_reason"], last_epoch, int(trial["epochs"])) == ("patience", 3, 5)
-    assert history["epoch"].tolist() == [1, 2, 3]
+    # The precondition: the best validation epoch is not the last, by a clear margin (here,
+    # on CPU: 0.21 at epoch 2, 0.07 at epoch 3; the epochs are not pinned, the margins are).
+    # Patience 1 stops it one epoch after its best, before the 5 epochs are done.
     assert best_epoch == max(val, key=lambda e: (val[e], -e)) == int(trial["selected_epoch"])
-    assert best_epoch < last_epoch, val
+    assert (trial["end_reason"], last_epoch) == ("patience", best_epoch + 1), val
+    assert last_epoch < int(trial["epochs"]) == 5
+    assert history["epoch"].tolist() == list(range(1, last_epoch + 1))
     assert val[best_epoch] - val[last_epoch] > 0.02, val
 
     splits = zoo.datasets.load_splits("shapes", batch_size=8, seed=0, **DATASET)
