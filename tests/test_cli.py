@@ -84,22 +84,27 @@ resources: {cpu: 1, gpu: 0}
 """
 
 
-def test_sweep_name_renames_the_sweep_and_verbose_shows_tunes_output(tmp_path, capfd):
+def test_sweep_name_renames_the_sweep_and_verbose_shows_tunes_output(tmp_path):
     """``--name`` records the sweep under that name, not the spec's; ``--verbose`` lets Ray
-    Tune print its status table on the console (without it the table goes to the log)."""
+    Tune print its status table on the console and the trial workers' own lines reach it
+    (without it the table goes to the log and the workers' lines stay in Ray's). In its own
+    process: the Ray it starts logs to the console, which no other test's Ray should."""
     import pandas as pd
 
     spec = tmp_path / "given.yaml"
     spec.write_text(NAMED_SPEC)
     results = tmp_path / "results"
-    assert run_cli("sweep", str(spec), "--results", str(results), "--name", "renamed",
-                   "--verbose") == 0
-    console = "".join(capfd.readouterr())
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "sweep", str(spec), "--results", str(results),
+         "--name", "renamed", "--verbose"], capture_output=True, text=True, timeout=600)
+    console = done.stdout + done.stderr
+    assert done.returncode == 0, console[-3000:]
     trials = pd.read_parquet(results / "trials.parquet")
     assert trials["sweep"].astype(str).tolist() == ["renamed"]
     assert sorted(p.name for p in (results / "trials.parquet").iterdir()) == ["sweep=renamed"]
     assert (results / "ray" / "renamed").is_dir() and not (results / "ray" / "given").exists()
     assert "Trial status" in console, console[-3000:]
+    assert "(train_trial pid=" in console, console[-3000:]  # a worker's line, forwarded
 
 
 @pytest.fixture(scope="module")
