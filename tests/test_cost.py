@@ -4,6 +4,7 @@ real sweep, carried to trials.parquet, the leaderboard, MLflow and the report.""
 from __future__ import annotations
 
 import math
+import time
 
 import keras
 import numpy as np
@@ -11,7 +12,15 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from bench.run.trial.cost import COST_COLUMNS, count_flops, forward_function, measure_cost
+from bench.results.leaderboard import aggregate
+from bench.run.trial.cost import (
+    COST_COLUMNS,
+    LATENCY_STEPS,
+    THROUGHPUT_STEPS,
+    count_flops,
+    forward_function,
+    measure_cost,
+)
 
 
 def _conv(height: int, width: int, cin: int, cout: int, k: int, bias: bool) -> keras.Model:
@@ -38,12 +47,21 @@ def test_flops_are_per_sample_and_add_up_over_layers():
     hidden = keras.layers.Conv2D(4, 3, padding="same", use_bias=False)(inputs)
     outputs = keras.layers.Conv2D(6, 1, use_bias=False)(hidden)
     model = keras.Model(inputs, outputs)
+    started = time.perf_counter()
     cost = measure_cost(model, (8, 8, 2), batch_size=5)
+    took = time.perf_counter() - started
     assert cost["flops"] == 2 * 64 * 9 * 2 * 4 + 2 * 64 * 1 * 4 * 6
     assert set(cost) == set(COST_COLUMNS)
     assert cost["latency_p10_ms"] <= cost["latency_ms"] <= cost["latency_p90_ms"]
     assert cost["throughput"] > 0 and cost["peak_memory_mb"] > 10  # TF alone is ~500 MiB
-    assert 0 < cost["cost_seconds"] < 60
+    # What measuring took, whatever the machine's speed: no more than the call itself, and
+    # at least its timed forward passes: of the LATENCY_STEPS batch-1 times all but the two
+    # shortest are at least the 10th percentile; of the THROUGHPUT_STEPS batch-5 times the
+    # longer half and the median are at least the median (5 / throughput).
+    assert math.isfinite(cost["cost_seconds"]) and 0 < cost["cost_seconds"] <= took
+    timed = ((LATENCY_STEPS - 2) * cost["latency_p10_ms"] / 1000
+             + (THROUGHPUT_STEPS + 1) // 2 * 5 / cost["throughput"])
+    assert cost["cost_seconds"] >= timed * (1 - 1e-9)
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +91,35 @@ def test_leaderboard_averages_costs_over_seeds(small_sweep, trials):
         mine = trials[(trials["model"] == row.model) & (trials["loss"] == row.loss)]
         for column in ("flops", "latency_ms", "throughput", "peak_memory_mb"):
             assert math.isclose(getattr(row, f"{column}_mean"), mine[column].mean()), column
+
+
+def test_leaderboard_averages_costs_over_three_seeds_of_finished_trials():
+    """Each configuration's ``*_mean`` cost is the mean over its finished seeds (here three,
+    worked by hand); a failed trial's figures are left out."""
+    rows = []
+    costs = {"a": [(1.0, 10.0, 500.0, 3.0), (2.0, 20.0, 600.0, 4.0), (6.0, 60.0, 700.0, 8.0)],
+             "b": [(4.0, 5.0, 800.0, 1.0), (4.0, 7.0, 800.0, 2.0), (7.0, 9.0, 830.0, 6.0)]}
+    for model, seeds in costs.items():
+        for seed, (latency, throughput, memory, train) in enumerate(seeds):
+            rows.append({"trial_id": f"{model}{seed}", "seed": seed, "status": "TERMINATED",
+                         "end_reason": "completed", "test_mean_iou": 0.5 + seed / 10,
+                         "latency_ms": latency, "throughput": throughput,
+                         "peak_memory_mb": memory, "train_seconds": train, "model": model})
+    rows.append({"trial_id": "b9", "seed": 9, "status": "ERROR", "end_reason": "error",
+                 "test_mean_iou": math.nan, "latency_ms": 1000.0, "throughput": 1000.0,
+                 "peak_memory_mb": 9000.0, "train_seconds": 1000.0, "model": "b"})
+    trials = pd.DataFrame(rows).assign(sweep="s", dataset="shapes", loss="dice",
+                                       metric="val_mean_iou", mode="max", flops=100.0,
+                                       n_params=1000, val_mean_iou=0.5)
+    board = aggregate(trials).set_index("model")
+    expected = {"a": {"latency_ms": 3.0, "throughput": 30.0, "peak_memory_mb": 600.0,
+                      "train_seconds": 5.0, "flops": 100.0},
+                "b": {"latency_ms": 5.0, "throughput": 7.0, "peak_memory_mb": 810.0,
+                      "train_seconds": 3.0, "flops": 100.0}}
+    for model, means in expected.items():
+        assert int(board.loc[model, "count"]) == 3
+        for column, value in means.items():
+            assert board.loc[model, f"{column}_mean"] == pytest.approx(value), (model, column)
 
 
 def test_mlflow_run_has_the_costs(small_sweep, trials):

@@ -232,3 +232,56 @@ def test_bad_options_are_refused(simple):
                                          r"val_fraction=0.4 leaves the train split empty "
                                          r"\(5 samples: 3 test, 2 val; [^\n]*\)$"):
         zoo.datasets.load("folder", path=str(simple), test_fraction=0.6, val_fraction=0.4)
+
+
+# ---- two files with one name
+def test_one_name_with_two_extensions_is_refused_naming_both(simple):
+    """``img1.png`` and ``img1.jpg`` would both pair with ``masks/img1.png``: refused, in one
+    line naming the two files."""
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(simple / "images" / "img1.jpg")
+    with pytest.raises(ValueError) as info:
+        zoo.datasets.load("folder", path=str(simple))
+    assert str(info.value) == (f"dataset 'folder': two files named 'img1' in {simple / 'images'}: "
+                               "img1.jpg and img1.png")
+
+
+def test_one_name_in_two_unicode_forms_is_refused(simple):
+    """A Mac's decomposed (NFD) ``café`` and the composed (NFC) one are one name."""
+    import unicodedata
+
+    composed, decomposed = (unicodedata.normalize(form, "café") for form in ("NFC", "NFD"))
+    assert composed != decomposed
+    write_pair(simple, composed, quadrant_mask(8, (0, 1, 2, 3)))
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(simple / "masks" / f"{decomposed}.tif")
+    with pytest.raises(ValueError) as info:
+        zoo.datasets.load("folder", path=str(simple))
+    # Listed in sorted order (the decomposed name first), named by the second.
+    assert str(info.value) == (f"dataset 'folder': two files named '{composed}' in "
+                               f"{simple / 'masks'}: {decomposed}.tif and {composed}.png")
+
+
+def test_a_same_named_file_in_a_subfolder_is_not_read(simple):
+    """Only the files of ``images/`` and ``masks/`` themselves pair; ``images/extra/img1.png``
+    (here not even an image) is not read: five pairs, as without it."""
+    (simple / "images" / "extra").mkdir()
+    (simple / "images" / "extra" / "img1.png").write_bytes(b"not an image")
+    info = zoo.datasets.load_splits("folder", path=str(simple)).info
+    assert (info.train_size, info.val_size, info.test_size) == (3, 1, 1)
+
+
+def test_the_same_names_in_train_and_val_folders_are_separate_samples(tmp_path):
+    """Fixed splits are read folder by folder: ``train/images/img0.png`` and
+    ``val/images/img0.png`` are two samples (the test split is drawn from train's three)."""
+    for split, first in (("train", 1), ("val", 2)):
+        for i in range(3):
+            write_pair(tmp_path / split, f"img{i}", quadrant_mask(8, (0, first, 3, 3)))
+    with pytest.warns(UserWarning, match=r"class 2 \(class_2\) appears in val, not in the "
+                                          r"training split"):
+        splits = zoo.datasets.load_splits("folder", path=str(tmp_path), classes=4)
+    info = splits.info
+    assert (info.train_size, info.val_size, info.test_size) == (2, 3, 1)
+    # Each split holds its own folder's masks: class 1 in train's, class 2 in val's.
+    _, y_train = stacked(splits.train.unbatch())
+    _, y_val = stacked(splits.val.unbatch())
+    assert set(np.unique(y_train.argmax(-1))) == {0, 1, 3}
+    assert set(np.unique(y_val.argmax(-1))) == {0, 2, 3}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import mlflow
 import pandas as pd
 import pytest
 
@@ -179,10 +180,21 @@ def test_protocol_sweep_tunes_then_retrains_the_choice_on_final_seeds(tmp_path, 
     trials, board, cases = _protocol_tables(results, "proto")
     _check_protocol_outcome(trials, board, epochs=2, cases=cases)
 
-    # A rerun resumes both stages: nothing trains again, the same rows come back.
+    # A rerun resumes both stages: nothing trains again, the same rows come back. A trial
+    # run again would end later and add history rows (and MLflow runs), whatever its id.
+    history = pd.read_parquet(results / "history.parquet")
+    client = mlflow.MlflowClient(f"sqlite:///{results.resolve() / 'mlflow.db'}")
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
     assert run_cli("sweep", str(spec), "--results", str(results)) == 0
     again, _, _ = _protocol_tables(results, "proto")
-    assert sorted(again["trial_id"]) == sorted(trials["trial_id"])
+    ended = dict(zip(trials["trial_id"], trials["ended_at"], strict=True))
+    assert dict(zip(again["trial_id"], again["ended_at"], strict=True)) == ended
+    tested = trials.set_index("trial_id")["test_mean_iou"].dropna()
+    assert again.set_index("trial_id")["test_mean_iou"].dropna().to_dict() == tested.to_dict()
+    history_again = pd.read_parquet(results / "history.parquet")
+    assert len(history_again) == len(history) == 4 * 2  # 4 trials x 2 epochs
+    runs_again = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert sorted(r.info.run_id for r in runs_again) == sorted(r.info.run_id for r in runs)
 
 
 @pytest.mark.parametrize("change, message", [

@@ -132,13 +132,46 @@ def test_quickstart_console_is_short_and_tune_lines_go_to_the_log(quickstart):
     "zoobench datasets --format markdown", "zoobench models --format json",
 ])
 def test_readme_listing_commands_run(command, tmp_path):
-    # The command (without its options) is shown in the README or a docs/ page.
+    # The command is shown in the README or a docs/ page, and so is each of its options with
+    # its value (``--format csv``, or a ``--format table|csv|...`` list naming it).
     pages = "\n".join(page.read_text(encoding="utf-8") for page in _doc_pages())
-    assert command.split(" --")[0] in pages or _listed(command.split()[1], pages), command
+    assert _documented(command, pages), command
     done = subprocess.run(_as_module(command), shell=True, cwd=tmp_path, env=_zoobench_env(),
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip()
+
+
+def _documented(command: str, text: str) -> bool:
+    """Whether ``text`` shows the ``zoobench`` ``command`` (``zoobench NAME``, or NAME in the
+    ``zoobench models | losses | datasets`` form) and every option of it: ``--flag`` in
+    ``zoobench NAME --flag``, ``--option value`` as such or with ``value`` among the
+    ``--option a|b|c`` alternatives."""
+    name, *options = command.split(" --")
+    words = name.split()
+    if not (re.search(rf"{re.escape(name)}(?![\w-])", text) or _listed(words[1], text)):
+        return False
+    for option in options:
+        flag, _, value = option.partition(" ")
+        if not value:
+            if f"{name} --{flag}" not in text:
+                return False
+            continue
+        shown = rf"--{re.escape(flag)}[ =](?:[\w-]+\|)*{re.escape(value)}(?![\w-])"
+        if not re.search(shown, text):
+            return False
+    return True
+
+
+def test_documented_needs_the_options_too():
+    """The check above can fail: an option or a value the pages never show is refused."""
+    text = ("`zoobench models | losses | datasets` (`--format table|csv|json`)\n"
+            "zoobench sweep --print-spec\n")
+    assert _documented("zoobench losses --format csv", text)
+    assert _documented("zoobench sweep --print-spec", text)
+    assert not _documented("zoobench losses --format markdown", text)  # value not listed
+    assert not _documented("zoobench sweep --verbose", text)  # flag never shown
+    assert not _documented("zoobench report", text)  # command never shown
 
 
 def _listed(name: str, text: str) -> bool:

@@ -200,12 +200,28 @@ def test_small_real_sweep(small_sweep, tmp_path):
         assert row[f"{m}_best"] == pytest.approx(float(g[m].max()))
         assert row["best_mlflow_run_id"] in set(g["mlflow_run_id"])
         assert np.isnan(row[f"{m}_std"])  # one seed: no spread to report
-    # What the engine wrote is what aggregate gives.
+    # What the engine wrote is what aggregate gives: the same rows in the same order, with
+    # the same numbers (every numeric column the two share, NaN where the other is NaN).
     written = pd.read_parquet(small_sweep.results / "leaderboard.parquet")
     assert list(written["model"] + written["loss"]) == list(board["model"] + board["loss"])
+    numeric = [c for c in board.columns if c in written.columns
+               and pd.api.types.is_numeric_dtype(board[c])
+               and pd.api.types.is_numeric_dtype(written[c])]
+    assert {"rank", "count", f"{m}_mean", f"{m}_best", "score", "p_first",
+            "latency_ms_mean", "train_seconds_mean"} <= set(numeric)
+    for column in numeric:
+        np.testing.assert_allclose(written[column].to_numpy(float),
+                                   board[column].to_numpy(float), rtol=1e-9, equal_nan=True,
+                                   err_msg=column)
     html = build_report(small_sweep.results, sweep=small_sweep.name, out=tmp_path / "r.html",
                         progress=None).read_text()
     assert "could not be drawn" not in html
+    # The numbers the report shows are the leaderboard's: rank, labels, mean (one seed).
+    _, shown = html_tables(html.split('<section id="leaderboard">')[1].split("</section>")[0])[0]
+    assert len(shown) == len(written)
+    for cells, row in zip(shown, written.sort_values("rank").itertuples(), strict=True):
+        assert cells[:3] == [str(row.rank), row.model, row.loss]
+        assert cells[3].split(" ")[0] == f"{getattr(row, f'{m}_mean'):.4f}"
     for entry in SECTIONS:  # the search section only when the spec drew hyperparameters
         if entry.name not in (*EMPTY_FOR_SYN, "search"):
             assert f'<section id="{entry.name}">' in html

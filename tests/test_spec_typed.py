@@ -103,8 +103,12 @@ def test_a_missing_path_fails_before_any_trial_naming_it_and_where_it_was_looked
     # The folder exists but is not laid out as the dataset expects: the loader says so.
     (tmp_path / "empty").mkdir()
     (tmp_path / "spec.yaml").write_text(_folder_spec("empty"))
-    with pytest.raises(UsageError, match=r"spec.yaml: dataset: dataset 'folder': "):
+    with pytest.raises(UsageError) as info:
         load_spec(tmp_path / "spec.yaml")
+    assert str(info.value) == (
+        f"{tmp_path / 'spec.yaml'}: dataset: dataset 'folder': folder "
+        f"{(tmp_path / 'empty').resolve()} is empty; expected images/ and masks/ (or train/ and "
+        "val/)")
 
 
 def test_an_npz_path_is_resolved_too(tmp_path, monkeypatch):

@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-import zoo  # noqa: F401  (registers the custom layers, losses and metrics for loading)
+import zoo  # registers the custom layers, losses and metrics for loading
+from tests.test_selection import numpy_mean_iou, split_arrays
 
 TRIAL_COLUMNS = [
     "sweep", "trial_id", "model", "loss", "dataset", "seed", "lr", "batch_size", "epochs_done",
@@ -150,9 +151,16 @@ def test_mlflow_runs_hold_params_metrics_and_model(tables, small_sweep, tmp_path
             (trial.epochs_done + 1, pytest.approx(trial.test_mean_iou))]
         artifacts = {a.path for a in client.list_artifacts(trial.mlflow_run_id)}
         assert {"model", "predictions.png"} <= artifacts
-    path = client.download_artifacts(trials["mlflow_run_id"].iloc[0], "model/model.keras",
-                                     str(tmp_path))
-    model = keras.saving.load_model(path, safe_mode=True)
-    out = model.predict(np.zeros((1, 16, 16, 3), np.float32), verbose=0)
-    assert out.shape == (1, 16, 16, 3)
-    assert np.allclose(out.sum(-1), 1.0, atol=1e-4) and not math.isnan(out.sum())
+    # Each run's model is the weights the trial tested: its predictions on the test split,
+    # scored here in NumPy, give the trial's test_mean_iou.
+    splits = zoo.datasets.load_splits("shapes", batch_size=8, seed=0, height=16, width=16,
+                                      channels=3, classes=3, train=16, val=8)
+    x_test, y_test = split_arrays(splits.test)
+    for trial in trials.itertuples():
+        path = client.download_artifacts(trial.mlflow_run_id, "model/model.keras",
+                                         str(tmp_path / trial.trial_id))
+        model = keras.saving.load_model(path, safe_mode=True)
+        out = model.predict(x_test, verbose=0)
+        assert out.shape == (len(x_test), 16, 16, 3)
+        assert np.allclose(out.sum(-1), 1.0, atol=1e-4) and not math.isnan(out.sum())
+        assert numpy_mean_iou(y_test, out) == pytest.approx(trial.test_mean_iou, abs=1e-5)
