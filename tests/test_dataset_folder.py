@@ -285,3 +285,31 @@ def test_the_same_names_in_train_and_val_folders_are_separate_samples(tmp_path):
     _, y_val = stacked(splits.val.unbatch())
     assert set(np.unique(y_train.argmax(-1))) == {0, 1, 3}
     assert set(np.unique(y_val.argmax(-1))) == {0, 2, 3}
+
+
+def test_a_training_image_copied_into_val_is_named_in_one_warning(tmp_path):
+    """The same picture in two splits (here ``train/images/img1.png`` saved again as
+    ``val/images/copy.png``) is one warning line naming both files; distinct pictures none."""
+    import warnings
+
+    for split, classes in (("train", [(0, 1, 2, 3), (1, 1, 2, 3), (2, 1, 2, 3)]),
+                           ("val", [(3, 1, 2, 0), (3, 2, 1, 0)])):
+        for i, quadrants in enumerate(classes):
+            write_pair(tmp_path / split, f"img{i}", quadrant_mask(8, quadrants))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        zoo.datasets.load_splits("folder", path=str(tmp_path))
+    assert not [w for w in caught if "also in another" in str(w.message)]
+
+    write_pair(tmp_path / "val", "copy", quadrant_mask(8, (1, 1, 2, 3)))
+    with pytest.warns(UserWarning) as caught:
+        splits = zoo.datasets.load_splits("folder", path=str(tmp_path))
+    lines = [str(w.message) for w in caught if "also in another" in str(w.message)]
+    # img1 is drawn into train or test; the line names it and its copy, whichever came first.
+    original = tmp_path / "train" / "images" / "img1.png"
+    copy = tmp_path / "val" / "images" / "copy.png"
+    assert lines in ([f"dataset 'folder': 1 image of one split also in another ({a} = {b}); "
+                      f"their validation and test scores are optimistic: remove the copies"]
+                     for a, b in ((original, copy), (copy, original)))
+    info = splits.info  # loaded as they are: the warning refuses nothing
+    assert (info.train_size + info.test_size, info.val_size) == (3, 3)

@@ -26,10 +26,12 @@ line in the log every few hundred files.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import os
 import unicodedata
+import warnings
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -231,6 +233,36 @@ def _scale_deep(parts: list[tuple[np.ndarray, np.ndarray]]) -> None:
         log.info("folder: 16-bit images scaled by 2^%d - 1 (largest value %d)", bits, top)
 
 
+def shared_images(pairs: dict[str, list[Pair]], images: dict[str, np.ndarray]) -> list[str]:
+    """Warn (one line) when the same picture is in two splits; return the line, if any.
+
+    A copy of a training image in ``val/`` or ``test/`` (or twice in one folder, drawn into
+    two splits) makes those scores optimistic. Pictures are compared by their pixels as read,
+    at the sweep's size: a copy under another name or format matches, a re-compressed JPEG
+    (other pixels) does not.
+
+    Args:
+        pairs: ``{split: [(image, mask), ...]}``, in the order of ``images[split]``.
+        images: ``{split: (N, H, W, C) array}``.
+    """
+    first: dict[bytes, tuple[str, Path]] = {}
+    shared: list[tuple[Path, Path]] = []
+    for split in ("train", "val", "test"):
+        for (image, _), x in zip(pairs[split], images[split], strict=True):
+            digest = hashlib.blake2b(np.ascontiguousarray(x).tobytes(), digest_size=16).digest()
+            seen = first.setdefault(digest, (split, image))
+            if seen[0] != split:
+                shared.append((seen[1], image))
+    if not shared:
+        return []
+    examples = ", ".join(f"{a} = {b}" for a, b in shared[:2])
+    line = (f"dataset {_NAME!r}: {len(shared)} image{'s' if len(shared) > 1 else ''} of one "
+            f"split also in another ({examples}{', ...' if len(shared) > 2 else ''}); their "
+            f"validation and test scores are optimistic: remove the copies")
+    warnings.warn(line, UserWarning, stacklevel=3)
+    return [line]
+
+
 @register_dataset(
     "folder",
     options={"path": None, "height": None, "width": None, "channels": 3, "classes": None,
@@ -312,6 +344,7 @@ def build_folder(
                                   float_x, split) for split in ("train", "val", "test")}
     if float_x:
         _scale_deep([(x, deep) for x, _, deep in read.values()])
+    shared_images(pairs, {split: x for split, (x, _, _) in read.items()})
 
     def where(value: int) -> str:
         """The first mask by name holding ``value``."""
