@@ -181,11 +181,28 @@ def score(status: dict[str, str]) -> tuple[int, int]:
     return caught, total
 
 
-def run_group(name: str, max_children: int) -> tuple[int, int] | None:
-    """Run one group; print its score and survivors. None when mutmut itself failed."""
+def refresh_tests(name: str) -> None:
+    """Copy the group's test files from the checkout into its scratch copy again."""
+    group, folder = GROUPS[name], scratch(name)
+    for path in (*group.tests, *group.support):
+        path = path.split("::")[0]
+        for root in (folder, folder / "mutants"):
+            shutil.copy2(REPO / path, root / path)
+
+
+def run_group(name: str, max_children: int, resume: bool = False) -> tuple[int, int] | None:
+    """Run one group; print its score and survivors. None when mutmut itself failed.
+
+    ``resume``: keep the scratch copy and the results so far (mutmut runs only the mutants
+    without a result), with the checkout's current tests; new tests are added to mutmut's
+    map of which tests cover which function.
+    """
     group = GROUPS[name]
     started = time.monotonic()
-    prepare(name)
+    if resume and (scratch(name) / "mutants").is_dir():
+        refresh_tests(name)
+    else:
+        prepare(name)
     run = _mutmut(name, "run", "--max-children", str(max_children))
     if run.returncode not in (0, 1):
         print(f"mutation [{name}]: mutmut run failed with status {run.returncode}",
@@ -231,10 +248,7 @@ def check(name: str, tests: list[str]) -> int:
     group, folder = GROUPS[name], scratch(name)
     survivors = sorted(m for m, s in results(name).items()
                        if s in ("survived", "suspicious", "no tests"))
-    for path in (*group.tests, *group.support):
-        path = path.split("::")[0]
-        for root in (folder, folder / "mutants"):
-            shutil.copy2(REPO / path, root / path)
+    refresh_tests(name)
     args = [*(tests or group.tests), *(["-k", group.deselect] if group.deselect else [])]
     env = dict(os.environ, PYTHONPATH=str(folder / "mutants"), TF_CPP_MIN_LOG_LEVEL="2")
     done = subprocess.run([sys.executable, "-c", _CHECK, *args, "--", *survivors],
@@ -269,6 +283,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-score", type=float, default=90.0,
                         help="percent of each group's mutants that must be killed (default 90)")
     parser.add_argument("--show", metavar="MUTANT", help="print one mutant's diff and exit")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the groups' last runs (their mutants without a result)")
     parser.add_argument("--check", nargs="*", metavar="TEST",
                         help="after a run: which of its survivors the checkout's tests (these, "
                              "default the group's) kill now, without rerunning the rest")
@@ -283,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         return max(check(name, args.check) for name in names)
     ok = True
     for name in names:
-        result = run_group(name, args.max_children)
+        result = run_group(name, args.max_children, args.resume)
         if result is None:
             return 2
         caught, total = result
