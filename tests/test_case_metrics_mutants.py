@@ -6,6 +6,7 @@ case_metrics`` shows the mutants they kill (docs/mutation.md)."""
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -130,3 +131,38 @@ def test_percentile_rows_is_numpys_linear_percentile_of_each_rows_present_values
     single = case_metrics._percentile_rows(np.array([[2.0, 5.0]]), np.array([[0, 1]], bool),
                                            95)
     assert single.tolist() == [5.0]
+
+
+def test_each_chunk_holds_at_most_the_pixel_budget_and_every_case_is_scored_once(
+        monkeypatch):
+    # The chunk size bounds memory: record the cases each call to _chunk_scores gets
+    # (the real function runs; its results are checked above).
+    sizes: list[int] = []
+    real = case_metrics._chunk_scores
+
+    def recording(truth, *args):
+        sizes.append(len(truth))
+        return real(truth, *args)
+
+    monkeypatch.setattr(case_metrics, "_chunk_scores", recording)
+    labels = np.random.default_rng(1).integers(0, 2, size=(7, 8, 8))
+    monkeypatch.setattr(case_metrics, "_CHUNK_PIXELS", 3 * 2 * 8 * 8)  # 3 cases of 2 classes
+    case_scores(labels, labels, 2)
+    assert sizes == [3, 3, 1]
+    sizes.clear()
+    monkeypatch.setattr(case_metrics, "_CHUNK_PIXELS", 100)  # less than one case: one each
+    case_scores(labels[:3], labels[:3], 2)
+    assert sizes == [1, 1, 1]
+    sizes.clear()
+    monkeypatch.setattr(case_metrics, "_CHUNK_PIXELS", 3)  # 1x1 images, one class: 3 each
+    case_scores(np.ones((5, 1, 1), np.int64), np.ones((5, 1, 1), np.int64), 1)
+    assert sizes == [3, 2]
+
+
+def test_a_class_absent_from_both_maps_is_scored_without_a_warning():
+    # 0/0 for Dice and IoU there is the empty-class rule's NaN, not a numerical accident.
+    truth = np.zeros((1, 4, 4), np.int64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = case_scores(truth, truth, 3)
+    assert np.isnan(result["dice"][1:]).all() and result["dice"][0] == 1.0

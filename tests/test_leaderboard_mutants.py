@@ -400,3 +400,90 @@ def test_trial_values_take_the_history_only_for_another_validation_metric():
                            history.drop(columns="val_loss")).tolist() == [0.4, 0.3]
     assert lb.trial_values(trials, "val_loss", "min",
                            history.drop(columns="trial_id")).tolist() == [0.4, 0.3]
+
+
+def test_trial_values_fall_back_to_the_table_for_trials_missing_from_the_history():
+    trials = _trials([0.5, 0.6]).assign(val_loss=[0.4, 0.3])
+    history = pd.DataFrame({"trial_id": ["t0", "t0"], "val_loss": [0.2, 0.35]})
+    assert lb.trial_values(trials, "val_loss", "min", history).tolist() == [0.2, 0.3]
+
+
+def test_aggregate_refuses_a_bad_mode_and_missing_keys_by_name():
+    trials = _trials([0.5, 0.6])
+    with pytest.raises(ValueError, match=r"^aggregate: mode must be 'max' or 'min', "
+                                         r"got 'up'$"):
+        lb.aggregate(trials, mode="up")
+    with pytest.raises(ValueError, match=r"^aggregate: trials lack the columns "
+                                         r"\['dataset', 'loss'\]; have \['sweep', 'model'\]$"):
+        lb.aggregate(trials[["sweep", "model"]])
+    empty = lb.aggregate(trials.iloc[:0])
+    columns = ["sweep", "dataset", "model", "loss", "metric", "mode", "rank", "count"]
+    assert empty.empty and list(empty.columns) == columns
+    # Only a protocol's tune stage so far: nothing is ranked, the same empty board.
+    tune = lb.aggregate(trials.assign(stage="tune"))
+    assert tune.empty and list(tune.columns) == columns
+
+
+def test_an_explicit_mode_is_used_for_ranking_and_for_each_trials_best_epoch():
+    trials = pd.concat([_trials([0.7, 0.8], model=["a"] * 2),
+                        _trials([0.2, 0.35], model=["b"] * 2)], ignore_index=True)
+    board = lb.aggregate(trials, mode="min")
+    assert board.loc[0, "mode"] == "min" and board["model"].tolist() == ["b", "a"]
+    # A validation metric other than the sweep's, from the history: each trial's best epoch
+    # by the mode given (max for Dice: 0.9, 0.7, 0.6, 0.5).
+    history = pd.DataFrame({"trial_id": ["t0", "t0", "t1", "t1"] * 2,
+                            "model": ["a"] * 4 + ["b"] * 4,
+                            "val_dice_coef": [0.9, 0.1, 0.7, 0.2, 0.6, 0.1, 0.5, 0.3]})
+    trials = trials.assign(trial_id=["t0", "t1", "t2", "t3"], val_dice_coef=0.0)
+    history["trial_id"] = ["t0", "t0", "t1", "t1", "t2", "t2", "t3", "t3"]
+    board = lb.aggregate(trials, metric="val_dice_coef", mode="max", history=history)
+    assert board.set_index("model")["val_dice_coef_mean"].to_dict() == pytest.approx(
+        {"a": 0.8, "b": 0.55})
+
+
+def test_sweeps_are_ranked_apart_in_name_order_and_a_missing_sweep_name_is_kept():
+    trials = pd.concat([_trials([0.5, 0.6], sweep=["b"] * 2),
+                        _trials([0.7, 0.8], sweep=["a"] * 2)], ignore_index=True)
+    board = lb.aggregate(trials)
+    assert board["sweep"].tolist() == ["a", "b"] and board["rank"].tolist() == [1, 1]
+    assert board.index.tolist() == [0, 1]
+    unnamed = lb.aggregate(_trials([0.5, 0.6], sweep=[None, None]))
+    assert len(unnamed) == 1 and unnamed.loc[0, "count"] == 2
+
+
+def test_datasets_in_name_order_and_rows_with_missing_keys_are_kept():
+    trials = pd.concat([_trials([0.5, 0.6], dataset=["z"] * 2),
+                        _trials([0.7, 0.8], dataset=["a"] * 2),
+                        _trials([0.4, 0.45], dataset=[None] * 2),
+                        _trials([0.3, 0.35], config_id=["c1", None], model=["n"] * 2)],
+                       ignore_index=True)
+    board = lb.aggregate(trials)
+    # Ranked per dataset, in name order, the unnamed dataset last. In dataset "d" the
+    # trial without a configuration id (0.35) is a row of its own beside configuration c1.
+    assert board["dataset"].fillna("-").tolist() == ["a", "d", "d", "z", "-"]
+    assert board["config_id"].fillna("-").tolist() == ["-", "-", "c1", "-", "-"]
+    assert board["count"].tolist() == [2, 1, 1, 2, 2]
+    assert board["rank"].tolist() == [1, 1, 2, 1, 1]
+    assert list(board.columns[:8]) == ["sweep", "dataset", "model", "loss", "config_id",
+                                       "rank", "metric", "mode"]
+
+
+def test_a_loss_value_of_one_loss_function_is_not_ranked_within_loss():
+    one = _trials([0.5, 0.6]).assign(val_loss=[0.4, 0.3])
+    assert lb.aggregate(one, metric="val_loss")["ranked_within_loss"].tolist() == [False]
+    two = pd.concat([one, one.assign(loss="ce")], ignore_index=True)
+    assert lb.aggregate(two, metric="val_loss")["ranked_within_loss"].tolist() == [True, True]
+
+
+def test_t_quantile_and_the_unclipped_confidence_interval():
+    assert lb.t_quantile(0.975, 1) == pytest.approx(12.706204736)
+    assert lb.t_quantile(0.975, 4) == pytest.approx(2.776445105)
+    with pytest.raises(ValueError, match=r"^t_quantile: dof must be >= 1, got 0$"):
+        lb.t_quantile(0.975, 0)
+    # 0.5 and 0.7: mean 0.6, standard error 0.1; the 95% interval is 0.6 +- 12.71 * 0.1,
+    # not clipped to IoU's range here; 90%: 0.6 +- 6.314 * 0.1.
+    low, high = lb.confidence_interval(np.array([0.5, 0.7]))
+    assert (low, high) == pytest.approx((0.6 - 1.2706204736, 0.6 + 1.2706204736))
+    low, high = lb.confidence_interval(np.array([0.5, 0.7, math.nan]), level=0.9)
+    assert (low, high) == pytest.approx((0.6 - 0.6313751515, 0.6 + 0.6313751515))
+    assert all(math.isnan(x) for x in lb.confidence_interval(np.array([0.5])))
