@@ -65,7 +65,7 @@ def test_seeds_that_are_missing_or_stored_as_floats_key_the_per_seed_scores():
     assert plain.loc[0, "seeds"] == "[]"
 
 
-def test_a_best_run_without_a_run_id_seed_or_picture_reports_none():
+def test_a_best_run_without_a_run_id_seed_or_picture_says_none():
     # The best trial (0.9) has a NaN run id (Parquet's missing string), a missing seed and
     # no picture; the row says None for each, never "nan" or "None".
     trials = _trials([0.5, 0.9], seed=[0.0, math.nan],
@@ -487,3 +487,12 @@ def test_t_quantile_and_the_unclipped_confidence_interval():
     low, high = lb.confidence_interval(np.array([0.5, 0.7, math.nan]), level=0.9)
     assert (low, high) == pytest.approx((0.6 - 0.6313751515, 0.6 + 0.6313751515))
     assert all(math.isnan(x) for x in lb.confidence_interval(np.array([0.5])))
+
+
+def test_the_cost_columns_every_board_has_even_without_costs_in_the_trials():
+    # samples/s, train seconds and epochs are always columns (NaN without the numbers), so
+    # boards of old and new tables line up; other costs only when the trials have them.
+    row = lb.aggregate(_trials([0.5, 0.6])).iloc[0]
+    for column in ("samples_per_second_mean", "train_seconds_mean", "epochs_done_mean"):
+        assert math.isnan(row[column]), column
+    assert "flops_mean" not in row and "latency_ms_mean" not in row
