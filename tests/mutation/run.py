@@ -3,7 +3,7 @@ aggregation, the per-case metrics and the protocol's selection.
 
 Four groups, each a module set and the fast tests that check it (no Ray, no Chromium):
 
-- ``stats``: ``bench/results/stats.py``, ``bench/results/across.py`` (1,122 mutants, ~7 min)
+- ``stats``: ``bench/results/stats.py``, ``bench/results/across.py`` (1,122 mutants, ~3 min)
 - ``leaderboard``: ``bench/results/leaderboard.py``, its aggregation and ``latest_sweep``
   (reading folders, ``compare`` and the display strings are left unmutated; 1,093 mutants,
   ~25 min)
