@@ -6,9 +6,9 @@ Four groups, each a module set and the fast tests that check it (no Ray, no Chro
 - ``stats``: ``bench/results/stats.py``, ``bench/results/across.py`` (1,122 mutants, ~3 min)
 - ``leaderboard``: ``bench/results/leaderboard.py``, its aggregation and ``latest_sweep``
   (reading folders, ``compare`` and the display strings are left unmutated; 1,093 mutants,
-  ~25 min)
+  ~5 min)
 - ``case_metrics``: ``zoo/case_metrics.py`` (TensorFlow is imported once, by ``zoo``, in
-  mutmut's main process; each mutant's test run is forked from it; 439 mutants, ~2 min)
+  mutmut's main process; each mutant's test run is forked from it; 439 mutants, ~3 min)
 - ``selection``: ``bench/spec/stages.py`` (each cell's tune configuration chosen by its
   mean validation score, and stage 2's grid; 233 mutants, ~1 min)
 
