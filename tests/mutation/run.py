@@ -1,7 +1,7 @@
 """Mutation testing of the numbers users read: mutmut 3 on the statistics, the leaderboard's
-aggregation, the per-case metrics and the protocol's selection.
+aggregation and its ``--compare`` verdict, the per-case metrics and the protocol's selection.
 
-Four groups, each a module set and the fast tests that check it (no Ray, no Chromium):
+Five groups, each a module set and the fast tests that check it (no Ray, no Chromium):
 
 - ``stats``: ``bench/results/stats.py``, ``bench/results/across.py`` (1,122 mutants, ~3 min)
 - ``leaderboard``: ``bench/results/leaderboard.py``, its aggregation and ``latest_sweep``
@@ -11,6 +11,8 @@ Four groups, each a module set and the fast tests that check it (no Ray, no Chro
   mutmut's main process; each mutant's test run is forked from it; 439 mutants, ~3 min)
 - ``selection``: ``bench/spec/stages.py`` (each cell's tune configuration chosen by its
   mean validation score, and stage 2's grid; 233 mutants, ~1 min)
+- ``compare``: ``bench/results/leaderboard.py``'s ``compare`` alone (211 mutants, ~1 min;
+  it shares the file with ``leaderboard``, so name the group with ``--show``)
 
 Times: ``--max-children 2`` on 2 cores shared with other work (load 4-5).
 
@@ -23,7 +25,7 @@ surviving mutant.
     pip install -e ".[test,mutation]"
     python tests/mutation/run.py                         # every group, one after another
     python tests/mutation/run.py --groups leaderboard    # one group
-    python tests/mutation/run.py --show NAME             # one mutant's diff (after a run)
+    python tests/mutation/run.py --groups compare --show NAME   # one mutant's diff
     python tests/mutation/run.py --groups leaderboard --check tests/test_new.py
                                  # which survivors of the last run the new tests kill
     python tests/mutation/run.py --groups leaderboard --resume   # finish a stopped run
@@ -91,6 +93,16 @@ GROUPS: dict[str, Group] = {
                "tests/test_case_metrics_reference.py", "tests/test_case_metrics_mutants.py",
                "tests/test_properties.py::"
                "test_per_case_dice_and_iou_are_symmetric_in_unit_range_and_related")),
+    # The --compare verdict (compare and the seed dict it reads), the rest of the module
+    # left as it is; checked by the compare tests and the CLI's --compare on tables.
+    "compare": Group(
+        modules=("bench/results/leaderboard.py",),
+        tests=("tests/test_compare.py", "tests/test_compare_mutants.py",
+               "tests/test_leaderboard.py"),
+        deselect="compare",
+        skip=(("bench/results/leaderboard.py", "\nfrom __future__ import annotations\n",
+               "\ndef compare("),
+              ("bench/results/leaderboard.py", "\ndef latest_sweep(", None))),
     # test_protocol's sweeps start Ray or the CLI: left out, the selection is checked
     # directly.
     "selection": Group(
@@ -274,10 +286,12 @@ def check(name: str, tests: list[str]) -> int:
     return 0
 
 
-def _group_of(mutant: str) -> str:
-    """The group whose module a mutant name (``bench.results.across.x_f__mutmut_3``) is in."""
-    for name, group in GROUPS.items():
-        for module in group.modules:
+def _group_of(mutant: str, among: list[str]) -> str:
+    """The first group of ``among`` whose module a mutant name
+    (``bench.results.across.x_f__mutmut_3``) is in (``leaderboard`` and ``compare`` share one:
+    name the group with ``--groups``)."""
+    for name in among:
+        for module in GROUPS[name].modules:
             if mutant.startswith(module[:-len(".py")].replace("/", ".") + "."):
                 return name
     raise SystemExit(f"mutation: no group mutates {mutant}")
@@ -297,12 +311,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="after a run: which of its survivors the checkout's tests (these, "
                              "default the group's) kill now, without rerunning the rest")
     args = parser.parse_args(argv)
-    if args.show:
-        return _mutmut(_group_of(args.show), "show", args.show).returncode
     names = [n.strip() for n in args.groups.split(",") if n.strip()]
     unknown = [n for n in names if n not in GROUPS]
     if unknown:
         parser.error(f"unknown groups {unknown}; choose from {', '.join(GROUPS)}")
+    if args.show:
+        return _mutmut(_group_of(args.show, names), "show", args.show).returncode
     if args.check is not None:
         return max(check(name, args.check) for name in names)
     ok = True
