@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -12,7 +13,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
+from pyarrow import fs as pafs
 
+from bench.run.trial.resume_point import checkpoint_epoch
 from tests.conftest import run_cli
 
 SPEC = """\
@@ -87,8 +90,9 @@ def test_killed_sweep_resumes_and_every_trial_trains_once(tmp_path, capsys):
                                   f"tags.`zoobench.trial_id` = '{trial.trial_id}'")
         assert [r.info.run_id for r in runs] == [trial.mlflow_run_id]  # continued, not new
         assert runs[0].info.status == "FINISHED"
-        steps = {m.step for m in client.get_metric_history(trial.mlflow_run_id, "val_loss")}
-        assert steps == set(range(1, epochs + 2))  # epochs, then the final (selected) step
+        steps = [m.step for m in client.get_metric_history(trial.mlflow_run_id, "val_loss")]
+        # epochs, then the final (selected) step; each once: no epoch trained twice
+        assert sorted(steps) == list(range(1, epochs + 2))
 
     # The same name with another spec is refused before anything starts.
     changed = _write_spec(tmp_path, "resumed", losses="[dice]", epochs=epochs,
@@ -104,6 +108,53 @@ def test_killed_sweep_resumes_and_every_trial_trains_once(tmp_path, capsys):
     again = _read(results, "trials", "resumed")
     assert sorted(again["trial_id"]) == sorted(trials["trial_id"])
     assert list(again["epochs_done"]) == [epochs, epochs]
+
+
+@pytest.mark.slow  # a real sweep in a subprocess, killed, then resumed: ~40 s
+@pytest.mark.faults  # CI runs these after the default suite (-m faults)
+def test_a_trial_that_ended_after_tunes_last_snapshot_keeps_its_end(tmp_path):
+    """The driver is killed after the trial's last checkpoint but before Tune's experiment
+    snapshot knew it (Tune snapshots on a timer, here one hour, and when a trial has
+    written CHECKPOINTS_KEPT checkpoints since the last). Tune restarts the trial with no
+    checkpoint; the trial finds its final one and reports its end again, as it was."""
+    # Two trials, one after the other: the sweep (whose end Tune does snapshot) is not over.
+    spec = _write_spec(tmp_path, "ended", losses="[categorical_crossentropy, dice]", epochs=1,
+                       params="{batch_size: 8, lr: 1.0e-3}\nmax_concurrent: 1")
+    results = tmp_path / "results"
+    argv = ["sweep", str(spec), "--results", str(results)]
+    env = {**os.environ, "TUNE_GLOBAL_CHECKPOINT_S": "3600"}
+    process = subprocess.Popen([sys.executable, "-m", "bench", *argv], start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    local = pafs.LocalFileSystem()
+    try:
+        deadline = time.monotonic() + 400
+        while not (whole := [p for p in (results / "ray" / "ended").glob("*/checkpoint_*")
+                             if checkpoint_epoch(local, str(p)) == 1]):
+            assert process.poll() is None, "the sweep ended before it was killed"
+            assert time.monotonic() < deadline, "no whole checkpoint within 400 s"
+            time.sleep(0.2)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    (state_file,) = (results / "ray" / "ended").glob("experiment_state-*.json")
+    (checkpoint,) = whole
+    trial_id = checkpoint.parent.name
+    snapshot = {json.loads(t[0])["trial_id"]: json.loads(t[0])["status"] for t in json.loads(
+        state_file.read_text())["trial_data"]}
+    assert snapshot.get(trial_id, "absent") != "TERMINATED"  # Tune did not know it ended
+    ended = json.loads((checkpoint / "state.json").read_text())["result"]
+
+    assert run_cli(*argv) == 0
+    trials = _read(results, "trials", "ended").set_index("trial_id")
+    assert list(trials["status"]) == ["TERMINATED"] * 2
+    assert list(trials["epochs_done"]) == [1, 1]
+    # the end reported before the kill, not a new one: the same test score, one start
+    assert trials.loc[trial_id, "test_mean_iou"] == ended["test_mean_iou"]
+    assert trials.loc[trial_id, "mlflow_run_id"] == ended["mlflow_run_id"]
+    assert list(trials["attempts"]) == [1, 1]
+    client = _tracking(results)
+    steps = [m.step for m in client.get_metric_history(ended["mlflow_run_id"], "val_loss")]
+    assert sorted(steps) == [1, 2]  # the epoch and the final (selected) step, once each
 
 
 BOOM_PLUGIN = """\

@@ -26,6 +26,7 @@ import pandas as pd
 import pytest
 
 import zoo
+from bench.run.trial.resume_point import CHECKPOINTS_KEPT
 from tests.conftest import run_cli
 
 DATASET = {"height": 16, "width": 16, "channels": 3, "classes": 3, "train": 16, "val": 8}
@@ -90,8 +91,9 @@ def selection(tmp_path_factory):
     trial = trials.iloc[0]
     checkpoints = sorted((results / "ray" / "selection").glob(
         f"{trial['trial_id']}/checkpoint_*"))
-    assert len(checkpoints) == 1, checkpoints  # num_to_keep=1: the last epoch's
-    return trial, history, checkpoints[0], results
+    # the last CHECKPOINTS_KEPT epochs' (bench.run.trial.resume_point), the last one last
+    assert len(checkpoints) == CHECKPOINTS_KEPT, checkpoints
+    return trial, history, checkpoints[-1], results
 
 
 def test_trial_tests_the_best_epoch_weights_not_the_last(selection):

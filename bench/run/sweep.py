@@ -30,6 +30,7 @@ from bench.run import data_cache, interrupted, progress
 from bench.run.attempts import MACHINERY_ALLOWANCE, Attempts, trial_attempts
 from bench.run.live_tables import LiveTables
 from bench.run.trial import SweepContext, train_trial
+from bench.run.trial.resume_point import CHECKPOINTS_KEPT
 from bench.spec import guards, stages
 from bench.spec.model import SweepSpec
 from bench.spec.plan import Plan, check_plan, make_plan
@@ -224,13 +225,14 @@ def _tuner(stage: Stage, options: SweepOptions, context: SweepContext) -> Any:
         print(f"zoobench: resuming {_stage_words(stage)} from {experiment}", flush=True)
         return tune.Tuner.restore(experiment, trainable, resume_unfinished=True,
                                   resume_errored=True)
-    # Keeping one checkpoint per trial makes Tune snapshot its state at every checkpoint,
-    # which is what lets a killed sweep resume close to where it stopped; no warning.
+    # Tune forces a snapshot of every trial's state when one trial has written
+    # CHECKPOINTS_KEPT checkpoints since the last; a trial itself continues from its newest
+    # (bench.run.trial.resume_point). No warning when that happens often.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     run_config = tune.RunConfig(
         name=stage.experiment,
         storage_path=storage,
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT),
         # A lost process or node: retried from the last checkpoint. A trial's own Python
         # error is reported as its end instead of raised (bench.run.trial.run): never retried.
         # The machinery's failures (before the trial's code ran) get an allowance of their

@@ -13,6 +13,7 @@ from bench.common.names import END_NAN, PREDICTION_SAMPLES
 from bench.run.attempts import check_start, read_marker, this_start, write_marker
 from bench.run.trial.context import SweepContext
 from bench.run.trial.reporter import make_reporter
+from bench.run.trial.resume_point import resume_from
 from bench.run.trial.state import TrialState
 from bench.tracking.runs import TAG_DATASET, TrialRun
 
@@ -189,13 +190,21 @@ def train_trial(config: dict[str, Any], context: SweepContext) -> None:
     # The MLflow run opens first, so a trial failing while it builds is visible there too.
     trial = TrialState(context, config)
     trial.worker_trial = _trials_entered
-    checkpoint = tune.get_checkpoint()
+    checkpoint = resume_from(tune.get_checkpoint())
     checkpoint_dir = Path(checkpoint.to_directory()) if checkpoint is not None else None
     try:
         initial_epoch = trial.restore_progress(checkpoint_dir) if checkpoint_dir else 0
+        if trial.ended_result is not None:
+            # It ended after Tune's last snapshot (a killed driver): its end once more, as
+            # it was, with its checkpoint; nothing is trained, tested or logged again.
+            tune.report(trial.ended_result,
+                        checkpoint=tune.Checkpoint.from_directory(checkpoint_dir))
     except BaseException:
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
         raise
+    if trial.ended_result is not None:
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
+        return
     # Counted here, once the worker is up: what failed before is the machinery's.
     trial_dir = Path(tune.get_context().get_trial_dir())
     trial.attempt = this_start(trial.restored_starts, read_marker(trial_dir), context.run_token)

@@ -91,6 +91,7 @@ class TrialState:
         # held (``starts``, ``run``; None without a checkpoint).
         self.attempt = 1
         self.restored_starts: dict[str, Any] | None = None
+        self.ended_result: dict[str, Any] | None = None  # restored from an ended trial
 
     @property
     def tested(self) -> bool:
@@ -113,6 +114,7 @@ class TrialState:
         self.run_id = state["mlflow_run_id"]
         self.outbox_state = state.get("mlflow_outbox")
         self.restored_starts = {key: state[key] for key in ("starts", "run") if key in state}
+        self.ended_result = state.get("result")  # the trial had ended: its last result
         best = checkpoint_dir / CHECKPOINT_BEST
         if best.exists():
             self._best_npz = best.read_bytes()
@@ -135,14 +137,18 @@ class TrialState:
         self.write_state(folder, epoch)
         return folder
 
-    def write_state(self, folder: Path, epoch: int) -> None:
-        """``state.json``: epoch, history, time, MLflow run id and its unsent entries."""
+    def write_state(self, folder: Path, epoch: int,
+                    result: dict[str, Any] | None = None) -> None:
+        """``state.json``: epoch, history, time, MLflow run id and its unsent entries; at the
+        trial's own end, its last ``result`` (what a restart after it reports again)."""
         state = {"epoch": epoch, "history": self.history, "train_seconds": self.train_seconds,
                  "mlflow_run_id": self.run.run_id if self.run else self.run_id,
                  # What MLflow has not confirmed: a retry (or the driver) sends it again.
                  "mlflow_outbox": self.run.outbox.to_dict() if self.run else None,
                  # The trial's own starts so far, of which driver run (bench.run.attempts).
                  "starts": self.attempt, "run": self.context.run_token}
+        if result is not None:
+            state["result"] = result
         (folder / CHECKPOINT_STATE).write_text(json.dumps(state))
 
     # ---- per epoch
@@ -269,10 +275,11 @@ class TrialState:
                 # A protocol's search stage is never tested (docs/trust.md): its trial ends
                 # with the epoch it would have tested, and no test numbers or cases.
                 metrics.update(end(self, model, folder))
-                self.write_state(folder, row["epoch"])  # with the test metrics' outbox
             except BaseException:
                 shutil.rmtree(folder, ignore_errors=True)  # nobody else will
                 raise
+        if reason is not None:  # with the test metrics' outbox, and the result itself
+            self.write_state(folder, row["epoch"], result=metrics)
         return metrics, folder
 
 
