@@ -150,3 +150,29 @@ def test_a_column_null_in_one_part_and_typed_or_new_in_a_later_one_reads_whole(t
     assert frame["optimizer"].tolist()[1] == "adam" and pd.isna(frame["optimizer"].iloc[0])
     assert frame["lr"].tolist() == [1e-3, 1e-2]
     assert pd.isna(frame["test_mean_iou"].iloc[0]) and frame["test_mean_iou"].iloc[1] == 0.5
+
+
+def test_the_leaderboard_is_refreshed_once_per_tenth_of_its_rows(tmp_path):
+    """A refresh costs O(trials): it runs once a tenth as many trials as the board has rows
+    have ended since the last, so its cost per trial end stays flat; it never lags more
+    than that, and the experiment's end brings it up to date."""
+    spec = parse_spec(SPEC, "test")
+    results = tmp_path / "results"
+    trials = _trials(tmp_path, 40)
+    now = [0.0]  # a clock on which refreshes take no time and a minute passes per end
+    live = LiveTables(results, spec, "final", "0", {}, clock=lambda: now[0])
+    counts = []  # trials the leaderboard counted after each trial end
+    for ended, trial in enumerate(trials, start=1):
+        now[0] += 60.0
+        live.trial_ended(trials, trial, "TERMINATED")
+        trial.status = "TERMINATED"
+        board = pd.read_parquet(results / "leaderboard.parquet")
+        counts.append(int(board["count"].sum()))
+        assert ended - counts[-1] <= 0.1 * counts[-1] + 1, (ended, counts[-1])
+    refreshes = len(set(counts))
+    # one per end up to 11 rows, then one per ceil(rows / 10) ends: 21 for 40 ends
+    assert counts[:11] == list(range(1, 12)) and counts[11:13] == [11, 13]
+    assert refreshes == 21, counts
+    assert counts[-1] < 40  # the last ends wait for the next refresh...
+    live.on_experiment_end(trials)  # ...which the experiment's end forces
+    assert int(pd.read_parquet(results / "leaderboard.parquet")["count"].sum()) == 40

@@ -5,11 +5,13 @@ epochs of ``history`` become that trial's own part file (``records.write_part``)
 Tune's driver holds: the trial's last result and its latest checkpoint's history. Nothing
 else is read or written then, so a trial's end costs the driver the same at trial 10,000
 as at trial 10. At the first trial end, and then at most every ``BOARD_EVERY_S`` seconds
-(checked at each of Tune's steps, so the lag stays bounded when no trial ends), the
+(checked at each of Tune's steps, not only at trial ends), the
 trials still training are written too (status ``RUNNING``, their epochs so far) and the
 ``leaderboard`` is rewritten from the rows held in memory (when a refresh takes more than a
 tenth of that interval, the next one waits ten times as long as it took, so refreshes never
-take more than a tenth of the driver's time). Trials not started yet do not appear.
+take more than a tenth of the driver's time), and once as many trials as a tenth of its rows
+have ended since the last (``BOARD_ENDS_SHARE``: a refresh costs O(trials), so one per
+n/10 trial ends keeps its cost per trial end flat). Trials not started yet do not appear.
 Readers see a partition's parts as one table with each trial once (see
 ``bench.results.records``). So a crash or kill of the driver at hour 10 loses nothing that
 had finished, and ``zoobench leaderboard`` and ``report`` work on a running sweep. The
@@ -26,6 +28,7 @@ import math
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -45,6 +48,9 @@ _STARTED = ("RUNNING", "PAUSED", "TERMINATED", "ERROR")
 # of the driver's time however large the sweep grows.
 BOARD_EVERY_S = 30.0
 BOARD_SHARE_INVERSE = 10
+# ... and only once the trials ended since the last one are at least this share of the rows
+# it had: one refresh per ~n/10 trial ends, so its cost per trial end stays flat as n grows.
+BOARD_ENDS_SHARE = 0.1
 
 
 def live_outcomes(trials: list[Any], scratch: Path, ended: dict[str, str]
@@ -91,10 +97,12 @@ class LiveTables(Callback):
     _KEPT = ("results", "spec", "stage", "experiment_id", "versions", "board_every_s")
 
     def __init__(self, results: Path, spec: SweepSpec, stage: str, experiment_id: str,
-                 versions: dict[str, str], board_every_s: float = BOARD_EVERY_S) -> None:
+                 versions: dict[str, str], board_every_s: float = BOARD_EVERY_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.results, self.spec, self.stage = Path(results), spec, stage
         self.experiment_id, self.versions = experiment_id, versions
         self.board_every_s = board_every_s
+        self.clock = clock  # seconds, monotonic (tests pass their own; not pickled)
         self._fresh()
 
     def _fresh(self) -> None:
@@ -107,6 +115,8 @@ class LiveTables(Callback):
         self._board_at = -math.inf
         self._board_seconds = 0.0  # what the last refresh took
         self._dirty = False  # a trial ended since the last leaderboard
+        self._ends_since = 0  # trials ended since the last leaderboard
+        self._board_rows = 0  # rows the last leaderboard was made from
 
     def __getstate__(self) -> dict[str, Any]:
         return {key: self.__dict__[key] for key in self._KEPT}
@@ -114,6 +124,7 @@ class LiveTables(Callback):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self.__dict__.setdefault("board_every_s", BOARD_EVERY_S)
+        self.clock = time.monotonic
         self._fresh()
 
     # -- Tune's hooks ---------------------------------------------------------------------
@@ -142,7 +153,7 @@ class LiveTables(Callback):
             row, history = rows
             self._running.pop(trial.trial_id, None)
             self._pending.append(row)
-            self._dirty = True
+            self._dirty, self._ends_since = True, self._ends_since + 1
             self._write(row, history)
         self.refresh(trials, skip=trial.trial_id)
 
@@ -151,9 +162,10 @@ class LiveTables(Callback):
         (or always with ``force``): write the running trials' parts (but ``skip``'s, which
         is ending) and the leaderboard."""
         wait = max(self.board_every_s, BOARD_SHARE_INVERSE * self._board_seconds)
-        if not force and (not self._dirty or time.monotonic() - self._board_at < wait):
+        few = self._ends_since < BOARD_ENDS_SHARE * self._board_rows
+        if not force and (not self._dirty or few or self.clock() - self._board_at < wait):
             return
-        self._board_at, self._dirty = time.monotonic(), False
+        self._board_at, self._dirty, self._ends_since = self.clock(), False, 0
         for trial in trials:
             if trial.status not in (RUNNING, "PAUSED") or trial.trial_id == skip:
                 continue
@@ -169,7 +181,7 @@ class LiveTables(Callback):
             self._write_board()
         except UsageError as error:
             print(f"zoobench: {error}", file=sys.stderr, flush=True)
-        self._board_seconds = time.monotonic() - self._board_at
+        self._board_seconds = self.clock() - self._board_at
 
     def _rows(self, trial: Any, status: str) -> tuple[pd.DataFrame, pd.DataFrame] | None:
         """``(trials row, history rows)`` of one trial (status RUNNING unless ended)."""
@@ -233,6 +245,7 @@ class LiveTables(Callback):
         if len(disk):
             mine = pd.concat([disk[~disk["trial_id"].isin(mine["trial_id"])], mine],
                              ignore_index=True)
+        self._board_rows = len(mine)
         if len(mine):
             records.write_table(self.results, "leaderboard", self.spec.name,
                                 aggregate(mine.assign(sweep=self.spec.name)))
