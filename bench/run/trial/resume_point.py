@@ -42,7 +42,9 @@ def checkpoint_epoch(filesystem: Any, path: str) -> int | None:
             if name == CHECKPOINT_BEST and filesystem.get_file_info(file).type.name == "NotFound":
                 continue  # no best epoch yet (its metric was never finite)
             with filesystem.open_input_file(file) as handle:
-                zipfile.ZipFile(handle).testzip()  # reads the zip's directory and each file
+                # The zip's directory is written last: reading it (the file's tail, not the
+                # whole file, which may be hundreds of MB in a bucket) finds a cut-short one.
+                zipfile.ZipFile(handle).namelist()
     except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile):
         return None
     return epoch
