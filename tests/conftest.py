@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -80,6 +84,27 @@ def run_cli(*argv: str) -> int:
     from bench.cli import main
 
     return main(list(argv))
+
+
+def kill_sweep_when(argv: list[str], ready: Callable[[], Any], *, waiting_for: str,
+                    within_s: float, env: dict[str, str] | None = None,
+                    poll_s: float = 0.5) -> Any:
+    """Run ``zoobench *argv`` in a process group of its own and SIGKILL the whole group (the
+    driver, its local Ray and the trials: as a crash of the machine would) as soon as
+    ``ready()`` returns something true; that value. Fails when the sweep ends first or
+    nothing is ready within ``within_s`` (``waiting_for`` says what was awaited)."""
+    process = subprocess.Popen([sys.executable, "-m", "bench", *argv], start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        deadline = time.monotonic() + within_s
+        while not (value := ready()):
+            assert process.poll() is None, f"the sweep ended before {waiting_for}"
+            assert time.monotonic() < deadline, f"no {waiting_for} within {within_s:g} s"
+            time.sleep(poll_s)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    return value
 
 
 @pytest.fixture(scope="session")

@@ -233,30 +233,15 @@ def test_protocol_with_top_level_seeds_is_refused(tmp_path):
 @pytest.mark.slow
 def test_protocol_sweep_killed_in_stage_2_resumes(tmp_path):
     """SIGKILL the whole sweep (driver, Ray, trials) once stage 2 checkpoints; rerun."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    from tests.conftest import run_cli
+    from tests.conftest import kill_sweep_when, run_cli
 
     epochs = 4
     spec = tmp_path / "killed.yaml"
     spec.write_text(PROTOCOL_SPEC.format(name="killed", epochs=epochs))
     results = tmp_path / "results"
     argv = ["sweep", str(spec), "--results", str(results)]
-    process = subprocess.Popen([sys.executable, "-m", "bench", *argv], start_new_session=True,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 900
-        while not list((results / "ray" / "killed.final").glob("*/checkpoint_*")):
-            assert process.poll() is None, "the sweep ended before stage 2 checkpointed"
-            assert time.monotonic() < deadline, "no stage-2 checkpoint within 900 s"
-            time.sleep(0.5)
-    finally:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+    kill_sweep_when(argv, lambda: list((results / "ray" / "killed.final").glob(
+        "*/checkpoint_*")), waiting_for="a stage-2 checkpoint", within_s=900)
     # The live table (written as trials end) holds the tune stage, which ended before the
     # kill, and none of the final stage, whose trials were still training.
     live = pd.read_parquet(results / "trials.parquet")

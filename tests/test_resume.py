@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -16,7 +14,7 @@ from mlflow.tracking import MlflowClient
 from pyarrow import fs as pafs
 
 from bench.run.trial.resume_point import checkpoint_epoch
-from tests.conftest import run_cli
+from tests.conftest import kill_sweep_when, run_cli
 
 SPEC = """\
 name: {name}
@@ -52,19 +50,8 @@ def test_killed_sweep_resumes_and_every_trial_trains_once(tmp_path, capsys):
                        epochs=epochs, params="{batch_size: 8, lr: 1.0e-3}")
     results = tmp_path / "results"
     argv = ["sweep", str(spec), "--results", str(results)]
-    # The driver, its local Ray and the trials share one process group: SIGKILL them all at
-    # once, as a crash of the machine would.
-    process = subprocess.Popen([sys.executable, "-m", "bench", *argv], start_new_session=True,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 400
-        while not list((results / "ray" / "resumed").glob("*/checkpoint_*")):
-            assert process.poll() is None, "the sweep ended before its first checkpoint"
-            assert time.monotonic() < deadline, "no checkpoint within 400 s"
-            time.sleep(0.5)
-    finally:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+    kill_sweep_when(argv, lambda: list((results / "ray" / "resumed").glob("*/checkpoint_*")),
+                    waiting_for="its first checkpoint", within_s=400)
     assert not (results / "trials.parquet").exists()  # killed before the end
 
     assert run_cli(*argv) == 0
@@ -123,19 +110,11 @@ def test_a_trial_that_ended_after_tunes_last_snapshot_keeps_its_end(tmp_path):
     results = tmp_path / "results"
     argv = ["sweep", str(spec), "--results", str(results)]
     env = {**os.environ, "TUNE_GLOBAL_CHECKPOINT_S": "3600"}
-    process = subprocess.Popen([sys.executable, "-m", "bench", *argv], start_new_session=True,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     local = pafs.LocalFileSystem()
-    try:
-        deadline = time.monotonic() + 400
-        while not (whole := [p for p in (results / "ray" / "ended").glob("*/checkpoint_*")
-                             if checkpoint_epoch(local, str(p)) == 1]):
-            assert process.poll() is None, "the sweep ended before it was killed"
-            assert time.monotonic() < deadline, "no whole checkpoint within 400 s"
-            time.sleep(0.2)
-    finally:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+    whole = kill_sweep_when(
+        argv, lambda: [p for p in (results / "ray" / "ended").glob("*/checkpoint_*")
+                       if checkpoint_epoch(local, str(p)) == 1],
+        waiting_for="a whole checkpoint", within_s=400, env=env, poll_s=0.2)
     (state_file,) = (results / "ray" / "ended").glob("experiment_state-*.json")
     (checkpoint,) = whole
     trial_id = checkpoint.parent.name
