@@ -25,6 +25,7 @@ import pandas as pd
 
 from bench.common.errors import UsageError
 from bench.common.quiet import quiet_start_up_logs
+from bench.common.versions import versions
 from bench.results import records
 from bench.run import data_cache, interrupted, progress
 from bench.run.attempts import MACHINERY_ALLOWANCE, Attempts, trial_attempts
@@ -34,6 +35,7 @@ from bench.run.trial.resume_point import CHECKPOINTS_KEPT
 from bench.spec import guards, stages
 from bench.spec.model import SweepSpec
 from bench.spec.plan import Plan, check_plan, make_plan
+from bench.spec.plugins import import_plugins
 from bench.tracking import outbox
 from bench.tracking import runs as tracking
 
@@ -72,19 +74,6 @@ class SweepOutcome:
     unfinished: int
     tracking: tracking.Tracking
     mlflow_missing: outbox.Delivery = outbox.Delivery(0, 0, None)
-
-
-def versions() -> dict[str, str]:
-    """Versions of what produced the results (recorded with every trial)."""
-    import keras
-    import mlflow
-    import ray
-    import tensorflow as tf
-
-    import zoo
-
-    return {"zoobench": zoo.__version__, "tensorflow": tf.__version__,
-            "keras": keras.__version__, "ray": ray.__version__, "mlflow": mlflow.__version__}
 
 
 def _storage_path(options: SweepOptions) -> str:
@@ -152,11 +141,28 @@ def _init_ray(address: str | None, verbose: bool = False,
         if address:
             ray.init(address=address, runtime_env=env, log_to_driver=verbose)
         else:
+            # A local Ray's workers inherit this process's environment, so the variables go
+            # there: a job with a runtime_env gets no prestarted workers (Ray starts one per
+            # CPU for a job without), and each first trial would wait for a new process.
+            os.environ.update(env["env_vars"])
             # "Started a local Ray instance." only with --verbose: the sweep's lines follow.
-            ray.init(include_dashboard=False, runtime_env=env, log_to_driver=verbose,
+            ray.init(include_dashboard=False, log_to_driver=verbose,
                      logging_level=logging.INFO if verbose else logging.WARNING)
     except ConnectionError as error:
         raise UsageError(f"--address: cannot reach Ray at {address!r} ({error})") from None
+
+
+def start_ray_early(options: SweepOptions) -> None:
+    """Start the local Ray now, before the spec is known, while it is checked in a child
+    process (``bench.spec.check_process``); ``run_sweep`` then finds it started. Nothing
+    here depends on the spec: on a cluster (``address``) the spec's plugins travel with the
+    job, so Ray is joined later, by ``run_sweep``."""
+    if options.address is not None:
+        return
+    outbox.bound_http_retries()  # before Ray starts: its workers inherit the environment
+    if not options.verbose:
+        quiet_start_up_logs(local_ray=True)
+    _init_ray(None, options.verbose)
 
 
 def _check_resources(spec: SweepSpec) -> None:
@@ -440,6 +446,8 @@ def _run_locked(spec: SweepSpec, options: SweepOptions, results: Path) -> SweepO
     trials.insert(0, "sweep", spec.name)
     history.insert(0, "sweep", spec.name)
     board = aggregate(trials)
+    if "val_psnr" in trials:  # next-frame data, perhaps a plugin's (checked in a child)
+        import_plugins(spec.plugins)
     # Next-frame data: persistence and mean-frame rows, scored on the same frames.
     board = with_baselines(board, trials, context.datasets)
     # The live tables' per-trial parts (bench.run.live_tables) become one part-0 each.
