@@ -42,9 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# Commands that import TensorFlow in this process (the spec's check builds models). The
-# listings read zoo/catalog.json, and import it (quietly) only to list plugins.
-TENSORFLOW_COMMANDS = ("sweep", "schema")
+# Commands that import TensorFlow in this process (the schema lists zoo's registries).
+# ``sweep`` checks its spec in a child process (bench.spec.check_process), which imports it
+# quietly itself; the listings read zoo/catalog.json, and import it only to list plugins.
+TENSORFLOW_COMMANDS = ("schema",)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

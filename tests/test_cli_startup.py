@@ -47,3 +47,52 @@ def test_help_exits_without_tensorflow() -> None:
                          text=True, check=True, cwd=ROOT)
     assert out.stdout.strip().splitlines()[-1] == "False"
     assert "sweep" in out.stdout
+
+
+DRIVER = """
+import sys
+import bench.cli
+code = bench.cli.main(sys.argv[1:])
+print("tensorflow in the driver:", "tensorflow" in sys.modules)
+sys.exit(code)
+"""
+
+ONE_TRIAL = """\
+name: lean
+dataset: {name: shapes, height: 16, width: 16, channels: 3, classes: 3, train: 8, val: 8}
+models: [testnet]
+losses: [dice]
+seeds: [0]
+epochs: 1
+params: {batch_size: 16, lr: 1.0e-3}
+resources: {cpu: 1, gpu: 0}
+"""
+
+
+def test_a_sweep_checks_its_spec_in_a_child_and_its_driver_never_loads_tensorflow(tmp_path):
+    """The spec is checked in a child process while Ray starts (bench.spec.check_process):
+    its warnings still reach the console, the sweep runs, and the driver records the
+    versions of what trained without importing TensorFlow itself."""
+    import json
+
+    import keras
+    import pandas as pd
+    import tensorflow as tf
+
+    (tmp_path / "lean.yaml").write_text(ONE_TRIAL)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", DRIVER, "sweep", "lean.yaml", "--results",
+                           "r"], env=env, capture_output=True, text=True, cwd=tmp_path,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == "tensorflow in the driver: False"
+    # The child's warning, as load_spec words it, is the console's only line on stderr:
+    # none of TensorFlow's start-up lines from the child, none of Ray's.
+    assert done.stderr == ("zoobench: warning: lean.yaml: params.batch_size: 16 is larger "
+                           "than the training split (8 samples): an epoch is then one batch "
+                           "of 8\n")
+    trials = pd.read_parquet(tmp_path / "r" / "trials.parquet")
+    assert trials["status"].tolist() == ["TERMINATED"]
+    versions = json.loads(trials["versions"].iloc[0])
+    assert versions["tensorflow"] == tf.__version__
+    assert versions["keras"] == keras.__version__

@@ -50,14 +50,28 @@ class Sweep:
         if args.print_spec:
             sys.stdout.write(DEFAULT_SPEC)
             return 0
-        spec = load_spec(args.spec, args.name)
-        from bench.run.sweep import SweepOptions, run_sweep, summary_lines
+        from bench.spec import check_process
 
-        outcome = run_sweep(spec, SweepOptions(
+        # The spec is checked (with TensorFlow) in a child process, started before this
+        # one's own imports, while Ray starts here (bench.spec.check_process).
+        pending = check_process.PendingSpec(args.spec, args.name, args.verbose) \
+            if check_process.worth_a_child() else None
+        from bench.run.sweep import SweepOptions, run_sweep, start_ray_early, summary_lines
+
+        options = SweepOptions(
             results=Path(args.results), tracking_uri=args.tracking_uri,
             address=args.address, storage=args.storage, verbose=args.verbose,
             restart=args.restart,
-        ))
+        )
+        if pending is None:
+            spec = load_spec(args.spec, args.name)
+        else:
+            with pending:
+                try:
+                    start_ray_early(options)
+                finally:
+                    spec = pending.result()  # a refused spec is said first, even then
+        outcome = run_sweep(spec, options)
         print("\n".join(summary_lines(outcome)))
         print(f"results: {Path(args.results).resolve()} (trials.parquet, history.parquet, "
               f"leaderboard.parquet); MLflow: {outcome.tracking.uri}")

@@ -1,0 +1,83 @@
+"""The spec checked in a child process, so that the driver never loads TensorFlow.
+
+Checking a spec needs TensorFlow: zoo's registries are Keras code, a model given options
+is built and a loss is called once on the dataset's classes (``zoo.compat``). Imported in
+the driver, TensorFlow costs 4-5 s before Ray can start and about 0.5 GB the driver then
+holds for the whole sweep. ``zoobench sweep`` instead checks the spec in a child process
+while the driver starts Ray (``bench.run.sweep.start_ray_early``): the two overlap, and the
+driver needs nothing of TensorFlow afterwards (the trials import it in their workers). The
+child prints the spec's notes and warnings as ``load_spec`` does, and a refused spec is
+the same one-line ``UsageError`` (exit 2) before any trial.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import sys
+from concurrent.futures import Future, ProcessPoolExecutor
+from pathlib import Path
+from types import TracebackType
+
+from bench.common.errors import UsageError
+from bench.spec.model import SweepSpec
+
+
+def worth_a_child() -> bool:
+    """True when this process has not loaded TensorFlow: a check here would load it; a
+    process that already has (a notebook, the tests) checks in place, as fast as a child."""
+    return "tensorflow" not in sys.modules
+
+
+class PendingSpec:
+    """A spec being checked in a child process; ``result()`` waits for it.
+
+    Use it as a context manager: leaving the block ends the child, whatever happened.
+    """
+
+    def __init__(self, path: str | Path | None, name: str | None, verbose: bool) -> None:
+        # spawn, not fork: the driver may already run threads (Ray's, MLflow's).
+        self._pool = ProcessPoolExecutor(max_workers=1,
+                                         mp_context=multiprocessing.get_context("spawn"))
+        self._future: Future = self._pool.submit(_check, path, name, verbose)
+
+    def result(self) -> SweepSpec:
+        """The checked ``SweepSpec``; ``UsageError`` (the spec's own message) when refused.
+
+        The child is ended as soon as it answered, so its exit (TensorFlow's) overlaps
+        with the sweep instead of the command's end.
+        """
+        try:
+            spec, refusal = self._future.result()
+        finally:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        if refusal is not None:
+            raise UsageError(refusal)
+        return spec
+
+    def __enter__(self) -> PendingSpec:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        with contextlib.suppress(Exception):
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _check(path: str | Path | None, name: str | None,
+           verbose: bool) -> tuple[SweepSpec | None, str | None]:
+    """In the child: ``(spec, None)``, or ``(None, message)`` for a refused spec (the message
+    travels as text: a ``SpecError``'s problems need not survive pickling)."""
+    from bench.common.quiet import import_tensorflow_quietly
+    from bench.spec.model import load_spec
+
+    if not verbose:
+        with contextlib.suppress(ImportError):  # load_spec reports it where it is needed
+            import_tensorflow_quietly()
+    try:
+        return load_spec(path, name), None
+    except UsageError as error:
+        return None, str(error)
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
