@@ -153,17 +153,21 @@ def run_checkout(checkout: Path, spec: Path, results: Path, slots: int
 
 
 def run_floor(kind: str = "tune", quick: bool = False) -> dict[str, float]:
-    """``ray_floor.py --<kind>``'s figures (its ``<kind>: key value, ...`` line)."""
+    """``ray_floor.py --<kind>``'s figures (its ``<kind>: key value, ...`` line), its wall
+    and first step measured as a sweep's are: from its launch, the wall to its exit."""
+    launched = time.time()
     done = subprocess.run([sys.executable, str(Path(__file__).with_name("ray_floor.py")),
                            f"--{kind}", *(["--quick"] if quick else [])],
-                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
-                          text=True)
+                          env={**os.environ, "PYTHONPATH": str(ROOT),
+                               "RAY_FLOOR_LAUNCHED_AT": repr(launched)},
+                          capture_output=True, text=True)
+    wall = time.time() - launched
     label = {"ray": "ray", "tune": "tune", "processes": "processes"}[kind]
     line = next((x for x in done.stdout.splitlines() if x.startswith(f"{label}: ")), None)
     if done.returncode != 0 or line is None:
         sys.exit(f"ray_floor.py exited {done.returncode}\n{done.stderr[-3000:]}")
     pairs = (item.rsplit(" ", 1) for item in line.removeprefix(f"{label}: ").split(", "))
-    return {key: float(value) for key, value in pairs}
+    return {**{key: float(value) for key, value in pairs}, "wall_s": wall}
 
 
 def main() -> None:
