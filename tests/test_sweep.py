@@ -164,3 +164,24 @@ def test_mlflow_runs_hold_params_metrics_and_model(tables, small_sweep, tmp_path
         assert out.shape == (len(x_test), 16, 16, 3)
         assert np.allclose(out.sum(-1), 1.0, atol=1e-4) and not math.isnan(out.sum())
         assert numpy_mean_iou(y_test, out) == pytest.approx(trial.test_mean_iou, abs=1e-5)
+
+
+def test_tune_keeps_statistics_only_of_the_numbers_it_acts_on(small_sweep, tables):
+    """Tune analyses every number of a result in every trial's snapshot state; a trial
+    gives it the metric, the epoch and the attempt (bench.common.tune_result), and the
+    tables still have every number."""
+    from ray.tune.result import AUTO_RESULT_KEYS
+
+    from bench.common.tune_result import KEPT
+
+    (state,) = (small_sweep.results / "ray" / "small").glob("experiment_state-*.json")
+    trials = json.loads(state.read_text())["trial_data"]
+    assert len(trials) == 2
+    for _, runtime in trials:
+        analysed = set(json.loads(runtime)["metric_analysis"])
+        assert {"val_mean_iou", "epoch"} <= analysed
+        own = {*AUTO_RESULT_KEYS, "done", "should_checkpoint"}  # Tune adds these itself
+        assert analysed - own <= {"val_mean_iou", *KEPT}
+    row = tables["trials"].iloc[0]
+    for column in ("val_loss", "test_mean_iou", "flops", "setup_process_s", "best_epoch"):
+        assert math.isfinite(row[column]), column

@@ -52,6 +52,7 @@ import pyarrow.parquet as pq
 
 from bench.common import cells
 from bench.common.errors import UsageError, error_line
+from bench.common.tune_result import unpack
 from bench.common.names import (
     CASE_COLUMNS,
     CASE_METRICS,
@@ -149,7 +150,7 @@ def outcome_from_result(result: Any, scratch: Path, *, unfinished: bool = False,
                 shutil.copyfile(Path(folder) / PREDICTIONS_PNG, png)
             if (Path(folder) / CASES_FILE).exists():
                 cases = pd.read_parquet(Path(folder) / CASES_FILE)
-    metrics = dict(result.metrics or {})
+    metrics = unpack(result.metrics)  # the numbers Tune was not given back in place
     if isinstance(metrics.get("mlflow_outbox"), str):  # an error result's (newer) outbox
         outbox = json.loads(metrics.pop("mlflow_outbox"))
     return TrialOutcome(trial_id, dict(result.config or {}), metrics, history, result.error,

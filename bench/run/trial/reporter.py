@@ -15,6 +15,7 @@ def make_reporter(trial: TrialState) -> Any:
     import keras
     from ray import tune
 
+    from bench.common.tune_result import pack
     from bench.run.trial.cost import resident_mb
     from bench.run.trial.final import end_of_trial
 
@@ -53,7 +54,9 @@ def make_reporter(trial: TrialState) -> Any:
             try:
                 metrics, checkpoint_dir = trial.finish_epoch(row, reason, self.model,
                                                              end_of_trial)
-                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(checkpoint_dir))
+                # Tune gets the numbers it acts on; the rest as one text (bench.common.tune_result).
+                tune.report(pack(metrics, trial.context.metric),
+                            checkpoint=tune.Checkpoint.from_directory(checkpoint_dir))
                 # Only now, with the epoch's checkpoint Tune's, does MLflow get the epoch: a
                 # retry restarts from that checkpoint and never logs an epoch twice.
                 trial.run.flush()

@@ -10,6 +10,7 @@ from typing import Any
 
 from bench.common import cells
 from bench.common.names import END_NAN, PREDICTION_SAMPLES
+from bench.common.tune_result import pack
 from bench.run.attempts import check_start, read_marker, this_start, write_marker
 from bench.run.trial.context import SweepContext
 from bench.run.trial.reporter import make_reporter
@@ -197,7 +198,7 @@ def train_trial(config: dict[str, Any], context: SweepContext) -> None:
         if trial.ended_result is not None:
             # It ended after Tune's last snapshot (a killed driver): its end once more, as
             # it was, with its checkpoint; nothing is trained, tested or logged again.
-            tune.report(trial.ended_result,
+            tune.report(pack(trial.ended_result, context.metric),
                         checkpoint=tune.Checkpoint.from_directory(checkpoint_dir))
     except BaseException:
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
@@ -256,7 +257,7 @@ def train_trial(config: dict[str, Any], context: SweepContext) -> None:
         failed = True
         message = f"{type(error).__name__}: {error}"
         trial.run.set_error(message)
-        tune.report(trial.error_result(message))
+        tune.report(pack(trial.error_result(message), context.metric))
     finally:
         if checkpoint_dir is not None:
             shutil.rmtree(checkpoint_dir, ignore_errors=True)
