@@ -24,10 +24,14 @@ from mlflow.tracking import MlflowClient
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="finds its processes in /proc")
 
 REPO = Path(__file__).resolve().parent.parent
-EPOCHS = 4
+EPOCHS = 5
+# The kill must land while the trial still trains: with 64 images (0.1 s epochs) a trial
+# could end between the test seeing its first checkpoint and the kill, and its retry then
+# only reports the saved end again (attempts 1, one machinery retry: failed once in 4 CI
+# runs). 1,024 images and 5 epochs leave ~3 s between a first checkpoint and the last.
 SPEC = f"""\
 name: killed
-dataset: {{name: shapes, height: 16, width: 16, channels: 3, classes: 3, train: 64, val: 8}}
+dataset: {{name: shapes, height: 16, width: 16, channels: 3, classes: 3, train: 1024, val: 8}}
 models: [testnet]
 losses: [categorical_crossentropy, dice]
 seeds: [0]
