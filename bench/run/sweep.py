@@ -156,13 +156,17 @@ def start_ray_early(options: SweepOptions) -> None:
     """Start the local Ray now, before the spec is known, while it is checked in a child
     process (``bench.spec.check_process``); ``run_sweep`` then finds it started. Nothing
     here depends on the spec: on a cluster (``address``) the spec's plugins travel with the
-    job, so Ray is joined later, by ``run_sweep``."""
-    if options.address is not None:
-        return
-    outbox.bound_http_retries()  # before Ray starts: its workers inherit the environment
-    if not options.verbose:
-        quiet_start_up_logs(local_ray=True)
-    _init_ray(None, options.verbose)
+    job, so Ray is joined later, by ``run_sweep``. Then, while the check goes on, a new
+    SQLite tracking store is made aside (``bench.tracking.store_template``)."""
+    from bench.tracking import store_template
+
+    if options.address is None:
+        outbox.bound_http_retries()  # before Ray starts: its workers inherit the environment
+        if not options.verbose:
+            quiet_start_up_logs(local_ray=True)
+        _init_ray(None, options.verbose)
+    # After Ray, not beside it: a thread of this process would slow Ray's start (the GIL).
+    store_template.prepare(options.tracking_uri or tracking.default_tracking_uri(options.results))
 
 
 def _check_resources(spec: SweepSpec) -> None:

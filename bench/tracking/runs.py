@@ -22,6 +22,7 @@ from typing import Any
 import mlflow
 from mlflow.tracking import MlflowClient
 
+from bench.tracking import store_template
 from bench.tracking.outbox import Outbox, bound_http_retries, find_run
 from bench.tracking.tags import (  # noqa: F401  (re-exported)
     EXPERIMENT,
@@ -73,6 +74,7 @@ def start_sweep(uri: str, results: Path, sweep: str, spec_yaml: str,
     for attempt in range(tries):
         try:
             with _store_lock(uri):
+                store_template.install(uri)  # a new store made while the spec was checked
                 return _start_sweep(uri, results, sweep, spec_yaml, params)
         except Exception:  # noqa: BLE001  (re-raised on the last try)
             if attempt == tries - 1:

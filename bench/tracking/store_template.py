@@ -1,0 +1,90 @@
+"""A new SQLite tracking store made ahead of time, while the spec is still being checked.
+
+MLflow makes a new SQLite store by running every schema migration since its first one:
+1.4 s on 2 cores (MLflow 3.17), paid by every sweep in a new results folder, after its
+spec was accepted and before its first trial. ``zoobench sweep`` checks the spec in a
+child process (``bench.spec.check_process``) and the driver only waits meanwhile, so
+``prepare`` makes the store then, in a background thread, in a temporary folder (a
+refused spec must leave no results folder behind), and ``install`` copies it into place
+when the sweep starts its tracking (``bench.tracking.runs.start_sweep``, under the
+store's lock) if no store is there yet.
+
+The copy is the store MLflow would have made: the same tables, the migrations stamped,
+its ``Default`` experiment (whose artifact location MLflow resolves against the working
+folder, the same process's). Anything that goes wrong here only means MLflow makes the
+store itself, as before.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import tempfile
+import threading
+from concurrent.futures import Future
+from pathlib import Path
+
+_SQLITE = "sqlite:///"
+_WAIT_S = 30.0  # at most, for a store being made (making one anew takes as long)
+_pending: dict[str, tuple[Future, tempfile.TemporaryDirectory]] = {}
+_lock = threading.Lock()
+
+
+def sqlite_file(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///PATH`` tracking URI; None for any other URI."""
+    return Path(uri.removeprefix(_SQLITE)) if uri.startswith(_SQLITE) else None
+
+
+def prepare(uri: str) -> bool:
+    """Start making, in a background thread, the store ``install(uri)`` will copy; False
+    (nothing started) when ``uri`` is not a SQLite file that is missing."""
+    file = sqlite_file(uri)
+    with _lock:
+        if file is None or file.exists() or uri in _pending:
+            return False
+        scratch = tempfile.TemporaryDirectory(prefix="zoobench-store-")
+        future: Future = Future()
+        _pending[uri] = (future, scratch)
+    # A daemon: a refused spec's command exits without waiting for it.
+    threading.Thread(target=_make, args=(Path(scratch.name) / "mlflow.db", future),
+                     name="zoobench-store", daemon=True).start()
+    return True
+
+
+def _make(file: Path, future: Future) -> None:
+    try:
+        from mlflow.tracking import MlflowClient
+
+        MlflowClient(tracking_uri=f"{_SQLITE}{file}").search_experiments(max_results=1)
+        future.set_result(file)
+    except BaseException as error:  # noqa: BLE001  (told to install, which gives up)
+        future.set_exception(error)
+
+
+def install(uri: str) -> bool:
+    """Copy the store ``prepare(uri)`` made to ``uri``'s file if that file is still missing;
+    True when it did. Call it holding the store's lock (two sweeps may share a store)."""
+    file = sqlite_file(uri)
+    with _lock:
+        pending = _pending.pop(uri, None)
+    if pending is None or file is None:
+        return False
+    future, scratch = pending
+    partial = file.with_name(f".{file.name}.zoobench-tmp")
+    try:
+        if file.exists():
+            return False
+        made = future.result(timeout=_WAIT_S)
+        file.parent.mkdir(parents=True, exist_ok=True)
+        # SQLite's backup copies a consistent database whatever its journal mode.
+        with contextlib.closing(sqlite3.connect(made)) as source, \
+                contextlib.closing(sqlite3.connect(partial)) as target:
+            source.backup(target)
+        os.replace(partial, file)
+        return True
+    except Exception:  # noqa: BLE001  (MLflow makes the store itself, as without a template)
+        partial.unlink(missing_ok=True)
+        return False
+    finally:
+        scratch.cleanup()
