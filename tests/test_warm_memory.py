@@ -44,7 +44,7 @@ def test_each_trials_train_graph_is_freed_at_the_next_trials_start():
     x = rng.random((32, 16, 16, 1), dtype=np.float32)
     y = np.eye(3, dtype=np.float32)[rng.integers(0, 3, (32, 16, 16))]
     registry = ops._gradient_registry._registry
-    reset_process_state()  # a worker's first trial: notes what imports registered
+    reset_process_state(first=True)  # a worker's first trial: notes what imports registered
     entries = len(registry)
     graphs = []
     for _ in range(3):

@@ -53,7 +53,7 @@ def main() -> None:
     y = np.eye(11, dtype=np.float32)[rng.integers(0, 11, (64, args.size, args.size))]
     rss = []
     if args.forget:
-        reset_process_state()  # a worker's first trial: notes what imports registered
+        reset_process_state(first=True)  # a worker's first trial: notes what imports registered
     for round_ in range(args.rounds):
         model, _, _ = zoo.get_model(args.model, args.size, args.size, 1, 11)
         model.compile(optimizer="adam", loss="categorical_crossentropy")
