@@ -96,3 +96,32 @@ def test_a_sweep_checks_its_spec_in_a_child_and_its_driver_never_loads_tensorflo
     versions = json.loads(trials["versions"].iloc[0])
     assert versions["tensorflow"] == tf.__version__
     assert versions["keras"] == keras.__version__
+
+
+def test_the_spec_s_child_builds_the_first_datasets_into_the_sweep_s_cache(tmp_path):
+    """After the spec, the child that checked it builds the first stage's data, then ends."""
+    from bench.run import data_cache
+    from bench.run.sweep import first_datasets
+    from bench.spec.check_process import PendingSpec
+
+    spec_file = tmp_path / "s.yaml"
+    spec_file.write_text("name: s\ndataset: {name: digits, height: 16, width: 16, train: 24, "
+                         "val: 8, test: 8}\nmodels: [testnet]\nlosses: [dice]\n"
+                         "seeds: [3, 4]\n")
+    folder = data_cache.open_cache(tmp_path, "s")
+    with PendingSpec(spec_file, None, verbose=False) as pending:
+        spec = pending.result()
+        datasets = first_datasets(spec)
+        assert datasets == [("digits", 3, spec.dataset_options),
+                            ("digits", 4, spec.dataset_options)]
+        assert pending.prebuild(folder, datasets).result(timeout=120) == 2
+        assert pending.prebuild(folder, datasets) is None  # it has ended
+    import numpy as np
+
+    import zoo
+
+    for name, seed, options in datasets:
+        cached = data_cache.cached_arrays(folder, name, seed, options)
+        fresh = zoo.datasets.build_arrays(name, seed=seed, **options)
+        np.testing.assert_array_equal(cached.x_train, fresh.x_train)
+        np.testing.assert_array_equal(cached.y_test, fresh.y_test)

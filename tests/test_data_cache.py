@@ -29,7 +29,7 @@ def test_cached_arrays_equal_a_fresh_build_and_are_read_back(tmp_path: Path) -> 
     folder = data_cache.open_cache(tmp_path, "s")
     fresh = zoo.datasets.build_arrays("digits", seed=3, **OPTIONS)
     first = data_cache.cached_arrays(folder, "digits", 3, OPTIONS)
-    files = sorted(p.name for p in folder.iterdir())
+    files = sorted(p.name for p in folder.glob("*.npz"))
     assert files == [f"{data_cache.dataset_key('digits', 3, OPTIONS)}.npz"]
     path = folder / files[0]
     second = data_cache.cached_arrays(folder, "digits", 3, OPTIONS)
@@ -68,3 +68,50 @@ def test_without_a_cache_folder_arrays_are_built(tmp_path: Path) -> None:
     assert arrays.x_train.shape[:3] == (24, 16, 16)
     assert data_cache.cached_arrays(tmp_path / "missing", "digits", 0, OPTIONS).n_classes == 11
     assert not (tmp_path / "missing").exists()
+
+
+def test_a_trial_waits_for_the_key_being_built_and_reads_it(tmp_path: Path, monkeypatch) -> None:
+    """Trials starting together build a key once: the others wait for its file."""
+    import threading
+    import time
+
+    import zoo
+
+    folder = data_cache.open_cache(tmp_path, "s")
+    path = folder / f"{data_cache.dataset_key('digits', 2, OPTIONS)}.npz"
+    fresh = zoo.datasets.build_arrays("digits", seed=2, **OPTIONS)
+    builds = []
+    real_build = zoo.datasets.build_arrays
+    monkeypatch.setattr(zoo.datasets, "build_arrays",
+                        lambda *a, **k: builds.append(a) or real_build(*a, **k))
+    holding = threading.Event()
+
+    def another_trial_builds() -> None:
+        with data_cache._building(path):
+            holding.set()
+            time.sleep(1.0)
+            data_cache._write(fresh, path)
+
+    builder = threading.Thread(target=another_trial_builds)
+    builder.start()
+    holding.wait()
+    arrays = data_cache.cached_arrays(folder, "digits", 2, OPTIONS)
+    builder.join()
+    assert builds == []  # it waited for the other build and read its file
+    for split in SPLITS:
+        np.testing.assert_array_equal(getattr(arrays, split), getattr(fresh, split))
+
+
+def test_prebuild_builds_each_missing_key_once(tmp_path: Path) -> None:
+    import zoo
+
+    folder = data_cache.open_cache(tmp_path, "s")
+    keys = [("digits", 0, OPTIONS), ("digits", 1, OPTIONS)]
+    data_cache.cached_arrays(folder, "digits", 1, OPTIONS)  # a trial was first for seed 1
+    assert data_cache.prebuild(folder, keys) == 1
+    assert data_cache.prebuild(folder, keys) == 0
+    assert sorted(p.name for p in folder.glob("*.npz")) == sorted(
+        f"{data_cache.dataset_key(*key)}.npz" for key in keys)
+    read = data_cache.cached_arrays(folder, "digits", 0, OPTIONS)
+    np.testing.assert_array_equal(read.y_val, zoo.datasets.build_arrays(
+        "digits", seed=0, **OPTIONS).y_val)

@@ -65,13 +65,15 @@ class Sweep:
         )
         if pending is None:
             spec = load_spec(args.spec, args.name)
+            outcome = run_sweep(spec, options)
         else:
             with pending:
                 try:
                     start_ray_early(options)
                 finally:
                     spec = pending.result()  # a refused spec is said first, even then
-        outcome = run_sweep(spec, options)
+                # The child builds the first datasets into the sweep's cache, then ends.
+                outcome = run_sweep(spec, options, prebuild=pending.prebuild)
         print("\n".join(summary_lines(outcome)))
         print(f"results: {Path(args.results).resolve()} (trials.parquet, history.parquet, "
               f"leaderboard.parquet); MLflow: {outcome.tracking.uri}")

@@ -3,9 +3,16 @@
 A dataset is deterministic in ``(name, seed, options)`` (``zoo.datasets.build_arrays``),
 so the first trial needing a key builds the arrays and writes them to
 ``<cache>/<key>.npz``; every later trial with that key reads them back (a few ms for
-the reference data, against decoding and resizing a ``folder`` again). Two trials
-starting together may both build: both write the same bytes, through a temporary file
-and a rename, so a reader never sees half a file.
+the reference data, against decoding and resizing a ``folder`` again). A key is built
+under a lock (``flock`` on ``<key>.lock``, dropped if its holder dies): trials that start
+together wait for one build instead of each decoding the folder (eight slots of a GPU
+node used to decode it eight times at once). The file is written through a temporary
+file and a rename, so a reader never sees half of it; without the lock (a filesystem
+that refuses it) trials build side by side, as they did.
+
+``zoobench sweep`` also has the first stage's datasets built here by the process that
+checked the spec (``prebuild``, ``bench.spec.check_process``), which has them loaded
+already, while the first trials' workers import TensorFlow.
 
 Why a file and not Ray's object store: trials may be fresh processes (a worker's
 first trial, or ``reuse_workers: false``), and a lazy file cache costs the first trial
@@ -18,11 +25,13 @@ changed ``folder`` dataset is never read stale by a later run.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +100,8 @@ def _read(path: Path) -> Any:
 
 def cached_arrays(folder: Path | None, name: str, seed: int, options: dict[str, Any]) -> Any:
     """``zoo.datasets.build_arrays(name, seed=seed, **options)``, read from ``folder`` when a
-    trial built them before, else built and written there. ``folder=None``: just built.
+    trial built them before, else built and written there (one build per key: who comes
+    while it is built waits for it). ``folder=None``: just built.
 
     Returns the dataset's ``SplitArrays``.
     """
@@ -100,12 +110,44 @@ def cached_arrays(folder: Path | None, name: str, seed: int, options: dict[str, 
     if folder is None or not folder.is_dir():  # no cache, or not on this node
         return zoo.datasets.build_arrays(name, seed=seed, **options)
     path = folder / f"{dataset_key(name, seed, options)}.npz"
-    if path.exists():
-        try:
-            return _read(path)
-        except (OSError, ValueError, KeyError):
-            pass  # unreadable: build again and replace it
-    arrays = zoo.datasets.build_arrays(name, seed=seed, **options)
-    with contextlib.suppress(OSError):  # a full or read-only disk costs speed, not the trial
-        _write(arrays, path)
+    with _building(path):
+        if path.exists():
+            try:
+                return _read(path)
+            except (OSError, ValueError, KeyError):
+                pass  # unreadable: build again and replace it
+        arrays = zoo.datasets.build_arrays(name, seed=seed, **options)
+        with contextlib.suppress(OSError):  # a full or read-only disk costs speed, not the trial
+            _write(arrays, path)
     return arrays
+
+
+def prebuild(folder: Path, datasets: Iterable[tuple[str, int, dict[str, Any]]]) -> int:
+    """Build into ``folder`` each ``(name, seed, options)`` not there yet, in order (each
+    under its lock, so a trial needing it waits instead of building it too); how many it
+    built. A key a trial is building meanwhile is left to that trial."""
+    import zoo
+
+    built = 0
+    for name, seed, options in datasets:
+        path = folder / f"{dataset_key(name, seed, options)}.npz"
+        with _building(path):
+            if not path.exists():
+                _write(zoo.datasets.build_arrays(name, seed=seed, **options), path)
+                built += 1
+    return built
+
+
+@contextlib.contextmanager
+def _building(path: Path) -> Iterator[None]:
+    """Hold ``<key>.lock`` beside ``path`` while its arrays are read or built; nothing
+    held where the folder refuses a lock (the build then may happen twice, as before)."""
+    try:
+        handle = open(path.with_suffix(".lock"), "a")  # noqa: SIM115  (held to the end)
+    except OSError:
+        yield
+        return
+    with handle:
+        with contextlib.suppress(OSError):
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield  # closing the file drops the lock

@@ -16,6 +16,7 @@ import os
 import sys
 import tempfile
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -167,6 +168,13 @@ def start_ray_early(options: SweepOptions) -> None:
         _init_ray(None, options.verbose)
     # After Ray, not beside it: a thread of this process would slow Ray's start (the GIL).
     store_template.prepare(options.tracking_uri or tracking.default_tracking_uri(options.results))
+
+
+def first_datasets(spec: SweepSpec) -> list[tuple[str, int, dict[str, Any]]]:
+    """``(name, seed, options)`` of the datasets the sweep's first stage trains on, its
+    seeds outermost (the tune stage's seeds under a protocol)."""
+    seeds = spec.protocol.tune_seeds if spec.protocol is not None else spec.seeds
+    return [(d.name, int(seed), dict(d.options)) for seed in seeds for d in spec.datasets]
 
 
 def _check_resources(spec: SweepSpec) -> None:
@@ -381,12 +389,17 @@ def _run_protocol(spec: SweepSpec, options: SweepOptions, context: SweepContext,
     _run_stage(_final_stage(spec, chosen), options, context, results, track, scratch, tables)
 
 
-def run_sweep(spec: SweepSpec, options: SweepOptions) -> SweepOutcome:
+def run_sweep(spec: SweepSpec, options: SweepOptions,
+              prebuild: Callable[[Path, list[tuple[str, int, dict[str, Any]]]], Any] | None = None,
+              ) -> SweepOutcome:
     """Run (or resume) ``spec``; write Parquet, PNGs and the leaderboard under the results.
 
     Returns the sweep's tables. Failed trials (ERROR, NAN) are counted in ``failed``;
     they do not stop the others. Trials an interruption (Ctrl-C) left unfinished are
     counted in ``unfinished``; running the same sweep again continues them.
+    ``prebuild(cache, datasets)``: given, it is handed the sweep's data cache and the first
+    stage's ``(name, seed, options)`` as the trials start, to build them there
+    (``bench.spec.check_process.PendingSpec.prebuild``).
     """
     check_plan(spec)  # before anything is started or written
     results = guards.usable_folder(options.results, "--results")
@@ -395,10 +408,12 @@ def run_sweep(spec: SweepSpec, options: SweepOptions) -> SweepOutcome:
     # One run per sweep name at a time: two would overwrite each other's Parquet, or
     # (two results folders on one --storage) run one Tune experiment twice.
     with guards.sweep_locks(results, _storage_path(options), spec.name):
-        return _run_locked(spec, options, results)
+        return _run_locked(spec, options, results, prebuild)
 
 
-def _run_locked(spec: SweepSpec, options: SweepOptions, results: Path) -> SweepOutcome:
+def _run_locked(spec: SweepSpec, options: SweepOptions, results: Path,
+                prebuild: Callable[[Path, list[tuple[str, int, dict[str, Any]]]], Any] | None
+                ) -> SweepOutcome:
     """``run_sweep`` once the sweep's lock is held and ``results`` exists."""
     from bench.results.baselines import with_baselines
     from bench.results.leaderboard import aggregate
@@ -432,6 +447,8 @@ def _run_locked(spec: SweepSpec, options: SweepOptions, results: Path) -> SweepO
     _check_resources(spec)
     # Each distinct dataset is built once in this run and shared by its trials.
     cache = data_cache.open_cache(results, spec.name)
+    if prebuild is not None:
+        prebuild(cache, first_datasets(spec))
     context = _context(spec, track, cache)
     guards.record_spec(spec.source, copies)
     interrupted.hide_tune_restore_hint()

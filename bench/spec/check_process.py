@@ -8,6 +8,11 @@ while the driver starts Ray (``bench.run.sweep.start_ray_early``): the two overl
 driver needs nothing of TensorFlow afterwards (the trials import it in their workers). The
 child prints the spec's notes and warnings as ``load_spec`` does, and a refused spec is
 the same one-line ``UsageError`` (exit 2) before any trial.
+
+The child has TensorFlow and the zoo loaded by then, so once the sweep has opened its
+data cache the child builds the first stage's datasets into it (``prebuild``,
+``bench.run.data_cache``) while the first trials' workers import TensorFlow, and then
+ends.
 """
 
 from __future__ import annotations
@@ -15,9 +20,11 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import sys
+from collections.abc import Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from bench.common.errors import UsageError
 from bench.spec.model import SweepSpec
@@ -42,18 +49,30 @@ class PendingSpec:
         self._future: Future = self._pool.submit(_check, path, name, verbose)
 
     def result(self) -> SweepSpec:
-        """The checked ``SweepSpec``; ``UsageError`` (the spec's own message) when refused.
-
-        The child is ended as soon as it answered, so its exit (TensorFlow's) overlaps
-        with the sweep instead of the command's end.
-        """
+        """The checked ``SweepSpec``; ``UsageError`` (the spec's own message) when refused
+        (the child is then ended)."""
         try:
             spec, refusal = self._future.result()
-        finally:
+        except BaseException:
             self._pool.shutdown(wait=False, cancel_futures=True)
+            raise
         if refusal is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
             raise UsageError(refusal)
         return spec
+
+    def prebuild(self, folder: Path, datasets: Iterable[tuple[str, int, dict[str, Any]]]
+                 ) -> Future | None:
+        """Have the child build ``datasets`` (``(name, seed, options)``) into the data cache
+        ``folder`` (``bench.run.data_cache.prebuild``), then end; its future (the number it
+        built), or None when the child has ended already. Its exit (TensorFlow's) overlaps
+        with the sweep, not with the command's end."""
+        try:
+            return self._pool.submit(_prebuild, folder, list(datasets))
+        except RuntimeError:  # ended already
+            return None
+        finally:
+            self._pool.shutdown(wait=False)
 
     def __enter__(self) -> PendingSpec:
         return self
@@ -62,6 +81,13 @@ class PendingSpec:
                  trace: TracebackType | None) -> None:
         with contextlib.suppress(Exception):
             self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _prebuild(folder: Path, datasets: list[tuple[str, int, dict[str, Any]]]) -> int:
+    """In the child: ``bench.run.data_cache.prebuild``."""
+    from bench.run.data_cache import prebuild
+
+    return prebuild(folder, datasets)
 
 
 def _check(path: str | Path | None, name: str | None,
