@@ -44,16 +44,21 @@ def test_each_trials_train_graph_is_freed_at_the_next_trials_start():
     x = rng.random((32, 16, 16, 1), dtype=np.float32)
     y = np.eye(3, dtype=np.float32)[rng.integers(0, 3, (32, 16, 16))]
     registry = ops._gradient_registry._registry
-    reset_process_state(first=True)  # a worker's first trial: notes what imports registered
-    entries = len(registry)
-    graphs = []
-    for _ in range(3):
-        graphs.append(_train_once(x, y))
-        reset_process_state()
-        # The trial's graph is gone, and with it every graph it held.
-        assert graphs[-1]() is None
-        assert len(registry) == entries
-    assert all(graph() is None for graph in graphs)
+    try:
+        reset_process_state(first=True)  # a worker's first trial: notes what imports registered
+        # ... and freezes what exists (the imports) out of every later collection.
+        assert gc.get_freeze_count() > 100_000
+        entries = len(registry)
+        graphs = []
+        for _ in range(3):
+            graphs.append(_train_once(x, y))
+            reset_process_state()
+            # The trial's graph is gone, and with it every graph it held.
+            assert graphs[-1]() is None
+            assert len(registry) == entries
+        assert all(graph() is None for graph in graphs)
+    finally:
+        gc.unfreeze()  # this is the test process, not a worker
 
 
 def test_the_first_call_keeps_what_was_registered_before_it():
