@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import getpass
 import json
 import random
 import time
@@ -21,6 +22,7 @@ from typing import Any
 
 import mlflow
 from mlflow.tracking import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_USER
 
 from bench.tracking import store_template
 from bench.tracking.outbox import Outbox, bound_http_retries, find_run
@@ -36,6 +38,14 @@ from bench.tracking.tags import (  # noqa: F401  (re-exported)
 # MLflow 3's UI opens an experiment of this kind on its runs, not on the GenAI overview
 # (the UI reads this tag; its other value is "genai_development").
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+
+
+def _user() -> str:
+    """``mlflow.user`` as MLflow's own context sets it."""
+    try:
+        return getpass.getuser()
+    except (ImportError, KeyError, OSError):
+        return "unknown"
 
 
 def source_tags(sweep: str) -> dict[str, str]:
@@ -277,15 +287,19 @@ class TrialRun:
             self.outbox.merge(Outbox.from_dict(outbox))
         create = {"experiment_id": tracking.experiment_id, "run_name": run_name,
                   "tags": {"mlflow.parentRunId": tracking.parent_run_id, TAG_SWEEP: sweep,
-                           TAG_TRIAL: trial_id, TAG_ROLE: "trial", **source_tags(sweep)}}
+                           TAG_TRIAL: trial_id, TAG_ROLE: "trial", MLFLOW_USER: _user(),
+                           **source_tags(sweep)}}
         try:
-            run_id = self.outbox.run_id or find_run(MlflowClient(tracking.uri), create)
+            client = MlflowClient(tracking.uri)
+            run_id = self.outbox.run_id or find_run(client, create)
             if run_id is None:
-                run_id = mlflow.start_run(experiment_id=tracking.experiment_id,
-                                          run_name=run_name, tags=create["tags"]).info.run_id
+                # Made by the client, then made active: fluent start_run of a new run asks
+                # every context provider first (the notebook one imports IPython: 0.2 s of
+                # each worker's first trial), for tags these runs set themselves.
+                run_id = client.create_run(tracking.experiment_id, run_name=run_name,
+                                           tags=create["tags"]).info.run_id
                 self.outbox.params.update({k: _param_text(v) for k, v in params.items()})
-            else:
-                mlflow.start_run(run_id=run_id)
+            mlflow.start_run(run_id=run_id)
             self.online = True
             self.outbox.run_id = run_id
         except Exception:  # noqa: BLE001  (server unreachable: the outbox keeps it all)
