@@ -143,8 +143,8 @@ def _init_ray(address: str | None, verbose: bool = False,
             ray.init(address=address, runtime_env=env, log_to_driver=verbose)
         else:
             # A local Ray's workers inherit this process's environment, so the variables go
-            # there: a job with a runtime_env gets no prestarted workers (Ray starts one per
-            # CPU for a job without), and each first trial would wait for a new process.
+            # there. (Not for prestarted workers: Tune gives its actors a runtime_env of their
+            # own, ray/tune/execution/class_cache.py, so a trial never takes one of those.)
             os.environ.update(env["env_vars"])
             # "Started a local Ray instance." only with --verbose: the sweep's lines follow.
             ray.init(include_dashboard=False, log_to_driver=verbose,
