@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from functools import partial
 from pathlib import Path
 
 from bench.commands.base import command
@@ -56,6 +57,7 @@ class Sweep:
         # one's own imports, while Ray starts here (bench.spec.check_process).
         pending = check_process.PendingSpec(args.spec, args.name, args.verbose) \
             if check_process.worth_a_child() else None
+        from bench.run.data_cache import prebuild
         from bench.run.sweep import SweepOptions, run_sweep, start_ray_early, summary_lines
 
         options = SweepOptions(
@@ -73,7 +75,7 @@ class Sweep:
                 finally:
                     spec = pending.result()  # a refused spec is said first, even then
                 # The child builds the first datasets into the sweep's cache, then ends.
-                outcome = run_sweep(spec, options, prebuild=pending.prebuild)
+                outcome = run_sweep(spec, options, prebuild=partial(pending.then, prebuild))
         print("\n".join(summary_lines(outcome)))
         print(f"results: {Path(args.results).resolve()} (trials.parquet, history.parquet, "
               f"leaderboard.parquet); MLflow: {outcome.tracking.uri}")

@@ -11,7 +11,7 @@ file and a rename, so a reader never sees half of it; without the lock (a filesy
 that refuses it) trials build side by side, as they did.
 
 ``zoobench sweep`` also has the first stage's datasets built here by the process that
-checked the spec (``prebuild``, ``bench.spec.check_process``), which has them loaded
+checked the spec (``prebuild``, run by ``bench.spec.check_process``), which has the zoo loaded
 already, while the first trials' workers import TensorFlow.
 
 Why a file and not Ray's object store: trials may be fresh processes (a worker's

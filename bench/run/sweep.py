@@ -399,7 +399,7 @@ def run_sweep(spec: SweepSpec, options: SweepOptions,
     counted in ``unfinished``; running the same sweep again continues them.
     ``prebuild(cache, datasets)``: given, it is handed the sweep's data cache and the first
     stage's ``(name, seed, options)`` as the trials start, to build them there
-    (``bench.spec.check_process.PendingSpec.prebuild``).
+    (``zoobench sweep``: the child that checked the spec, ``bench.spec.check_process``).
     """
     check_plan(spec)  # before anything is started or written
     results = guards.usable_folder(options.results, "--results")

@@ -9,10 +9,10 @@ driver needs nothing of TensorFlow afterwards (the trials import it in their wor
 child prints the spec's notes and warnings as ``load_spec`` does, and a refused spec is
 the same one-line ``UsageError`` (exit 2) before any trial.
 
-The child has TensorFlow and the zoo loaded by then, so once the sweep has opened its
-data cache the child builds the first stage's datasets into it (``prebuild``,
-``bench.run.data_cache``) while the first trials' workers import TensorFlow, and then
-ends.
+The child has TensorFlow and the zoo loaded by then, so it can be given one more job
+before it ends (``then``): ``zoobench sweep`` has it build the first stage's datasets
+into the sweep's data cache (``bench.run.data_cache.prebuild``) while the first trials'
+workers import TensorFlow.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from types import TracebackType
@@ -61,14 +61,12 @@ class PendingSpec:
             raise UsageError(refusal)
         return spec
 
-    def prebuild(self, folder: Path, datasets: Iterable[tuple[str, int, dict[str, Any]]]
-                 ) -> Future | None:
-        """Have the child build ``datasets`` (``(name, seed, options)``) into the data cache
-        ``folder`` (``bench.run.data_cache.prebuild``), then end; its future (the number it
-        built), or None when the child has ended already. Its exit (TensorFlow's) overlaps
-        with the sweep, not with the command's end."""
+    def then(self, job: Callable[..., Any], *args: Any) -> Future | None:
+        """Have the child run ``job(*args)`` (a module-level function: it travels by
+        name), then end; its future, or None when the child has ended already. Its exit
+        (TensorFlow's) overlaps with the sweep, not with the command's end."""
         try:
-            return self._pool.submit(_prebuild, folder, list(datasets))
+            return self._pool.submit(job, *args)
         except RuntimeError:  # ended already
             return None
         finally:
@@ -81,13 +79,6 @@ class PendingSpec:
                  trace: TracebackType | None) -> None:
         with contextlib.suppress(Exception):
             self._pool.shutdown(wait=False, cancel_futures=True)
-
-
-def _prebuild(folder: Path, datasets: list[tuple[str, int, dict[str, Any]]]) -> int:
-    """In the child: ``bench.run.data_cache.prebuild``."""
-    from bench.run.data_cache import prebuild
-
-    return prebuild(folder, datasets)
 
 
 def _check(path: str | Path | None, name: str | None,
