@@ -126,3 +126,26 @@ def test_the_spec_s_child_builds_the_first_datasets_into_the_sweep_s_cache(tmp_p
         fresh = zoo.datasets.build_arrays(name, seed=seed, **options)
         np.testing.assert_array_equal(cached.x_train, fresh.x_train)
         np.testing.assert_array_equal(cached.y_test, fresh.y_test)
+
+
+def test_a_job_the_sweep_outlived_is_ended_with_the_child(tmp_path):
+    """Leaving the block ends a child still at its job (an interrupted sweep does not wait
+    for the first datasets' build)."""
+    import time
+
+    from bench.spec.check_process import PendingSpec
+
+    spec_file = tmp_path / "s.yaml"
+    spec_file.write_text("name: s\ndataset: {name: shapes, height: 16, width: 16, train: 8, "
+                         "val: 8, test: 8}\nmodels: [testnet]\nlosses: [dice]\n")
+    with PendingSpec(spec_file, None, verbose=False) as pending:
+        pending.result()
+        job = pending.then(time.sleep, 120)
+        time.sleep(1.0)
+        assert not job.done()
+        child = pending._child
+    started = time.monotonic()
+    while Path(f"/proc/{child}").exists() and time.monotonic() - started < 30:
+        time.sleep(0.1)
+    assert not Path(f"/proc/{child}").exists()
+    assert time.monotonic() - started < 30

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import os
+import signal
 import sys
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -47,12 +49,14 @@ class PendingSpec:
         self._pool = ProcessPoolExecutor(max_workers=1,
                                          mp_context=multiprocessing.get_context("spawn"))
         self._future: Future = self._pool.submit(_check, path, name, verbose)
+        self._child: int | None = None  # its pid, once it answered
+        self._job: Future | None = None  # what ``then`` gave it
 
     def result(self) -> SweepSpec:
         """The checked ``SweepSpec``; ``UsageError`` (the spec's own message) when refused
         (the child is then ended)."""
         try:
-            spec, refusal = self._future.result()
+            spec, refusal, self._child = self._future.result()
         except BaseException:
             self._pool.shutdown(wait=False, cancel_futures=True)
             raise
@@ -66,11 +70,12 @@ class PendingSpec:
         name), then end; its future, or None when the child has ended already. Its exit
         (TensorFlow's) overlaps with the sweep, not with the command's end."""
         try:
-            return self._pool.submit(job, *args)
+            self._job = self._pool.submit(job, *args)
         except RuntimeError:  # ended already
             return None
         finally:
             self._pool.shutdown(wait=False)
+        return self._job
 
     def __enter__(self) -> PendingSpec:
         return self
@@ -79,12 +84,18 @@ class PendingSpec:
                  trace: TracebackType | None) -> None:
         with contextlib.suppress(Exception):
             self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._job is not None and not self._job.done() and self._child is not None:
+            # The sweep ended first (interrupted, failed): the job is of no use now, and the
+            # command's exit would wait for it (a big folder's build). Still running, the
+            # child holds its pid.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(self._child, signal.SIGTERM)
 
 
 def _check(path: str | Path | None, name: str | None,
-           verbose: bool) -> tuple[SweepSpec | None, str | None]:
-    """In the child: ``(spec, None)``, or ``(None, message)`` for a refused spec (the message
-    travels as text: a ``SpecError``'s problems need not survive pickling)."""
+           verbose: bool) -> tuple[SweepSpec | None, str | None, int]:
+    """In the child: ``(spec, None, pid)``, or ``(None, message, pid)`` for a refused spec
+    (the message travels as text: a ``SpecError``'s problems need not survive pickling)."""
     from bench.common.quiet import import_tensorflow_quietly
     from bench.spec.model import load_spec
 
@@ -92,9 +103,9 @@ def _check(path: str | Path | None, name: str | None,
         with contextlib.suppress(ImportError):  # load_spec reports it where it is needed
             import_tensorflow_quietly()
     try:
-        return load_spec(path, name), None
+        return load_spec(path, name), None, os.getpid()
     except UsageError as error:
-        return None, str(error)
+        return None, str(error), os.getpid()
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
