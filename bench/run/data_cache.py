@@ -110,16 +110,27 @@ def cached_arrays(folder: Path | None, name: str, seed: int, options: dict[str, 
     if folder is None or not folder.is_dir():  # no cache, or not on this node
         return zoo.datasets.build_arrays(name, seed=seed, **options)
     path = folder / f"{dataset_key(name, seed, options)}.npz"
+    # A file is whole once it is there (a rename), so readers need no lock, only builders.
+    arrays = _read_if_there(path)
+    if arrays is not None:
+        return arrays
     with _building(path):
-        if path.exists():
-            try:
-                return _read(path)
-            except (OSError, ValueError, KeyError):
-                pass  # unreadable: build again and replace it
-        arrays = zoo.datasets.build_arrays(name, seed=seed, **options)
-        with contextlib.suppress(OSError):  # a full or read-only disk costs speed, not the trial
-            _write(arrays, path)
+        arrays = _read_if_there(path)  # built while this trial waited
+        if arrays is None:
+            arrays = zoo.datasets.build_arrays(name, seed=seed, **options)
+            with contextlib.suppress(OSError):  # a full or read-only disk costs speed only
+                _write(arrays, path)
     return arrays
+
+
+def _read_if_there(path: Path) -> Any:
+    """The arrays at ``path``; None when it is missing or unreadable (then built again)."""
+    if not path.exists():
+        return None
+    try:
+        return _read(path)
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def prebuild(folder: Path, datasets: Iterable[tuple[str, int, dict[str, Any]]]) -> int:
