@@ -96,10 +96,11 @@ def start_sweep(uri: str, results: Path, sweep: str, spec_yaml: str,
 @contextlib.contextmanager
 def _store_lock(uri: str) -> Iterator[None]:
     """Hold ``<db>.zoobench-lock`` (``flock``, dropped if we die) for a SQLite ``uri``."""
-    if not uri.startswith("sqlite:///"):
+    file = store_template.sqlite_file(uri)
+    if file is None:
         yield
         return
-    lock = Path(uri.removeprefix("sqlite:///") + ".zoobench-lock")
+    lock = file.with_name(f"{file.name}.zoobench-lock")
     lock.parent.mkdir(parents=True, exist_ok=True)
     with open(lock, "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -200,7 +201,8 @@ TAG_RESTARTED = "zoobench.restarted_at"  # set on a sweep's runs that --restart 
 def sweep_runs(uri: str, results: Path, sweep: str) -> list[str]:
     """Run ids of ``sweep``'s parent run(s) in ``results`` and of their children (active
     runs only); [] when the store or the experiment does not exist yet."""
-    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+    file = store_template.sqlite_file(uri)
+    if file is not None and not file.exists():
         return []
     client = MlflowClient(tracking_uri=uri)
     experiment = client.get_experiment_by_name(EXPERIMENT)
