@@ -109,7 +109,7 @@ def cached_arrays(folder: Path | None, name: str, seed: int, options: dict[str, 
 
     if folder is None or not folder.is_dir():  # no cache, or not on this node
         return zoo.datasets.build_arrays(name, seed=seed, **options)
-    path = folder / f"{dataset_key(name, seed, options)}.npz"
+    path = _file(folder, name, seed, options)
     # A file is whole once it is there (a rename), so readers need no lock, only builders.
     arrays = _read_if_there(path)
     if arrays is not None:
@@ -121,6 +121,11 @@ def cached_arrays(folder: Path | None, name: str, seed: int, options: dict[str, 
             with contextlib.suppress(OSError):  # a full or read-only disk costs speed only
                 _write(arrays, path)
     return arrays
+
+
+def _file(folder: Path, name: str, seed: int, options: dict[str, Any]) -> Path:
+    """Where ``(name, seed, options)``'s arrays are kept in the cache ``folder``."""
+    return folder / f"{dataset_key(name, seed, options)}.npz"
 
 
 def _read_if_there(path: Path) -> Any:
@@ -141,7 +146,7 @@ def prebuild(folder: Path, datasets: Iterable[tuple[str, int, dict[str, Any]]]) 
 
     built = 0
     for name, seed, options in datasets:
-        path = folder / f"{dataset_key(name, seed, options)}.npz"
+        path = _file(folder, name, seed, options)
         with _building(path):
             if not path.exists():
                 _write(zoo.datasets.build_arrays(name, seed=seed, **options), path)
@@ -151,8 +156,8 @@ def prebuild(folder: Path, datasets: Iterable[tuple[str, int, dict[str, Any]]]) 
 
 @contextlib.contextmanager
 def _building(path: Path) -> Iterator[None]:
-    """Hold ``<key>.lock`` beside ``path`` while its arrays are read or built; nothing
-    held where the folder refuses a lock (the build then may happen twice, as before)."""
+    """Hold ``<key>.lock`` beside ``path`` while its arrays are built; nothing held where
+    the folder refuses a lock (the build then may happen twice, as before)."""
     try:
         handle = open(path.with_suffix(".lock"), "a")  # noqa: SIM115  (held to the end)
     except OSError:
