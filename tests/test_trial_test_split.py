@@ -4,6 +4,7 @@ real sweep on ``digits`` (no temporary folders left, selected epoch = best epoch
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import subprocess
@@ -227,6 +228,41 @@ def test_selected_model_is_an_mlflow_model_pyfunc_predicts(tmp_path):
     assert np.allclose(loaded.predict(x), model.predict(x, verbose=0), atol=1e-5)
     inputs = loaded.metadata.get_input_schema().inputs[0]
     assert inputs.shape == (-1, 16, 16, 3)
+
+
+def test_logging_a_model_skips_the_scan_of_installed_distributions(tmp_path):
+    """A worker's first model: MLflow does not map every installed distribution to its
+    modules (1.4 s) to check requirements that are the loaded versions; the model still
+    names them, and MLflow's check is back in place afterwards. In a fresh process: the
+    map is kept for the process once made."""
+    code = f"""
+import json
+import keras, mlflow, tensorflow as tf
+import mlflow.utils.environment as environment
+import mlflow.utils.requirements_utils as requirements
+from bench.run.trial.final import log_keras_model
+check = environment.warn_dependency_requirement_mismatches
+mlflow.set_tracking_uri("sqlite:///{tmp_path / 'mlflow.db'}")
+experiment = mlflow.create_experiment("x", artifact_location="{(tmp_path / 'art').as_uri()}")
+inputs = keras.Input((8, 8, 3))
+model = keras.Model(inputs, keras.layers.Conv2D(2, 1)(inputs))
+with mlflow.start_run(experiment_id=experiment):
+    info = log_keras_model(model)
+folder = mlflow.get_logged_model(info.model_id).artifact_location
+path = mlflow.artifacts.download_artifacts(artifact_uri=folder + "/requirements.txt")
+print(json.dumps({{
+    "scanned": requirements._MODULES_TO_PACKAGES is not None,
+    "check_back": environment.warn_dependency_requirement_mismatches is check,
+    "written": sorted(open(path).read().split()),
+    "loaded": sorted([f"keras=={{keras.__version__}}", f"mlflow=={{mlflow.__version__}}",
+                      f"tensorflow=={{tf.__version__}}"])}}))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert not seen["scanned"] and seen["check_back"]
+    assert seen["written"] == seen["loaded"]
 
 
 # ---- one real sweep on another dataset, in its own process and temporary folder

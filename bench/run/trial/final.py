@@ -10,11 +10,12 @@ predictions picture. A trial a scheduler stops never gets here: it was not selec
 
 from __future__ import annotations
 
+import contextlib
 import math
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -260,10 +261,33 @@ class _KerasFlavourKeepingFile:
     def save_model(self, path: str, **kwargs: Any) -> None:
         import mlflow.keras
 
-        mlflow.keras.save_model(path=path, **kwargs)
+        with _requirements_unchecked():
+            mlflow.keras.save_model(path=path, **kwargs)
         saved = sorted(Path(path).rglob("*.keras"))
         if self.keep is not None and len(saved) == 1:
             shutil.copyfile(saved[0], self.keep)
+
+
+@contextlib.contextmanager
+def _requirements_unchecked() -> Iterator[None]:
+    """Within: MLflow does not check a model's pip requirements against the installed
+    distributions. ``log_keras_model`` gives the versions this process has loaded, so the
+    check cannot find a mismatch; it maps every installed distribution to its modules
+    first (``packages_distributions``, a stat of each file every distribution installed:
+    1.4 s per worker on 2 cores, more on a cluster image), at every worker's first trial
+    end. Without MLflow's function (another version), nothing changes."""
+    import mlflow.utils.environment as environment
+
+    name = "warn_dependency_requirement_mismatches"
+    check = getattr(environment, name, None)
+    if check is None:
+        yield
+        return
+    setattr(environment, name, lambda requirements: None)
+    try:
+        yield
+    finally:
+        setattr(environment, name, check)
 
 
 def log_keras_model(model: Any, step: int = 0, keep: Path | None = None,
