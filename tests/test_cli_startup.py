@@ -149,3 +149,43 @@ def test_a_job_the_sweep_outlived_is_ended_with_the_child(tmp_path):
         time.sleep(0.1)
     assert not Path(f"/proc/{child}").exists()
     assert time.monotonic() - started < 30
+
+
+IDLE_WORKERS = """
+import os, time
+from bench.run.sweep import _init_ray
+import ray
+_init_ray(None)
+raylet = ray._private.worker._global_node.all_processes["raylet"][0].process.pid
+def idle():
+    found = 0
+    for entry in os.listdir("/proc"):
+        try:
+            stat = open(f"/proc/{entry}/stat").read()
+            args = open(f"/proc/{entry}/cmdline", "rb").read()
+        except (OSError, ValueError):
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == raylet and args.startswith(b"ray::IDLE"):
+            found += 1
+    return found
+time.sleep(4)  # prestarted workers register within 1-2 s
+print(idle())
+ray.shutdown()
+"""
+
+
+@pytest.mark.parametrize("setting", [None, "1"])
+def test_a_local_ray_starts_no_idle_workers_unless_the_user_asks(setting) -> None:
+    """Ray's workers prestarted for the first driver are never a trial's (Tune's actors
+    have a runtime_env of their own): zoobench's local Ray starts none; the user's own
+    ``RAY_prestart_worker_first_driver`` wins (then one a CPU)."""
+    env = {key: value for key, value in os.environ.items()
+           if key != "RAY_prestart_worker_first_driver"}
+    if setting is not None:
+        env["RAY_prestart_worker_first_driver"] = setting
+    out = subprocess.run([sys.executable, "-c", IDLE_WORKERS], capture_output=True,
+                         text=True, env={**env, "PYTHONPATH": str(ROOT)}, cwd=ROOT,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    idle = int(out.stdout.strip().splitlines()[-1])
+    assert idle == 0 if setting is None else idle >= 1
