@@ -424,3 +424,33 @@ def test_npz_missing_or_unreadable_file(tmp_path):
     bad.write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="bad.npz: cannot read"):
         zoo.datasets.load("npz", path=str(bad))
+
+
+@pytest.mark.parametrize(("name", "extra"), [
+    ("shapes", {}), ("shapes", {"labelled_fraction": 0.5, "labelled_per_batch": 2}),
+    ("digits", {"seed": 3}), ("moving_digits", {"target": "next_frame"}),
+])
+def test_dataset_info_says_what_load_splits_says_without_pipelines(name, extra, monkeypatch):
+    """The spec check's view of a dataset: ``load_splits``' info, built without a
+    ``tf.data`` pipeline (tracing them cost the check 0.27 s)."""
+    options = {**SMALL[name], **extra}
+    loaded = zoo.datasets.load_splits(name, **options).info
+    from zoo.datasets import loader
+
+    def no_pipeline(*args, **kwargs):
+        raise AssertionError("dataset_info built a pipeline")
+
+    monkeypatch.setattr(loader, "make_dataset", no_pipeline)
+    assert zoo.datasets.dataset_info(name, **options) == loaded
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"heigth": 8}, "no option 'heigth'; allowed options: .*height"),
+    ({"classes": 9}, "classes=9 is out of range; allowed 1..8"),
+    ({"labelled_fraction": 1.5}, r"labelled_fraction=1.5 must lie in \(0, 1\]"),
+    ({"labelled_per_batch": 2}, "labelled_per_batch=2 needs labelled_fraction"),
+])
+def test_dataset_info_refuses_what_load_splits_refuses(options, message):
+    for check in (zoo.datasets.load_splits, zoo.datasets.dataset_info):
+        with pytest.raises(ValueError, match=message):
+            check("shapes", **{**SMALL["shapes"], **options})

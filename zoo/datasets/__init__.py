@@ -19,7 +19,7 @@ this package registers every dataset.
 from zoo.datasets import digits, folder, moving_digits, npz, shapes  # noqa: F401  (registration)
 from zoo.datasets.arrays import SplitArrays
 from zoo.datasets.info import DatasetInfo
-from zoo.datasets.loader import Splits, build_arrays, load, load_splits
+from zoo.datasets.loader import Splits, build_arrays, dataset_info, load, load_splits
 from zoo.datasets.registry import (
     DATASETS,
     DatasetSpec,
@@ -35,6 +35,7 @@ __all__ = [
     "SplitArrays",
     "Splits",
     "build_arrays",
+    "dataset_info",
     "describe_dataset",
     "list_datasets",
     "load",

@@ -121,6 +121,52 @@ def load_splits(
         ValueError: unknown dataset or option, or a bad option value (one line,
             naming the dataset and the option).
     """
+    arrays, c = _checked_arrays(name, batch_size, seed, initial_epoch, arrays, options)
+    info = _info(name, arrays, c)
+    common = {"n_classes": arrays.n_classes, "batch_size": c.batch_size,
+              "drop_remainder": drop_remainder}
+    train_ds = make_dataset(
+        arrays.x_train, arrays.y_train,
+        weights=labelled_weights(info.train_size, c.fraction, c.seed) if c.weighted else None,
+        shuffle=c.batch_size is not None, augment=augment, seed=c.seed,
+        labelled_per_batch=c.per_batch, initial_epoch=c.initial_epoch, **common,
+    )
+    held_out = {
+        split: make_dataset(
+            getattr(arrays, f"x_{split}"), getattr(arrays, f"y_{split}"),
+            weights=labelled_weights(getattr(info, f"{split}_size"), 1.0, c.seed)
+            if c.weighted else None, **common)
+        for split in ("val", "test")
+    }
+    return Splits(train_ds, held_out["val"], held_out["test"], info)
+
+
+def dataset_info(name: str, *, seed: int = 0, **options: Any) -> DatasetInfo:
+    """What ``load_splits(name, seed=seed, **options)`` would say of the dataset (sizes,
+    shapes, classes, options), without building its pipelines: the same checks, the same
+    ``ValueError`` for a bad option. The arrays are built (a missing file fails here)."""
+    arrays, checked = _checked_arrays(name, None, seed, 0, None, options)
+    return _info(name, arrays, checked)
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """``load_splits``' arguments once checked; ``merged``: the dataset's options over its
+    defaults, without the common ones."""
+
+    batch_size: int | None
+    seed: int
+    initial_epoch: int
+    fraction: float
+    weighted: bool
+    per_batch: int
+    merged: dict[str, Any]
+
+
+def _checked_arrays(name: str, batch_size: int | None, seed: int, initial_epoch: int,
+                    arrays: SplitArrays | None, options: dict[str, Any]
+                    ) -> tuple[SplitArrays, _Checked]:
+    """``load_splits``' option checks, then its arrays (built unless given)."""
     spec, builder = DATASETS.get(name)
     unknown = sorted(set(options) - set(spec.options))
     if unknown:
@@ -148,26 +194,17 @@ def load_splits(
 
     if arrays is None:
         arrays = builder(seed=seed, **merged)
+    return arrays, _Checked(batch_size, seed, initial_epoch, fraction, weighted, per_batch,
+                            merged)
+
+
+def _info(name: str, arrays: SplitArrays, checked: _Checked) -> DatasetInfo:
+    """The ``DatasetInfo`` of ``arrays`` (logged once, as the dataset is loaded)."""
     sizes = {split: len(getattr(arrays, f"x_{split}")) for split in ("train", "val", "test")}
     log.info("dataset %s: %d train, %d val and %d test samples of shape %s, %d classes",
              name, sizes["train"], sizes["val"], sizes["test"], arrays.input_shape,
              arrays.n_classes)
-
-    common = {"n_classes": arrays.n_classes, "batch_size": batch_size,
-              "drop_remainder": drop_remainder}
-    train_ds = make_dataset(
-        arrays.x_train, arrays.y_train,
-        weights=labelled_weights(sizes["train"], fraction, seed) if weighted else None,
-        shuffle=batch_size is not None, augment=augment, seed=seed,
-        labelled_per_batch=per_batch, initial_epoch=initial_epoch, **common,
-    )
-    held_out = {
-        split: make_dataset(
-            getattr(arrays, f"x_{split}"), getattr(arrays, f"y_{split}"),
-            weights=labelled_weights(sizes[split], 1.0, seed) if weighted else None, **common)
-        for split in ("val", "test")
-    }
-    info = DatasetInfo(
+    return DatasetInfo(
         name=name,
         kind=arrays.kind,
         task=arrays.task,
@@ -177,7 +214,7 @@ def load_splits(
         train_size=sizes["train"],
         val_size=sizes["val"],
         test_size=sizes["test"],
-        labelled_fraction=fraction,
-        options={**merged, "labelled_fraction": fraction, "labelled_per_batch": per_batch},
+        labelled_fraction=checked.fraction,
+        options={**checked.merged, "labelled_fraction": checked.fraction,
+                 "labelled_per_batch": checked.per_batch},
     )
-    return Splits(train_ds, held_out["val"], held_out["test"], info)
