@@ -611,8 +611,8 @@ def write_part(results: Path, table: str, sweep: str, part: str, frame: pd.DataF
 
     path = part_path(results, table, sweep, part)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Columns chosen in the conversion: pandas' drop copies every block of a wide one-row
-    # frame (9 ms a trial end, more than the Parquet write).
+    # Columns chosen in the conversion: pandas' drop copied every block of the fragmented
+    # one-row trial frame (a quarter of a trial end's table write, py-spy, many_trials.py).
     arrow = pa.Table.from_pandas(frame, preserve_index=False,
                                  columns=[c for c in frame.columns if c != "sweep"])
     anchor = path.with_name(SCHEMA_PART)

@@ -121,21 +121,22 @@ def load_splits(
         ValueError: unknown dataset or option, or a bad option value (one line,
             naming the dataset and the option).
     """
-    arrays, c = _checked_arrays(name, batch_size, seed, initial_epoch, arrays, options)
-    info = _info(name, arrays, c)
-    common = {"n_classes": arrays.n_classes, "batch_size": c.batch_size,
+    arrays, checked = _checked_arrays(name, batch_size, seed, initial_epoch, arrays, options)
+    info = _info(name, arrays, checked)
+    common = {"n_classes": arrays.n_classes, "batch_size": checked.batch_size,
               "drop_remainder": drop_remainder}
     train_ds = make_dataset(
         arrays.x_train, arrays.y_train,
-        weights=labelled_weights(info.train_size, c.fraction, c.seed) if c.weighted else None,
-        shuffle=c.batch_size is not None, augment=augment, seed=c.seed,
-        labelled_per_batch=c.per_batch, initial_epoch=c.initial_epoch, **common,
+        weights=(labelled_weights(info.train_size, checked.fraction, checked.seed)
+                 if checked.weighted else None),
+        shuffle=checked.batch_size is not None, augment=augment, seed=checked.seed,
+        labelled_per_batch=checked.per_batch, initial_epoch=checked.initial_epoch, **common,
     )
     held_out = {
         split: make_dataset(
             getattr(arrays, f"x_{split}"), getattr(arrays, f"y_{split}"),
-            weights=labelled_weights(getattr(info, f"{split}_size"), 1.0, c.seed)
-            if c.weighted else None, **common)
+            weights=labelled_weights(getattr(info, f"{split}_size"), 1.0, checked.seed)
+            if checked.weighted else None, **common)
         for split in ("val", "test")
     }
     return Splits(train_ds, held_out["val"], held_out["test"], info)
