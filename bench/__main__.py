@@ -1,5 +1,5 @@
 """``python -m bench`` is the ``zoobench`` command."""
 
-from bench.cli import main
+from bench.cli import command_line
 
-raise SystemExit(main())
+raise SystemExit(command_line())

