@@ -85,7 +85,8 @@ def command_line() -> int:
 
     Then the process's objects are moved out of the garbage collector's reach
     (``gc.freeze``): the interpreter's last collections at exit walked every object MLflow,
-    SQLAlchemy and pandas made, 0.7 s of every command's end on 2 cores (0.1 s frozen).
+    SQLAlchemy and pandas made, 0.6-0.9 s of a sweep's end on 2 cores (a command that loads
+    less, such as ``leaderboard``, gains less).
     Nothing is left unwritten by it: zoobench closes its files as it goes, threads are
     joined and exit handlers (logging's, MLflow's, Ray's) run as before. Not in ``main``,
     which tests and notebooks call in a process that goes on.
