@@ -53,6 +53,7 @@ DRIVER = """
 import sys
 import bench.cli
 code = bench.cli.main(sys.argv[1:])
+print("local Ray running after the command:", sys.modules["ray"].is_initialized())
 print("tensorflow in the driver:", "tensorflow" in sys.modules)
 sys.exit(code)
 """
@@ -86,6 +87,8 @@ def test_a_sweep_checks_its_spec_in_a_child_and_its_driver_never_loads_tensorflo
                           timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().splitlines()[-1] == "tensorflow in the driver: False"
+    # The command ended the Ray it started itself (Ray's exit hook would sleep 0.5 s).
+    assert done.stdout.strip().splitlines()[-2] == "local Ray running after the command: False"
     # The child's warning, as load_spec words it, is the console's only line on stderr:
     # none of TensorFlow's start-up lines from the child, none of Ray's.
     assert done.stderr == ("zoobench: warning: lean.yaml: params.batch_size: 16 is larger "

@@ -6,9 +6,14 @@ import argparse
 import sys
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench.commands.base import command
 from bench.common.errors import TrialsFailedError
+
+if TYPE_CHECKING:
+    from bench.run.sweep import SweepOutcome
+    from bench.spec.model import SweepSpec
 
 
 @command("sweep", help="run a sweep of models x losses x hyperparameters (resumes by name)")
@@ -58,7 +63,12 @@ class Sweep:
         pending = check_process.PendingSpec(args.spec, args.name, args.verbose) \
             if check_process.worth_a_child() else None
         from bench.run.data_cache import prebuild
-        from bench.run.sweep import SweepOptions, run_sweep, start_ray_early, summary_lines
+        from bench.run.sweep import (
+            SweepOptions,
+            run_sweep,
+            start_ray_early,
+            stop_local_ray,
+        )
 
         options = SweepOptions(
             results=Path(args.results), tracking_uri=args.tracking_uri,
@@ -76,25 +86,36 @@ class Sweep:
                     spec = pending.result()  # a refused spec is said first, even then
                 # The child builds the first datasets into the sweep's cache, then ends.
                 outcome = run_sweep(spec, options, prebuild=partial(pending.then, prebuild))
-        print("\n".join(summary_lines(outcome)))
-        print(f"results: {Path(args.results).resolve()} (trials.parquet, history.parquet, "
-              f"leaderboard.parquet); MLflow: {outcome.tracking.uri}")
-        from bench.tracking.ui_links import ui_lines
+            try:
+                return _report(args, spec, outcome)
+            finally:
+                stop_local_ray(options)  # the Ray start_ray_early started, after the summary
+        return _report(args, spec, outcome)
 
-        print("\n".join(ui_lines(outcome.tracking)))
-        missing = outcome.mlflow_missing
-        if missing.runs:
-            uri = outcome.tracking.uri
-            print(f"zoobench: warning: MLflow at {uri} did not answer ({missing.error}); it "
-                  f"lacks data of {missing.runs} runs ({missing.epochs} epochs of metrics), "
-                  f"kept in {Path(args.results).resolve() / 'outbox' / spec.name}; send "
-                  f"them with: zoobench sync-mlflow --sweep {spec.name} --results "
-                  f"{args.results} --tracking-uri {uri}", file=sys.stderr)
-        if outcome.unfinished:
-            print(f"zoobench: interrupted with {outcome.unfinished} trials unfinished; run the "
-                  f"same command again to resume", file=sys.stderr)
-            return 130
-        if outcome.failed:
-            raise TrialsFailedError(f"{outcome.failed} of {len(outcome.trials)} trials failed "
-                               f"(see status and error in trials.parquet)")
-        return 0
+
+def _report(args: argparse.Namespace, spec: SweepSpec, outcome: SweepOutcome) -> int:
+    """The sweep's summary, where its results are, and its exit status (130: interrupted;
+    ``TrialsFailedError``: trials failed)."""
+    from bench.run.sweep import summary_lines
+    from bench.tracking.ui_links import ui_lines
+
+    print("\n".join(summary_lines(outcome)))
+    print(f"results: {Path(args.results).resolve()} (trials.parquet, history.parquet, "
+          f"leaderboard.parquet); MLflow: {outcome.tracking.uri}")
+    print("\n".join(ui_lines(outcome.tracking)))
+    missing = outcome.mlflow_missing
+    if missing.runs:
+        uri = outcome.tracking.uri
+        print(f"zoobench: warning: MLflow at {uri} did not answer ({missing.error}); it "
+              f"lacks data of {missing.runs} runs ({missing.epochs} epochs of metrics), "
+              f"kept in {Path(args.results).resolve() / 'outbox' / spec.name}; send "
+              f"them with: zoobench sync-mlflow --sweep {spec.name} --results "
+              f"{args.results} --tracking-uri {uri}", file=sys.stderr)
+    if outcome.unfinished:
+        print(f"zoobench: interrupted with {outcome.unfinished} trials unfinished; run the "
+              f"same command again to resume", file=sys.stderr)
+        return 130
+    if outcome.failed:
+        raise TrialsFailedError(f"{outcome.failed} of {len(outcome.trials)} trials failed "
+                                f"(see status and error in trials.parquet)")
+    return 0

@@ -175,6 +175,20 @@ def start_ray_early(options: SweepOptions) -> None:
     store_template.prepare(options.tracking_uri or tracking.default_tracking_uri(options.results))
 
 
+def stop_local_ray(options: SweepOptions) -> None:
+    """End the local Ray ``start_ray_early`` started, once the command has said its last.
+
+    Ray's own exit hook would end it too, but first sleeps 0.5 s so that workers' log
+    lines reach the console (``ray.shutdown(_exiting_interpreter=True)``); without
+    ``--verbose`` no worker line is sent to the console, and every trial has ended. With
+    ``--verbose`` or a cluster (``address``), nothing changes here.
+    """
+    import ray
+
+    if options.address is None and not options.verbose and ray.is_initialized():
+        ray.shutdown()
+
+
 def first_datasets(spec: SweepSpec) -> list[tuple[str, int, dict[str, Any]]]:
     """``(name, seed, options)`` of the datasets the sweep's first stage trains on, its
     seeds outermost (the tune stage's seeds under a protocol)."""
