@@ -13,25 +13,60 @@ DPI = 80
 TITLE_POINTS = 9
 
 
-def _picture(array: np.ndarray, task: str) -> tuple[np.ndarray, dict]:
-    """One (H, W, K) target or prediction as an image plus ``imshow`` keywords.
+#: Each panel's cell, in pixels: an image is scaled by a whole factor (nearest neighbour,
+#: as ``imshow(interpolation="nearest")``) to fit it, then centred; gaps between cells.
+PANEL_PX = 144
+GAP_PX = 8
+TITLE_PX = 18
 
-    K >= 2: class labels by argmax; K == 1: a binary mask for segmentation (threshold
-    0.5, as the metrics do) or the greyscale frame itself for next-frame prediction.
+
+def _picture(array: np.ndarray, task: str) -> tuple[np.ndarray, str, float | None, float | None]:
+    """One (H, W, K) target or prediction as ``(image, colour map, vmin, vmax)``.
+
+    K >= 2: class labels by argmax (``tab10`` over 0..9; indices past 9 take 9's colour);
+    K == 1: a binary mask for segmentation (threshold 0.5, as the metrics do) or the
+    greyscale frame itself for next-frame prediction.
     """
     if array.shape[-1] >= 2:
-        return array.argmax(-1), {"cmap": "tab10", "vmin": 0, "vmax": 9, "interpolation": "nearest"}
+        return array.argmax(-1), "tab10", 0.0, 9.0
     frame = array[..., 0]
     if task == "segmentation":
         frame = (frame >= 0.5).astype(np.float32)
-    return frame, {"cmap": "gray", "vmin": 0.0, "vmax": 1.0, "interpolation": "nearest"}
+    return frame, "gray", 0.0, 1.0
 
 
-def _input_picture(x: np.ndarray) -> tuple[np.ndarray, dict]:
-    """One (H, W, C) input: RGB as is, anything else its first channel in grey."""
+def _input_picture(x: np.ndarray) -> tuple[np.ndarray, str | None, float | None, float | None]:
+    """One (H, W, C) input: RGB as is (clipped to [0, 1]), anything else its first channel
+    in grey over its own range."""
     if x.shape[-1] == 3:
-        return np.clip(x, 0.0, 1.0), {}
-    return x[..., 0], {"cmap": "gray"}
+        return np.clip(x, 0.0, 1.0), None, None, None
+    return x[..., 0], "gray", None, None
+
+
+def _rgb(image: np.ndarray, cmap: str | None, vmin: float | None,
+         vmax: float | None) -> np.ndarray:
+    """(h, w) values through ``cmap`` on [vmin, vmax] (its own range when None; outside it
+    the end colours), or (h, w, 3) RGB as is: (h, w, 3) uint8."""
+    from matplotlib import colormaps
+    from matplotlib.colors import Normalize
+
+    if cmap is None:
+        return (np.asarray(image, dtype=np.float64) * 255).round().astype(np.uint8)
+    values = np.asarray(image, dtype=np.float64)
+    norm = Normalize(vmin=vmin, vmax=vmax, clip=True)
+    colours = colormaps[cmap](norm(values), bytes=True)  # NaN: the "bad" colour
+    return colours[..., :3]
+
+
+def _fit(rgb: np.ndarray, size: int = PANEL_PX) -> np.ndarray:
+    """``rgb`` (h, w, 3) scaled by a whole factor to fit a ``size`` square: repeated
+    pixels when small, every n-th pixel when large (nearest neighbour either way)."""
+    longest = max(rgb.shape[:2])
+    if longest > size:
+        step = -(-longest // size)
+        return rgb[::step, ::step]
+    factor = size // longest
+    return np.repeat(np.repeat(rgb, factor, axis=0), factor, axis=1)
 
 
 def save_predictions_png(
@@ -40,7 +75,9 @@ def save_predictions_png(
     """Write a grid of ``len(x)`` rows (input | ground truth | prediction [| |error|]).
 
     Next frames (``task="next_frame"``) show the latest input frame and a fourth panel,
-    the absolute error |truth - prediction| on [0, 1].
+    the absolute error |truth - prediction| on [0, 1]. The panels are composed as one
+    image and drawn without Axes (``Figure.figimage``): 0.03 s against 0.16-0.2 s for a
+    grid of ``imshow`` Axes, at every trial's end.
 
     Args:
         x: inputs, (N, H, W, C) or, for sequences, (N, T, H, W, C) (the last frame is shown).
@@ -51,7 +88,7 @@ def save_predictions_png(
     import matplotlib
 
     matplotlib.use("Agg")  # no display on workers
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     if x.ndim == 5:  # sequences: show the last frame
         x, y_true, y_pred = x[:, -1], y_true[:, -1], y_pred[:, -1]
@@ -60,22 +97,27 @@ def save_predictions_png(
         x = x[..., -1:]
     titles = ("input", "ground truth", "prediction") + (("absolute error",) if next_frame
                                                         else ())
-    rows = len(x)
-    fig, axes = plt.subplots(rows, len(titles), figsize=(2 * len(titles), 2 * rows),
-                             squeeze=False)
+    rows, cols = len(x), len(titles)
+    width = cols * PANEL_PX + (cols + 1) * GAP_PX
+    height = TITLE_PX + rows * (PANEL_PX + GAP_PX)
+    canvas = np.full((height, width, 3), 255, dtype=np.uint8)
     for i in range(rows):
         panels = [_input_picture(x[i]), _picture(y_true[i], task), _picture(y_pred[i], task)]
         if next_frame:
             error = np.abs(y_true[i][..., 0] - y_pred[i][..., 0])
-            panels.append((error, {"cmap": "magma", "vmin": 0.0, "vmax": 1.0,
-                                   "interpolation": "nearest"}))
-        for ax, title, (image, style) in zip(axes[i], titles, panels, strict=True):
-            ax.imshow(image, **style)
-            ax.set_axis_off()
-            if i == 0:
-                ax.set_title(title, fontsize=TITLE_POINTS)
-    fig.tight_layout()
+            panels.append((error, "magma", 0.0, 1.0))
+        for j, panel in enumerate(panels):
+            image = _fit(_rgb(*panel))
+            h, w = image.shape[:2]
+            top = TITLE_PX + i * (PANEL_PX + GAP_PX) + (PANEL_PX - h) // 2
+            left = GAP_PX + j * (PANEL_PX + GAP_PX) + (PANEL_PX - w) // 2
+            canvas[top:top + h, left:left + w] = image
+    fig = Figure(figsize=(width / DPI, height / DPI), dpi=DPI)
+    fig.figimage(canvas, origin="upper")
+    for j, title in enumerate(titles):
+        centre = GAP_PX + j * (PANEL_PX + GAP_PX) + PANEL_PX / 2
+        fig.text(centre / width, 1 - (TITLE_PX - 3) / height, title, ha="center",
+                 va="bottom", fontsize=TITLE_POINTS)
     path = Path(path)
     fig.savefig(path, dpi=DPI)
-    plt.close(fig)
     return path
