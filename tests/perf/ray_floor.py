@@ -79,11 +79,17 @@ class Worker:
         """One ``fit`` (``train`` images, ``epochs``); its first batch's time and each
         epoch's seconds."""
         import keras
+        import tensorflow as tf
 
         keras.backend.clear_session()
         keras.utils.set_random_seed(0)
         train_ds, val_ds, info = self.zoo.datasets.load("digits", batch_size=BATCH,
                                                         **{**DATA, "train": train})
+        # The trial's own data settings for 1 CPU (bench.run.trial.run.with_cpu_share).
+        options = tf.data.Options()
+        options.autotune.enabled = False
+        options.threading.private_threadpool_size = 1
+        train_ds, val_ds = train_ds.with_options(options), val_ds.with_options(options)
         height, width, channels = info.input_shape
         model, _, _ = self.zoo.get_model(model_name, height, width, channels, info.n_classes)
         model.compile(optimizer=keras.optimizers.Adam(1e-3),
