@@ -23,6 +23,12 @@ from bench.tracking.runs import TAG_DATASET, TrialRun
 _trials_entered = 0
 
 
+def trial_threads(cpu: float) -> int:
+    """The threads a trial of ``cpu`` CPUs runs on (at least 1): TensorFlow's ops and its
+    data pipelines alike."""
+    return max(1, int(cpu))
+
+
 def configure_tensorflow(cpu: float, gpu_memory_mb: int | None = None) -> None:
     """Threads = the trial's CPU share; each visible GPU capped at ``gpu_memory_mb``, or
     with memory growth on when there is no cap. Call before TF's first op.
@@ -34,7 +40,7 @@ def configure_tensorflow(cpu: float, gpu_memory_mb: int | None = None) -> None:
     """
     import tensorflow as tf
 
-    threads = max(1, int(cpu))
+    threads = trial_threads(cpu)
     try:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(min(threads, 2))
@@ -50,7 +56,7 @@ def configure_tensorflow(cpu: float, gpu_memory_mb: int | None = None) -> None:
 
 def with_cpu_share(datasets: tuple[Any, ...], cpu: float) -> tuple[Any, ...]:
     """``datasets`` (``tf.data``) set to run on the trial's CPU share: tf.data's autotuning
-    off, and their functions on a private pool of ``cpu`` threads (at least 1).
+    off, and their functions on a private pool of ``trial_threads(cpu)`` threads.
 
     Autotuning runs a model of each pipeline in a background thread of every iterator, and
     an iterator's end waits for that thread: a trial's ``fit`` returned 1.4-5 s after its
@@ -64,7 +70,7 @@ def with_cpu_share(datasets: tuple[Any, ...], cpu: float) -> tuple[Any, ...]:
 
     options = tf.data.Options()
     options.autotune.enabled = False
-    options.threading.private_threadpool_size = max(1, int(cpu))
+    options.threading.private_threadpool_size = trial_threads(cpu)
     return tuple(ds.with_options(options) for ds in datasets)
 
 
