@@ -17,18 +17,44 @@ store itself, as before.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
+import shutil
 import sqlite3
 import tempfile
 import threading
+import time
 from concurrent.futures import Future
 from pathlib import Path
 
 _SQLITE = "sqlite:///"
 _WAIT_S = 30.0  # at most, for a store being made (making one anew takes as long)
-_pending: dict[str, tuple[Future, tempfile.TemporaryDirectory]] = {}
+_pending: dict[str, tuple[Future, Path]] = {}
 _lock = threading.Lock()
+
+
+def _remove(scratch: Path) -> None:
+    """Delete a scratch folder, also while the thread making its store still writes there:
+    SQLite may add a journal file between rmtree's listing and its rmdir, and once the folder
+    is gone it can make none, so a few tries always end with the folder gone."""
+    for _ in range(20):
+        shutil.rmtree(scratch, ignore_errors=True)
+        if not scratch.exists():
+            return
+        time.sleep(0.01)
+
+
+def _remove_abandoned() -> None:
+    """At exit (a refused spec's command), the stores that no sweep installed."""
+    with _lock:
+        abandoned = [scratch for _, scratch in _pending.values()]
+        _pending.clear()
+    for scratch in abandoned:
+        _remove(scratch)
+
+
+atexit.register(_remove_abandoned)
 
 
 def sqlite_file(uri: str) -> Path | None:
@@ -43,11 +69,12 @@ def prepare(uri: str) -> bool:
     with _lock:
         if file is None or file.exists() or uri in _pending:
             return False
-        scratch = tempfile.TemporaryDirectory(prefix="zoobench-store-")
+        scratch = Path(tempfile.mkdtemp(prefix="zoobench-store-"))
         future: Future = Future()
         _pending[uri] = (future, scratch)
-    # A daemon: a refused spec's command exits without waiting for it.
-    threading.Thread(target=_make, args=(Path(scratch.name) / "mlflow.db", future),
+    # A daemon: a refused spec's command exits without waiting for it (``_remove_abandoned``
+    # deletes its folder; tempfile's own finaliser raised when a journal file appeared mid-way).
+    threading.Thread(target=_make, args=(scratch / "mlflow.db", future),
                      name="zoobench-store", daemon=True).start()
     return True
 
@@ -87,4 +114,4 @@ def install(uri: str) -> bool:
         partial.unlink(missing_ok=True)
         return False
     finally:
-        scratch.cleanup()
+        _remove(scratch)
