@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +21,9 @@ from typing import Any
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The session's own cache (bench.tracking.store_template keeps the MLflow store template
+# there), shared by its sweeps and their processes, never the user's ~/.cache.
+os.environ.setdefault("ZOOBENCH_CACHE_DIR", tempfile.mkdtemp(prefix="zoobench-test-cache-"))
 
 SMALL_SPEC = """\
 name: small

@@ -3,6 +3,7 @@ copied into place only where no store is, and equal to the store MLflow makes it
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import subprocess
 import sys
@@ -24,18 +25,90 @@ def _tables(file: Path) -> dict[str, list[tuple]]:
     return tables
 
 
-def test_the_prepared_store_is_the_one_mlflow_makes(tmp_path):
-    file = tmp_path / "results" / "mlflow.db"
+def _rows(file: Path) -> dict[str, list[tuple]]:
+    """Each table's rows, the experiments' creation and update times left out."""
+    with sqlite3.connect(file) as db:
+        names = [row[0] for row in db.execute(
+            "select name from sqlite_master where type = 'table' order by name")]
+        rows = {name: sorted(db.execute(f"select * from '{name}'").fetchall(), key=repr)
+                for name in names if name != "experiments"}
+        rows["experiments"] = db.execute(
+            "select experiment_id, name, artifact_location, lifecycle_stage, workspace "
+            "from experiments").fetchall()
+    return rows
+
+
+def _made(tmp_path: Path, name: str) -> Path:
+    """A store prepared and installed at ``tmp_path/name/mlflow.db``, then opened by MLflow."""
+    file = tmp_path / name / "mlflow.db"
     uri = f"sqlite:///{file}"
     assert store_template.prepare(uri)
     assert not file.parent.exists()  # made aside: a refused spec leaves no folder behind
     assert store_template.install(uri)
-    fresh = tmp_path / "fresh.db"
-    MlflowClient(tracking_uri=f"sqlite:///{fresh}").search_experiments()
-    assert _tables(file) == _tables(fresh)
     assert [e.name for e in MlflowClient(tracking_uri=uri).search_experiments()] == ["Default"]
     assert not list(file.parent.glob(".*zoobench-tmp"))
     assert not store_template.install(uri)  # used once
+    return file
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch) -> Path:
+    """An empty cache folder of this test's own, and the test run in ``tmp_path``."""
+    monkeypatch.setenv("ZOOBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path / "cache"
+
+
+def test_the_prepared_store_is_the_one_mlflow_makes(tmp_path, cache):
+    fresh = tmp_path / "fresh.db"
+    MlflowClient(tracking_uri=f"sqlite:///{fresh}").search_experiments()
+    made = _made(tmp_path, "made")  # by MLflow's migrations, then kept in the cache
+    template = store_template.template_file()
+    assert template.parent == cache and template.is_file()
+    copied = _made(tmp_path, "copied")  # a copy of the kept one
+    for file in (made, copied):
+        assert _tables(file) == _tables(fresh)
+        assert _rows(file) == _rows(fresh)  # the Default experiment's location: this folder
+    assert _tables(template) == _tables(fresh)
+    with sqlite3.connect(template) as db:
+        assert db.execute("select count(*) from experiments").fetchone() == (0,)
+    assert not list(cache.glob(".*"))  # nothing half-written left beside it
+
+
+def test_a_kept_store_is_copied_and_its_default_experiment_is_this_folders(tmp_path, cache):
+    _made(tmp_path, "first")
+    with sqlite3.connect(store_template.template_file()) as db:
+        db.execute("create table zoobench_marker (x)")  # to tell the copy from a new store
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    os.chdir(elsewhere)  # the fixture's monkeypatch.chdir puts the folder back
+    file = _made(tmp_path, "second")
+    with sqlite3.connect(file) as db:
+        assert db.execute("select name from sqlite_master where name = 'zoobench_marker'"
+                          ).fetchall() == [("zoobench_marker",)]
+    default = MlflowClient(tracking_uri=f"sqlite:///{file}").get_experiment("0")
+    assert default.artifact_location == str(elsewhere / "mlruns" / "0")
+
+
+@pytest.mark.parametrize("damage", [b"not a database", b""])
+def test_a_damaged_kept_store_is_made_anew_and_kept_again(tmp_path, cache, damage):
+    template = store_template.template_file()
+    cache.mkdir()
+    template.write_bytes(damage)
+    file = _made(tmp_path, "results")
+    with sqlite3.connect(template) as db:
+        assert db.execute("pragma quick_check").fetchall() == [("ok",)]
+        assert db.execute("select count(*) from experiments").fetchone() == (0,)
+    assert _tables(template) == _tables(file)
+
+
+def test_without_a_cache_folder_the_store_is_still_made(tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("ZOOBENCH_CACHE_DIR", str(blocker / "cache"))  # cannot be made
+    _made(tmp_path, "results")
+    assert not store_template.template_file().exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "results"]
 
 
 def test_a_store_that_exists_is_never_replaced(tmp_path):
@@ -90,14 +163,17 @@ print(scratch)
 @pytest.mark.parametrize(("file", "after_s"), [("mlflow.db-journal", 0.0), ("mlflow.db", 0.2)])
 def test_an_exit_while_the_store_is_made_leaves_no_folder_and_no_traceback(
         tmp_path, file, after_s):
+    cache = tmp_path / "cache"  # empty: the store is made by MLflow's migrations, then kept
     done = subprocess.run([sys.executable, "-c", _EXIT_MID_WAY, str(tmp_path / "mlflow.db"),
-                           file, str(after_s)], capture_output=True, text=True, timeout=120)
+                           file, str(after_s)], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "ZOOBENCH_CACHE_DIR": str(cache)})
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
     scratch = Path(done.stdout.strip())
     assert scratch.name.startswith("zoobench-store-")
     assert not scratch.exists()
     assert not (tmp_path / "mlflow.db").exists()
+    assert not list(cache.glob(".*"))  # nor a half-written cache file
 
 
 _JOURNAL = """

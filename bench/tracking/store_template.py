@@ -1,20 +1,27 @@
 """A new SQLite tracking store made ahead of time, while the spec is still being checked.
 
 MLflow makes a new SQLite store by running every schema migration since its first one:
-1.4 s on 2 cores (MLflow 3.17), paid by every sweep in a new results folder, after its
-spec was accepted and before its first trial. ``zoobench sweep`` checks the spec in a
-child process (``bench.spec.check_process``) and the driver only waits meanwhile, so
+1.4-1.8 s of CPU on 2 cores (MLflow 3.17), paid by every sweep in a new results folder,
+after its spec was accepted and before its first trial. ``zoobench sweep`` checks the spec
+in a child process (``bench.spec.check_process``) and the driver only waits meanwhile, so
 ``prepare`` makes the store then, in a background thread, in a temporary folder (a
 refused spec must leave no results folder behind), and ``install`` copies it into place
 when the sweep starts its tracking (``bench.tracking.runs.start_sweep``, under the
 store's lock) if no store is there yet.
 
-The copy is the store MLflow would have made: the same tables, the migrations stamped,
-its ``Default`` experiment (whose artifact location MLflow resolves against the working
-folder, the same process's). Anything that goes wrong here only means MLflow makes the
+The migrations' result is the same for every store of one MLflow version, so it is kept
+between sweeps (``template_file``: in ``$ZOOBENCH_CACHE_DIR``, else ``$XDG_CACHE_HOME/zoobench``
+or ``~/.cache/zoobench``, one file per MLflow version) and later stores are a copy of it:
+on 2 cores the machine is busy with the spec's check and Ray's start, and the migrations'
+CPU held the first trial back by 1.2-1.4 s. The kept file has no experiment in it: MLflow
+makes its ``Default`` experiment itself when it opens the copy (in the same thread, in this
+process, as for a store it made: its artifact location is resolved against this process's
+working folder).
+
+The copy is the store MLflow would have made: the same tables, the migrations stamped.
+Anything that goes wrong here (no cache folder, a damaged file) only means MLflow makes the
 store itself, as before.
 """
-
 from __future__ import annotations
 
 import atexit
@@ -31,7 +38,17 @@ from pathlib import Path
 _SQLITE = "sqlite:///"
 _WAIT_S = 30.0  # at most, for a store being made (making one anew takes as long)
 _pending: dict[str, tuple[Future, Path]] = {}
+_partials: set[Path] = set()  # cache files being written (removed at exit if unfinished)
 _lock = threading.Lock()
+
+
+def template_file() -> Path:
+    """Where this MLflow version's migrated, empty store is kept between sweeps."""
+    from mlflow.version import VERSION
+
+    root = os.environ.get("ZOOBENCH_CACHE_DIR") or Path(
+        os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "zoobench"
+    return Path(root) / f"mlflow-{VERSION}-store.db"
 
 
 def _remove(scratch: Path) -> None:
@@ -50,8 +67,11 @@ def _remove_abandoned() -> None:
     with _lock:
         abandoned = [scratch for _, scratch in _pending.values()]
         _pending.clear()
+        partials = list(_partials)
     for scratch in abandoned:
         _remove(scratch)
+    for partial in partials:
+        partial.unlink(missing_ok=True)
 
 
 atexit.register(_remove_abandoned)
@@ -83,10 +103,60 @@ def _make(file: Path, future: Future) -> None:
     try:
         from mlflow.tracking import MlflowClient
 
+        template = template_file()
+        copied = _copy_template(template, file)
+        # Makes the store (the migrations), or the copy's Default experiment; either way
+        # MLflow's and SQLAlchemy's first use (~1 s on 2 cores) is paid here, not by the sweep.
         MlflowClient(tracking_uri=f"{_SQLITE}{file}").search_experiments(max_results=1)
+        if not copied:
+            _keep(file, template)
         future.set_result(file)
     except BaseException as error:  # noqa: BLE001  (told to install, which gives up)
         future.set_exception(error)
+
+
+def _copy_template(template: Path, file: Path) -> bool:
+    """Copy the kept store to ``file``; False (nothing copied) when there is none or it is
+    not sound: damaged, not stamped once, or holding an experiment."""
+    if not template.is_file():
+        return False
+    try:
+        with contextlib.closing(sqlite3.connect(f"{template.as_uri()}?mode=ro",
+                                                uri=True)) as source:
+            sound = (source.execute("pragma quick_check").fetchall() == [("ok",)]
+                     and source.execute("select count(*) from alembic_version").fetchone()
+                     == (1,)
+                     and source.execute("select count(*) from experiments").fetchone() == (0,))
+            if sound:
+                with contextlib.closing(sqlite3.connect(file)) as target:
+                    source.backup(target)
+        return sound
+    except sqlite3.Error:  # not a database, a missing table: made anew and kept again
+        file.unlink(missing_ok=True)
+        return False
+
+
+def _keep(made: Path, template: Path) -> None:
+    """Keep the store MLflow just made, without its experiments, as ``template`` (best
+    effort: written aside and renamed, so a reader never sees half a file)."""
+    partial = template.with_name(f".{template.name}.{os.getpid()}.tmp")
+    with _lock:
+        _partials.add(partial)
+    try:
+        template.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.closing(sqlite3.connect(made)) as source, \
+                contextlib.closing(sqlite3.connect(partial)) as target:
+            source.backup(target)
+            target.execute("delete from experiment_tags")
+            target.execute("delete from experiments")  # the Default one, this folder's
+            target.commit()
+        os.replace(partial, template)
+    except (OSError, sqlite3.Error):  # a read-only home: every store is made, as before
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
+    finally:
+        with _lock:
+            _partials.discard(partial)
 
 
 def install(uri: str) -> bool:
