@@ -6,6 +6,7 @@ reuse its Ray instance; other test files (leaderboard, report) read its results.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import signal
@@ -23,7 +24,9 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # The session's own cache (bench.tracking.store_template keeps the MLflow store template
 # there), shared by its sweeps and their processes, never the user's ~/.cache.
-os.environ.setdefault("ZOOBENCH_CACHE_DIR", tempfile.mkdtemp(prefix="zoobench-test-cache-"))
+if "ZOOBENCH_CACHE_DIR" not in os.environ:
+    os.environ["ZOOBENCH_CACHE_DIR"] = tempfile.mkdtemp(prefix="zoobench-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["ZOOBENCH_CACHE_DIR"], ignore_errors=True)
 
 SMALL_SPEC = """\
 name: small
