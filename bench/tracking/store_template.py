@@ -22,6 +22,7 @@ The copy is the store MLflow would have made: the same tables, the migrations st
 Anything that goes wrong here (no cache folder, a damaged file) only means MLflow makes the
 store itself, as before.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -54,10 +55,11 @@ def template_file() -> Path:
 def _remove(scratch: Path) -> None:
     """Delete a scratch folder, also while the thread making its store still writes there:
     SQLite may add a journal file between rmtree's listing and its rmdir, and once the folder
-    is gone it can make none, so a few tries always end with the folder gone."""
-    for _ in range(20):
+    is gone it can make none, so a few tries end with the folder gone (5 s at most)."""
+    give_up = time.monotonic() + 5.0
+    while True:
         shutil.rmtree(scratch, ignore_errors=True)
-        if not scratch.exists():
+        if not scratch.exists() or time.monotonic() > give_up:
             return
         time.sleep(0.01)
 
@@ -71,7 +73,8 @@ def _remove_abandoned() -> None:
     for scratch in abandoned:
         _remove(scratch)
     for partial in partials:
-        partial.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
 
 
 atexit.register(_remove_abandoned)
