@@ -139,6 +139,20 @@ def _copy_template(template: Path, file: Path) -> bool:
         return False
 
 
+def _backup(source: Path, partial: Path, target: Path, *edits: str) -> None:
+    """Copy the SQLite database ``source`` to ``target`` through ``partial`` beside it,
+    renamed into place (a reader never sees half a file), after running ``edits`` on the
+    copy. SQLite's backup copies a consistent database whatever its journal mode."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.closing(sqlite3.connect(source)) as origin, \
+            contextlib.closing(sqlite3.connect(partial)) as copy:
+        origin.backup(copy)
+        for edit in edits:
+            copy.execute(edit)
+        copy.commit()
+    os.replace(partial, target)
+
+
 def _keep(made: Path, template: Path) -> None:
     """Keep the store MLflow just made, without its experiments, as ``template`` (best
     effort: written aside and renamed, so a reader never sees half a file)."""
@@ -146,14 +160,9 @@ def _keep(made: Path, template: Path) -> None:
     with _lock:
         _partials.add(partial)
     try:
-        template.parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.closing(sqlite3.connect(made)) as source, \
-                contextlib.closing(sqlite3.connect(partial)) as target:
-            source.backup(target)
-            target.execute("delete from experiment_tags")
-            target.execute("delete from experiments")  # the Default one, this folder's
-            target.commit()
-        os.replace(partial, template)
+        # The Default experiment goes: MLflow makes it for the folder that opens a copy.
+        _backup(made, partial, template, "delete from experiment_tags",
+                "delete from experiments")
     except (OSError, sqlite3.Error):  # a read-only home: every store is made, as before
         with contextlib.suppress(OSError):
             partial.unlink(missing_ok=True)
@@ -175,13 +184,7 @@ def install(uri: str) -> bool:
     try:
         if file.exists():
             return False
-        made = future.result(timeout=_WAIT_S)
-        file.parent.mkdir(parents=True, exist_ok=True)
-        # SQLite's backup copies a consistent database whatever its journal mode.
-        with contextlib.closing(sqlite3.connect(made)) as source, \
-                contextlib.closing(sqlite3.connect(partial)) as target:
-            source.backup(target)
-        os.replace(partial, file)
+        _backup(future.result(timeout=_WAIT_S), partial, file)
         return True
     except Exception:  # noqa: BLE001  (MLflow makes the store itself, as without a template)
         partial.unlink(missing_ok=True)
