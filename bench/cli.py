@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from bench.common.errors import TrialsFailedError, UsageError
-from bench.common.quiet import import_tensorflow_quietly
+from bench.common.tensorflow_import import import_tensorflow
 
 
 class _Parser(argparse.ArgumentParser):
@@ -53,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``zoobench`` with ``argv`` (default: ``sys.argv[1:]``); the exit status.
 
     Without ``--verbose``, TensorFlow's native start-up lines are kept off the console
-    (``import_tensorflow_quietly``), and its C++ log level is 2 here and in Ray's workers
+    (``bench.common.tensorflow_import``), and its C++ log level is 2 here and in Ray's workers
     (``bench.run.sweep`` passes the variable on).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -65,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not verbose and command in TENSORFLOW_COMMANDS and not asks_help:
         # A failed import is the command's to report, where it needs TensorFlow.
         with contextlib.suppress(ImportError):
-            import_tensorflow_quietly()
+            import_tensorflow(quiet=True)
     try:
         args = build_parser().parse_args(argv)
         return int(args._run(args))

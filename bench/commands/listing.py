@@ -175,9 +175,9 @@ def _catalog_with_plugins(modules: Sequence[str]) -> Catalog:
 
     if not modules and not entry_points(group=ENTRY_POINT_GROUP):
         return zoo_catalog()
-    from bench.common.quiet import import_tensorflow_quietly
+    from bench.common.tensorflow_import import import_tensorflow
 
-    import_tensorflow_quietly()
+    import_tensorflow(quiet=True)
     import_plugins(modules, "--plugin")
     return live_catalog()
 

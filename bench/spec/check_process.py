@@ -96,12 +96,11 @@ def _check(path: str | Path | None, name: str | None,
            verbose: bool) -> tuple[SweepSpec | None, str | None, int]:
     """In the child: ``(spec, None, pid)``, or ``(None, message, pid)`` for a refused spec
     (the message travels as text: a ``SpecError``'s problems need not survive pickling)."""
-    from bench.common.quiet import import_tensorflow_quietly
+    from bench.common.tensorflow_import import import_tensorflow
     from bench.spec.model import load_spec
 
-    if not verbose:
-        with contextlib.suppress(ImportError):  # load_spec reports it where it is needed
-            import_tensorflow_quietly()
+    with contextlib.suppress(ImportError):  # load_spec reports it where it is needed
+        import_tensorflow(quiet=not verbose)
     try:
         return load_spec(path, name), None, os.getpid()
     except UsageError as error:

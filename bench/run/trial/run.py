@@ -38,6 +38,9 @@ def configure_tensorflow(cpu: float, gpu_memory_mb: int | None = None) -> None:
     TensorFlow is already initialised (a reused worker keeps the settings of its first
     trial, made with the same resources).
     """
+    from bench.common.tensorflow_import import import_tensorflow
+
+    import_tensorflow()  # a worker's first: without Keras' integrations, which no trial uses
     import tensorflow as tf
 
     threads = trial_threads(cpu)
