@@ -108,3 +108,14 @@ state(message=message)
     assert failed["message"] == "no tensorflow here"
     assert failed["blocked"] == []
     assert "stderr is back" in failed["stderr"]
+
+
+def test_the_whole_keras_setting_reaches_the_workers(monkeypatch) -> None:
+    from bench.run.sweep import worker_variables
+
+    monkeypatch.delenv("ZOOBENCH_KERAS_INTEGRATIONS", raising=False)
+    assert "ZOOBENCH_KERAS_INTEGRATIONS" not in worker_variables()
+    monkeypatch.setenv("ZOOBENCH_KERAS_INTEGRATIONS", "1")
+    variables = worker_variables()
+    assert variables["ZOOBENCH_KERAS_INTEGRATIONS"] == "1"
+    assert variables["TUNE_FUNCTION_THREAD_TIMEOUT_S"]  # the others are still there

@@ -111,6 +111,24 @@ def _context(spec: SweepSpec, track: tracking.Tracking,
     )
 
 
+def worker_variables() -> dict[str, str]:
+    """The environment variables the sweep's Ray workers get (on a cluster through the job's
+    ``runtime_env``, locally through this process's environment)."""
+    from bench.common.tensorflow_import import WHOLE_KERAS_VARIABLE
+
+    variables = {
+        # Keep TensorFlow's start-up chatter out of Tune's progress output.
+        "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
+        # A warm worker (reuse_workers) waits this long for its last trial's thread to end
+        # (MLflow's last calls) before taking the next trial; Tune's 2 s default would fail
+        # the next trial when a server is slow.
+        "TUNE_FUNCTION_THREAD_TIMEOUT_S": os.environ.get("TUNE_FUNCTION_THREAD_TIMEOUT_S",
+                                                         "60")}
+    if WHOLE_KERAS_VARIABLE in os.environ:  # a plugin needs Keras' integrations in trials
+        variables[WHOLE_KERAS_VARIABLE] = os.environ[WHOLE_KERAS_VARIABLE]
+    return variables
+
+
 def _init_ray(address: str | None, verbose: bool = False,
               plugins: tuple[str, ...] = ()) -> None:
     import ray
@@ -119,15 +137,7 @@ def _init_ray(address: str | None, verbose: bool = False,
 
     if ray.is_initialized():
         return
-    # Workers inherit the driver's environment; keep TensorFlow's start-up chatter out of
-    # Tune's progress output.
-    env: dict[str, Any] = {
-        "env_vars": {"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
-                     # A warm worker (reuse_workers) waits this long for its last trial's
-                     # thread to end (MLflow's last calls) before taking the next trial;
-                     # Tune's 2 s default would fail the next trial when a server is slow.
-                     "TUNE_FUNCTION_THREAD_TIMEOUT_S": os.environ.get(
-                         "TUNE_FUNCTION_THREAD_TIMEOUT_S", "60")}}
+    env: dict[str, Any] = {"env_vars": worker_variables()}
     # On a cluster, workers start from their node's environment, not the driver's: the
     # spec's plugin modules that are the user's own code travel with the job.
     shipped = modules_to_ship(plugins) if address else []
