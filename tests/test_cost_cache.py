@@ -1,11 +1,15 @@
 """Cost measured once per architecture x input (bench.run.trial.cost_cache): a second trial of
 the same model, options, input shape and batch reads the first one's figures; another input
-shape is measured again."""
+shape is measured again; trials ending together measure once, the others waiting only
+after their own work."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
+import threading
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -13,7 +17,13 @@ import keras
 
 from bench.run import data_cache
 from bench.run.trial.cost import COST_COLUMNS, measure_cost
-from bench.run.trial.cost_cache import COST_FOLDER, cached_cost, cost_key, trial_cost_cached
+from bench.run.trial.cost_cache import (
+    COST_FOLDER,
+    cached_cost,
+    cost_key,
+    cost_or_later,
+    trial_cost_cached,
+)
 
 
 def _conv_model(height: int, width: int) -> keras.Model:
@@ -92,7 +102,75 @@ def test_failed_measurement_is_not_stored_and_no_cache_measures_every_time(tmp_p
 
     for _ in range(2):
         assert math.isnan(cached_cost(cache, "k", failed)["flops"])
-    assert len(calls) == 2 and not (cache / COST_FOLDER).exists()
+    assert len(calls) == 2 and not list((cache / COST_FOLDER).glob("*.json"))
     figures = {"flops": 1.0}
     for folder in (None, tmp_path / "absent"):
         assert cached_cost(folder, "k", lambda: figures) == figures
+
+
+FIGURES = {"flops": 10.0, "latency_ms": 2.0}
+
+
+def _held(cache: Path, key: str):
+    """The key's lock as another trial holds it while measuring (a file of its own)."""
+    (cache / COST_FOLDER).mkdir(exist_ok=True)
+    handle = open(cache / COST_FOLDER / f"{key}.lock", "a")  # noqa: SIM115
+    fcntl.flock(handle, fcntl.LOCK_EX)
+    return handle
+
+
+def test_a_trial_ending_beside_the_measuring_one_reads_its_figures_after_its_own_work(tmp_path):
+    cache = data_cache.open_cache(tmp_path, "s")
+    calls: list[str] = []
+    holder = _held(cache, "k")
+    later = cost_or_later(cache, "k", lambda: calls.append("measured") or FIGURES)
+    assert calls == []  # nothing measured yet: the other trial is at it
+
+    def other_trial_finishes() -> None:
+        time.sleep(0.3)
+        (cache / COST_FOLDER / "k.json").write_text(json.dumps(FIGURES))
+        holder.close()  # stored, then the lock is dropped
+
+    thread = threading.Thread(target=other_trial_finishes)
+    thread.start()
+    figures = later()  # waits for the lock, then reads
+    thread.join()
+    assert calls == []
+    assert {k: v for k, v in figures.items() if k != "cost_seconds"} == FIGURES
+    assert 0.2 < figures["cost_seconds"] < 10  # what this trial spent on it: the wait
+
+
+def test_a_measurement_that_stored_nothing_is_made_by_the_waiting_trial(tmp_path):
+    cache = data_cache.open_cache(tmp_path, "s")
+    calls: list[str] = []
+    holder = _held(cache, "k")
+    later = cost_or_later(cache, "k", lambda: calls.append("measured") or FIGURES)
+    holder.close()  # the measuring trial failed (NaN figures are not stored)
+    assert later()["flops"] == 10.0 and calls == ["measured"]
+    assert json.loads((cache / COST_FOLDER / "k.json").read_text()) == FIGURES
+
+
+def test_trials_ending_together_measure_once(tmp_path):
+    cache = data_cache.open_cache(tmp_path, "s")
+    calls: list[int] = []
+    start = threading.Barrier(4)
+    results: list[dict[str, float]] = []
+
+    def measure() -> dict[str, float]:
+        calls.append(1)
+        time.sleep(0.3)  # long enough for every other trial to find the lock held
+        return FIGURES
+
+    def trial() -> None:
+        start.wait()
+        later = cost_or_later(cache, "k", measure)
+        results.append(later())
+
+    threads = [threading.Thread(target=trial) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(calls) == 1
+    assert len(results) == 4
+    assert all({k: v for k, v in r.items() if k != "cost_seconds"} == FIGURES for r in results)

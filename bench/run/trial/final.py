@@ -24,7 +24,7 @@ import numpy as np
 from bench.common.names import CASES_FILE, PREDICTIONS_PNG
 from bench.run.trial.cases import case_frame, case_means, predict_cases, write_cases
 from bench.run.trial.cost import forward_function
-from bench.run.trial.cost_cache import trial_cost_cached
+from bench.run.trial.cost_cache import trial_cost_later
 from bench.run.trial.rollout import rollout_metrics
 from bench.run.trial.state import TrialState, mlflow_epoch_metrics
 
@@ -73,9 +73,12 @@ def test_selected(trial: TrialState, model: Any, folder: Path) -> dict[str, Any]
     # Next frames: PSNR n steps ahead, predictions fed back (test_psnr_step_k).
     model_name, model_options = trial.context.models[trial.config["model"]]
     metrics.update(rollout_metrics(model, model_name, model_options, trial.info, trial.test_ds))
-    metrics.update(trial_cost_cached(trial, model, forward))  # once per architecture x input
+    # Once per architecture x input: measured here, read, or (another trial measuring it
+    # now) read after this trial has logged its model meanwhile.
+    cost = trial_cost_later(trial, model, forward)
     metrics["selected_epoch"] = selected
     model_id = log_selected_model(trial, model, folder, selected, predict)
+    metrics.update(cost())
     log_final_metrics(trial, metrics, selected, model_id)
     metrics["final_seconds"] = time.perf_counter() - start
     return metrics
