@@ -23,6 +23,11 @@ No design built on these parts can do better than these figures on the same mach
 are what the goals of issue 12 (efficiency >= 0.85, first step <= 15 s) are held against.
 
     python tests/perf/ray_floor.py [--ray [--preload] | --tune | --processes] [--quick]
+        [--lean-import]
+
+``--lean-import``: the workers import TensorFlow as zoobench's trial workers do, without
+the modules Keras imports for its optional integrations (``bench.common.tensorflow_import``),
+to tell that saving apart from the rest of zoobench's share.
 
 ``--quick``: the trainings of ``sweep_throughput.py --quick`` (testnet and unet_shallow x
 categorical_crossentropy, 128 training images, 2 epochs).
@@ -47,6 +52,7 @@ LOSSES = ("categorical_crossentropy", "dice")
 DATA = {"height": 32, "width": 32, "train": 384, "val": 128, "seed": 0}
 EPOCHS = 3
 BATCH = 32
+LEAN_VARIABLE = "RAY_FLOOR_LEAN_IMPORT"  # set by --lean-import; the workers inherit it
 # sweep_throughput.py --quick's trainings: (models, losses, training images, epochs).
 QUICK = (("testnet", "unet_shallow"), ("categorical_crossentropy",), 128, 2)
 
@@ -58,6 +64,10 @@ class Worker:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         if str(ROOT) not in sys.path:  # a warm Tune actor builds one Worker per trial
             sys.path.insert(0, str(ROOT))
+        if os.environ.get(LEAN_VARIABLE) == "1":  # --lean-import: as zoobench's workers do
+            from bench.common.tensorflow_import import import_tensorflow
+
+            import_tensorflow()
         import tensorflow as tf
 
         import zoo
@@ -221,7 +231,12 @@ def main() -> None:
                         help="with Ray: its prestarted workers import TensorFlow as it starts")
     parser.add_argument("--quick", action="store_true",
                         help="sweep_throughput.py --quick's four trainings")
+    parser.add_argument("--lean-import", action="store_true",
+                        help="workers import TensorFlow as zoobench's do, without Keras' "
+                             "integrations (bench.common.tensorflow_import)")
     args = parser.parse_args()
+    if args.lean_import:
+        os.environ[LEAN_VARIABLE] = "1"
     models, losses, train, epochs = QUICK if args.quick else (MODELS, LOSSES, DATA["train"],
                                                               EPOCHS)
     trainings = [(model, loss, train, epochs) for model in models for loss in losses]

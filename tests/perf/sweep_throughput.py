@@ -31,6 +31,10 @@ trial started), each trial's set-up steps (``setup_process_s``, ``setup_data_s``
 median per trial and as slot-seconds (the sum over trials / slots: what it adds to the wall
 when the slots are full).
 
+``--floor-lean-import``: the floor's workers import TensorFlow as zoobench's do (without
+Keras' scikit-learn, pyplot and IPython integrations: ``ray_floor.py --lean-import``), to
+tell that saving apart from the rest of zoobench's share.
+
 ``--quick``: 2 models x 1 loss, 2 epochs, 128 training images. ``--reuse-workers`` /
 ``--fresh-workers``: this checkout's run has ``reuse_workers: true`` / ``false`` (warm workers
 are the default since the leak fix; the baseline's spec is left as it is, so an older
@@ -152,12 +156,14 @@ def run_checkout(checkout: Path, spec: Path, results: Path, slots: int
     return figures, zoobench_share(trials, history, start, wall, slots)
 
 
-def run_floor(kind: str = "tune", quick: bool = False) -> dict[str, float]:
+def run_floor(kind: str = "tune", quick: bool = False,
+              lean_import: bool = False) -> dict[str, float]:
     """``ray_floor.py --<kind>``'s figures (its ``<kind>: key value, ...`` line), its wall
     and first step measured as a sweep's are: from its launch, the wall to its exit."""
     launched = time.time()
     done = subprocess.run([sys.executable, str(Path(__file__).with_name("ray_floor.py")),
-                           f"--{kind}", *(["--quick"] if quick else [])],
+                           f"--{kind}", *(["--quick"] if quick else []),
+                           *(["--lean-import"] if lean_import else [])],
                           env={**os.environ, "PYTHONPATH": str(ROOT),
                                "RAY_FLOOR_LAUNCHED_AT": repr(launched)},
                           capture_output=True, text=True)
@@ -184,6 +190,9 @@ def main() -> None:
                         help="also run ray_floor.py --tune and print the figures against it")
     parser.add_argument("--floor-kind", choices=("tune", "ray", "processes"), default="tune",
                         help="which floor --floor runs (default: bare Tune)")
+    parser.add_argument("--floor-lean-import", action="store_true",
+                        help="the floor's workers import TensorFlow as zoobench's do "
+                             "(ray_floor.py --lean-import)")
     args = parser.parse_args()
     print(f"load average before: {os.getloadavg()}, cores: {os.cpu_count()}")
     runs, shares = {}, {}
@@ -199,7 +208,7 @@ def main() -> None:
             print(f"{label}: " + ", ".join(f"{k} {v:.3g}" for k, v in runs[label].items()),
                   flush=True)
     if args.floor:
-        runs["floor"] = run_floor(args.floor_kind, args.quick)
+        runs["floor"] = run_floor(args.floor_kind, args.quick, args.floor_lean_import)
         print("floor: " + ", ".join(f"{k} {v:.3g}" for k, v in runs["floor"].items()),
               flush=True)
     print(f"load average after: {os.getloadavg()}")
