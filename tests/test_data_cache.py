@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.common.file_lock import file_lock
 from bench.run import data_cache
 
 OPTIONS = {"height": 16, "width": 16, "train": 24, "val": 8, "test": 8, "digit_size": 8}
@@ -87,14 +88,14 @@ def test_a_trial_waits_for_the_key_being_built_and_reads_it(tmp_path: Path, monk
     holding = threading.Event()
 
     def another_trial_builds() -> None:
-        with data_cache._building(path):
+        with file_lock(path.with_suffix(".lock")):  # as the building trial holds it
             holding.set()
             time.sleep(1.0)
             data_cache._write(fresh, path)
 
     builder = threading.Thread(target=another_trial_builds)
     builder.start()
-    holding.wait()
+    assert holding.wait(60)  # (a builder that failed to start must not hang the suite)
     arrays = data_cache.cached_arrays(folder, "digits", 2, OPTIONS)
     builder.join()
     assert builds == []  # it waited for the other build and read its file

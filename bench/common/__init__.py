@@ -3,7 +3,8 @@
 Modules: ``errors`` (what the CLI turns into exit codes), ``names`` (checkpoint files, end
 reasons, table columns), ``cells`` (dataset x model x loss labels), ``zoo_catalog`` (the
 zoo's built-in entries, read without TensorFlow), ``quiet`` (start-up logs kept
-off the console), ``tensorflow_import`` (TensorFlow imported lean and quietly)."""
+off the console), ``tensorflow_import`` (TensorFlow imported lean and quietly),
+``file_lock`` (a ``flock`` beside the work it guards)."""
 
 from __future__ import annotations
 

@@ -25,17 +25,18 @@ changed ``folder`` dataset is never read stale by a later run.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from bench.common.file_lock import file_lock
 
 CACHE_DIR = ".cache"  # under the results folder: <results>/.cache/datasets/<sweep>
 _META = "__meta__"
@@ -114,7 +115,7 @@ def cached_arrays(folder: Path | None, name: str, seed: int, options: dict[str, 
     arrays = _read_if_there(path)
     if arrays is not None:
         return arrays
-    with _building(path):
+    with file_lock(path.with_suffix(".lock")):
         arrays = _read_if_there(path)  # built while this trial waited
         if arrays is None:
             arrays = zoo.datasets.build_arrays(name, seed=seed, **options)
@@ -147,23 +148,8 @@ def prebuild(folder: Path, datasets: Iterable[tuple[str, int, dict[str, Any]]]) 
     built = 0
     for name, seed, options in datasets:
         path = _file(folder, name, seed, options)
-        with _building(path):
+        with file_lock(path.with_suffix(".lock")):
             if not path.exists():
                 _write(zoo.datasets.build_arrays(name, seed=seed, **options), path)
                 built += 1
     return built
-
-
-@contextlib.contextmanager
-def _building(path: Path) -> Iterator[None]:
-    """Hold ``<key>.lock`` beside ``path`` while its arrays are built; nothing held where
-    the folder refuses a lock (the build then may happen twice, as before)."""
-    try:
-        handle = open(path.with_suffix(".lock"), "a")  # noqa: SIM115  (held to the end)
-    except OSError:
-        yield
-        return
-    with handle:
-        with contextlib.suppress(OSError):
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        yield  # closing the file drops the lock

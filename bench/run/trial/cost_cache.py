@@ -25,17 +25,17 @@ data shape, so the same allocations up to the allocator's noise.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import math
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from bench.common.file_lock import file_lock
 from bench.run.trial.state import TrialState
 
 COST_FOLDER = "cost"  # under the sweep run's data cache folder
@@ -81,14 +81,14 @@ def cost_or_later(folder: Path | None, key: str,
     stored = _read(path, start)
     if stored is not None:
         return lambda: stored
-    with _lock(path, wait=False) as held:
+    with file_lock(path.with_suffix(".lock"), wait=False) as held:
         if held is not False:  # held, or a folder that refuses locks: measure here
             figures = _read(path, start) or _measure(path, measure)
             return lambda: figures
 
     def later() -> dict[str, float]:
         waited = time.perf_counter()
-        with _lock(path, wait=True):
+        with file_lock(path.with_suffix(".lock")):
             return _read(path, waited) or _measure(path, measure)
 
     return later
@@ -113,29 +113,6 @@ def _measure(path: Path, measure: Callable[[], dict[str, float]]) -> dict[str, f
         with contextlib.suppress(OSError):  # a full disk costs the next trial time, no more
             _write(path, figures)
     return figures
-
-
-@contextlib.contextmanager
-def _lock(path: Path, wait: bool) -> Iterator[bool | None]:
-    """Hold ``<key>.lock`` beside ``path`` within; yields True when held, False when
-    another process holds it (``wait=False`` only), None where the folder refuses a lock
-    (nothing held: trials then measure side by side)."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(path.with_suffix(".lock"), "a")  # noqa: SIM115  (held to the end)
-    except OSError:
-        yield None
-        return
-    with handle:  # closing the file drops the lock
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        except OSError:
-            yield None
-            return
-        yield True
 
 
 def _write(path: Path, figures: dict[str, float]) -> None:
