@@ -5,8 +5,8 @@ and (``quiet``) without its native start-up lines.
 use if it is installed: scikit-learn for ``keras.wrappers`` (which pulls SciPy's stats),
 ``matplotlib.pyplot`` for ``keras.visualization``, IPython to tell whether a file editor
 runs in a notebook. MLflow installs scikit-learn and matplotlib, so on a zoobench
-machine they are always there, and they were a third of TensorFlow's import on 2 cores
-(4.1-4.5 s with them, 2.8 s without; ``tests/perf/tensorflow_import.py``), paid by the
+machine they are always there: 1.25 s of TensorFlow's 4.3 s import on 2 cores (``python
+-X importtime``; 0.72-0.87x the time without them, ``tests/perf/tensorflow_import.py``), paid by the
 spec check's child and by every trial worker's start. None of them is used there: the
 trials draw their pictures with ``matplotlib.figure``, not pyplot. So zoobench's
 processes import TensorFlow with those modules kept out for the length of the import:
