@@ -185,3 +185,26 @@ def test_tune_keeps_statistics_only_of_the_numbers_it_acts_on(small_sweep, table
     row = tables["trials"].iloc[0]
     for column in ("val_loss", "test_mean_iou", "flops", "setup_process_s", "best_epoch"):
         assert math.isfinite(row[column]), column
+
+
+def test_trial_folders_hold_no_tune_logger_files(small_sweep, tables):
+    """Tune's own result.json, progress.csv, params and TensorBoard files are left out
+    (bench.run.tune_files): the snapshots copy the trial folders every time, and the tables
+    hold every number. The trials' checkpoints are still there, and Tune still knows each
+    trial's last result (its ResultGrid reads the snapshot, not those files)."""
+    from ray.tune import ExperimentAnalysis
+
+    from bench.run.tune_files import VARIABLE
+
+    experiment = small_sweep.results / "ray" / "small"
+    folders = [p for p in experiment.iterdir() if p.is_dir()]
+    assert len(folders) == len(tables["trials"]) == 2
+    for folder in folders:
+        names = {p.name for p in folder.iterdir()}
+        assert not names & {"result.json", "progress.csv", "params.json", "params.pkl"}
+        assert not any(name.startswith("events.out.tfevents") for name in names)
+        assert any(name.startswith("checkpoint_") for name in names)
+    analysis = ExperimentAnalysis(str(experiment))
+    ends = {trial.trial_id: trial.last_result["end_reason"] for trial in analysis.trials}
+    assert ends == dict.fromkeys(tables["trials"]["trial_id"], "completed")
+    assert VARIABLE not in os.environ  # put back after the sweep

@@ -28,7 +28,7 @@ from bench.common.errors import UsageError
 from bench.common.quiet import quiet_start_up_logs
 from bench.common.versions import versions
 from bench.results import records
-from bench.run import data_cache, interrupted, progress
+from bench.run import data_cache, interrupted, progress, tune_files
 from bench.run.attempts import MACHINERY_ALLOWANCE, Attempts, trial_attempts
 from bench.run.live_tables import LiveTables
 from bench.run.trial import SweepContext, train_trial
@@ -484,7 +484,8 @@ def _run_locked(spec: SweepSpec, options: SweepOptions, results: Path,
     tables = _Tables([], [], [])
     try:
         with tempfile.TemporaryDirectory(prefix="zoobench-png-") as scratch, \
-                progress.tune_output(results, spec.name, options.verbose):
+                progress.tune_output(results, spec.name, options.verbose), \
+                tune_files.without_tune_files():
             if spec.protocol is None:
                 _run_stage(_plain_stage(spec), options, context, results, track,
                            Path(scratch), tables)
