@@ -12,7 +12,8 @@ warm workers. Two runs, each in a process of its own (its own local Ray):
 Printed for each: the wall (process start to end), the driver's CPU per finished trial
 over the first and the last 100 finished trials (``time.process_time`` of the driver at
 each trial's end; a tenth of N each when N < 300), the driver's resident memory at those
-two points, and for zoobench the time its table callback takes per trial end
+two points, every window's CPU per trial in order (``cpu_by_window_ms``), and for
+zoobench the time its table callback takes per trial end
 (``LiveTables.trial_ended``: median and mean). Then zoobench / tune for wall and the
 last-100 CPU, and zoobench's last / first CPU ratio (goal: at most 1.5).
 
@@ -173,8 +174,13 @@ def _driver_figures(ends: Ends, n: int) -> dict:
         return {"ends_seen": len(ends.cpu)}
     first = (ends.cpu[window] - ends.cpu[0]) / window
     last = (ends.cpu[-1] - ends.cpu[-1 - window]) / window
+    # Every window's CPU per trial in order: growth through the sweep, told apart from a
+    # first or last window that is cheap or dear on its own.
+    series = [(ends.cpu[i + window] - ends.cpu[i]) / window * 1e3
+              for i in range(0, len(ends.cpu) - window, window)]
     return {"window": window, "cpu_first_ms": first * 1e3, "cpu_last_ms": last * 1e3,
             "cpu_last_over_first": last / first if first else float("nan"),
+            "cpu_by_window_ms": " ".join(f"{ms:.0f}" for ms in series),
             "rss_first_mb": ends.rss[window], "rss_last_mb": ends.rss[-1],
             "driver_cpu_s": ends.cpu[-1]}
 
