@@ -14,31 +14,51 @@ ANALYSIS_LOG = "ray.tune.analysis.experiment_analysis"
 MISSING = "Failed to fetch metrics for 2 trial(s):\n- t1: FileNotFoundError(...)"
 
 
-def test_left_out_within_the_block_and_put_back_after(monkeypatch, caplog):
+class _Kept(logging.Handler):
+    """Keeps the messages that reach it. On the logger itself, not the root's (pytest's
+    caplog): once Ray is imported its ``ray`` logger does not propagate."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@pytest.fixture
+def analysis_log():
+    logger, kept = logging.getLogger(ANALYSIS_LOG), _Kept()
+    level = logger.level
+    logger.addHandler(kept)
+    logger.setLevel(logging.WARNING)
+    yield logger, kept.messages
+    logger.removeHandler(kept)
+    logger.setLevel(level)
+
+
+def test_left_out_within_the_block_and_put_back_after(monkeypatch, analysis_log):
+    logger, messages = analysis_log
     monkeypatch.delenv(VARIABLE, raising=False)
     with without_tune_files() as left_out:
         assert left_out is True
         assert os.environ[VARIABLE] == "1"
-        with caplog.at_level(logging.WARNING, logger=ANALYSIS_LOG):
-            logging.getLogger(ANALYSIS_LOG).warning(MISSING)
-            logging.getLogger(ANALYSIS_LOG).warning("another warning")
-    messages = [record.getMessage() for record in caplog.records]
+        logger.warning(MISSING)
+        logger.warning("another warning")
     assert messages == ["another warning"]  # only Tune's missing-files warning is dropped
     assert VARIABLE not in os.environ
-    caplog.clear()
-    with caplog.at_level(logging.WARNING, logger=ANALYSIS_LOG):
-        logging.getLogger(ANALYSIS_LOG).warning(MISSING)  # after the block: Tune's own
-    assert [record.getMessage() for record in caplog.records] == [MISSING]
+    logger.warning(MISSING)  # after the block: Tune's own again
+    assert messages == ["another warning", MISSING]
 
 
 @pytest.mark.parametrize("setting", ["0", "1"])
-def test_the_users_setting_wins(monkeypatch, caplog, setting):
+def test_the_users_setting_wins(monkeypatch, analysis_log, setting):
+    logger, messages = analysis_log
     monkeypatch.setenv(VARIABLE, setting)
     with without_tune_files() as left_out:
         assert left_out is (setting == "1")
         assert os.environ[VARIABLE] == setting
-        with caplog.at_level(logging.WARNING, logger=ANALYSIS_LOG):
-            logging.getLogger(ANALYSIS_LOG).warning(MISSING)
+        logger.warning(MISSING)
     assert os.environ[VARIABLE] == setting
     # Tune's files are written when the user asked for them: its warning then means something
-    assert len(caplog.records) == (1 if setting == "0" else 0)
+    assert messages == ([MISSING] if setting == "0" else [])
