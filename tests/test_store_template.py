@@ -206,3 +206,34 @@ def test_a_folder_written_to_while_it_is_removed_is_removed(tmp_path):
             assert writer.wait(timeout=30) == 0
         finally:
             writer.kill()
+
+
+# What MLflow logs from the thread making an abandoned store, once its folder is gone at exit
+# (a failed open, its traceback), must not follow the command's last line (a refused spec's
+# error); with no store being made, MLflow's logging is left alone.
+_ABANDONED = """
+import logging, sys, tempfile
+from concurrent.futures import Future
+from pathlib import Path
+import mlflow  # configures its loggers, as in a sweep's driver
+from bench.tracking import store_template
+future = Future()
+if sys.argv[1] == "done":
+    future.set_result(None)
+scratch = Path(tempfile.mkdtemp(prefix="zoobench-store-"))
+store_template._pending["sqlite:///x.db"] = (future, scratch)
+store_template._remove_abandoned()
+assert not scratch.exists()
+logging.getLogger("mlflow.store.db.utils").error("SQLAlchemy database error. (Background)")
+print("zoobench: error: the last line", file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("store", ["being_made", "done"])
+def test_an_abandoned_store_being_made_logs_nothing_after_the_command(store):
+    done = subprocess.run([sys.executable, "-c", _ABANDONED, store], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    logged = "SQLAlchemy database error" in done.stderr
+    assert logged is (store == "done")
+    assert done.stderr.strip().splitlines()[-1] == "zoobench: error: the last line"

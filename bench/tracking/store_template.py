@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import logging
 import os
 import shutil
 import sqlite3
@@ -65,12 +66,19 @@ def _remove(scratch: Path) -> None:
 
 
 def _remove_abandoned() -> None:
-    """At exit (a refused spec's command), the stores that no sweep installed."""
+    """At exit (a refused spec's command), the stores that no sweep installed.
+
+    A store still being made fails once its folder is gone, and MLflow logs that failure
+    (with its traceback) after the command's own last line. This process logs nothing
+    through MLflow after its command has returned, so MLflow's logging is turned off first.
+    """
     with _lock:
-        abandoned = [scratch for _, scratch in _pending.values()]
+        abandoned = list(_pending.values())
         _pending.clear()
         partials = list(_partials)
-    for scratch in abandoned:
+    if any(not future.done() for future, _ in abandoned):
+        logging.getLogger("mlflow").setLevel(logging.CRITICAL + 1)  # and its modules' loggers
+    for _, scratch in abandoned:
         _remove(scratch)
     for partial in partials:
         with contextlib.suppress(OSError):
