@@ -4,7 +4,8 @@ Modules: ``errors`` (what the CLI turns into exit codes), ``names`` (checkpoint 
 reasons, table columns), ``cells`` (dataset x model x loss labels), ``zoo_catalog`` (the
 zoo's built-in entries, read without TensorFlow), ``quiet`` (start-up logs kept
 off the console), ``tensorflow_import`` (TensorFlow imported lean and quietly),
-``file_lock`` (a ``flock`` beside the work it guards)."""
+``file_lock`` (a ``flock`` beside the work it guards), ``environment`` (a variable set
+for a block, then put back)."""
 
 from __future__ import annotations
 

@@ -29,6 +29,8 @@ from typing import Any, TextIO
 
 from ray.tune import Callback, CLIReporter
 
+from bench.common.environment import variable_set
+
 _CLEAR = "\r\033[K"  # back to the line's start and clear it (the terminal's summary line)
 
 
@@ -304,8 +306,6 @@ def tune_output(results: Path, sweep: str, verbose: bool) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    saved_env = os.environ.get("RAY_AIR_NEW_OUTPUT")
-    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
     saved = []
     for name in _RAY_LOGGERS:
         logger = logging.getLogger(name)
@@ -314,13 +314,10 @@ def tune_output(results: Path, sweep: str, verbose: bool) -> Iterator[None]:
         logger.propagate = False
         logger.setLevel(logging.INFO)
     try:
-        yield
+        with variable_set("RAY_AIR_NEW_OUTPUT", "0"):
+            yield
     finally:
         for logger, propagate, level in saved:
             logger.removeHandler(handler)
             logger.propagate, logger.level = propagate, level
         handler.close()
-        if saved_env is None:
-            os.environ.pop("RAY_AIR_NEW_OUTPUT", None)
-        else:
-            os.environ["RAY_AIR_NEW_OUTPUT"] = saved_env

@@ -20,9 +20,10 @@ folders then.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+from bench.common.environment import variable_set
 
 VARIABLE = "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"
 
@@ -45,16 +46,12 @@ def without_tune_files() -> Iterator[bool]:
     True when they are left out. Tune reads the variable in ``fit``, for a new and a
     restored experiment alike. The variable is put back after the block, so a notebook's
     own Tune runs keep Tune's defaults."""
-    saved = os.environ.get(VARIABLE)
-    if saved is None:
-        os.environ[VARIABLE] = "1"
-    left_out = os.environ[VARIABLE] == "1"
     analysis_log = logging.getLogger("ray.tune.analysis.experiment_analysis")
-    if left_out:
-        analysis_log.addFilter(_FILTER)
-    try:
-        yield left_out
-    finally:
-        analysis_log.removeFilter(_FILTER)
-        if saved is None:
-            os.environ.pop(VARIABLE, None)
+    with variable_set(VARIABLE, "1", override=False) as value:
+        left_out = value == "1"
+        if left_out:
+            analysis_log.addFilter(_FILTER)
+        try:
+            yield left_out
+        finally:
+            analysis_log.removeFilter(_FILTER)
