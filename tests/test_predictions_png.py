@@ -75,3 +75,26 @@ def test_a_large_or_narrow_image_fits_its_cell_centred(tmp_path):
     assert (bottom - top + 1, right - left + 1) == (120, 18)
     assert abs((top + bottom) / 2 - PANEL_PX / 2) <= 1
     assert abs((left + right) / 2 - PANEL_PX / 2) <= 1
+
+
+def test_each_title_is_inked_over_its_own_column_and_drawn_once(tmp_path):
+    from bench.results.predictions import _title_strip
+
+    rows = np.zeros((2, 8, 8, 3))
+    first = save_predictions_png(rows[..., :1], rows, rows, "segmentation", tmp_path / "a.png")
+    second = save_predictions_png(rows[:1, ..., :1], rows[:1], rows[:1], "segmentation",
+                                  tmp_path / "b.png")
+    strips = [np.asarray(Image.open(p).convert("RGB"))[:TITLE_PX] for p in (first, second)]
+    assert (strips[0] == strips[1]).all()  # the same strip whatever the rows
+    assert _title_strip.cache_info().currsize >= 1
+    ink = strips[0].min(axis=2) < 128  # (TITLE_PX, width): dark pixels
+    for col in range(3):
+        left = GAP_PX + col * (PANEL_PX + GAP_PX)
+        inside = ink[:, left:left + PANEL_PX]
+        assert inside.any(), f"title {col} is missing"
+        columns = np.flatnonzero(inside.any(axis=0))
+        centre = (columns.min() + columns.max()) / 2
+        assert abs(centre - PANEL_PX / 2) <= 2, f"title {col} is not centred: {centre}"
+    gaps = [ink[:, GAP_PX + col * (PANEL_PX + GAP_PX) - GAP_PX:GAP_PX + col * (PANEL_PX + GAP_PX)]
+            for col in range(4)]
+    assert not any(gap.any() for gap in gaps)  # no title spills into the gaps

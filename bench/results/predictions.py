@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -76,8 +77,10 @@ def save_predictions_png(
 
     Next frames (``task="next_frame"``) show the latest input frame and a fourth panel,
     the absolute error |truth - prediction| on [0, 1]. The panels are composed as one
-    image and drawn without Axes (``Figure.figimage``): 0.03 s against 0.16-0.2 s for a
-    grid of ``imshow`` Axes, at every trial's end.
+    image under a strip of titles that matplotlib draws once per process
+    (``_title_strip``), and Pillow writes the PNG: 0.01 s at every trial's end, against
+    0.1 s for drawing the whole picture as a figure and 0.16-0.2 s for a grid of
+    ``imshow`` Axes; the pixels are the figure's.
 
     Args:
         x: inputs, (N, H, W, C) or, for sequences, (N, T, H, W, C) (the last frame is shown).
@@ -85,10 +88,7 @@ def save_predictions_png(
         task: ``segmentation`` or ``next_frame`` (how K == 1 outputs are drawn).
         path: where the PNG goes.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display on workers
-    from matplotlib.figure import Figure
+    from PIL import Image
 
     if x.ndim == 5:  # sequences: show the last frame
         x, y_true, y_pred = x[:, -1], y_true[:, -1], y_pred[:, -1]
@@ -101,6 +101,7 @@ def save_predictions_png(
     width = cols * PANEL_PX + (cols + 1) * GAP_PX
     height = TITLE_PX + rows * (PANEL_PX + GAP_PX)
     canvas = np.full((height, width, 3), 255, dtype=np.uint8)
+    canvas[:TITLE_PX] = _title_strip(titles)
     for i in range(rows):
         panels = [_input_picture(x[i]), _picture(y_true[i], task), _picture(y_pred[i], task)]
         if next_frame:
@@ -112,12 +113,30 @@ def save_predictions_png(
             top = TITLE_PX + i * (PANEL_PX + GAP_PX) + (PANEL_PX - h) // 2
             left = GAP_PX + j * (PANEL_PX + GAP_PX) + (PANEL_PX - w) // 2
             canvas[top:top + h, left:left + w] = image
-    fig = Figure(figsize=(width / DPI, height / DPI), dpi=DPI)
-    fig.figimage(canvas, origin="upper")
+    path = Path(path)
+    Image.fromarray(canvas).save(path, format="PNG", dpi=(DPI, DPI))
+    return path
+
+
+@lru_cache(maxsize=4)
+def _title_strip(titles: tuple[str, ...]) -> np.ndarray:
+    """The (TITLE_PX, width, 3) uint8 strip of ``titles``, each centred over its column,
+    in dark ink on white: drawn by matplotlib (its font, at ``TITLE_POINTS``) once per
+    process and set of titles, then reused for every picture."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on workers
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    width = len(titles) * PANEL_PX + (len(titles) + 1) * GAP_PX
+    fig = Figure(figsize=(width / DPI, TITLE_PX / DPI), dpi=DPI)
+    canvas = FigureCanvasAgg(fig)
     for j, title in enumerate(titles):
         centre = GAP_PX + j * (PANEL_PX + GAP_PX) + PANEL_PX / 2
-        fig.text(centre / width, 1 - (TITLE_PX - 3) / height, title, ha="center",
-                 va="bottom", fontsize=TITLE_POINTS)
-    path = Path(path)
-    fig.savefig(path, dpi=DPI)
-    return path
+        fig.text(centre / width, 3 / TITLE_PX, title, ha="center", va="bottom",
+                 fontsize=TITLE_POINTS)
+    canvas.draw()
+    strip = np.asarray(canvas.buffer_rgba())[..., :3].copy()
+    strip.flags.writeable = False  # shared by every call: nobody may draw on it
+    return strip
