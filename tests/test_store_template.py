@@ -216,7 +216,9 @@ import logging, sys, tempfile
 from concurrent.futures import Future
 from pathlib import Path
 import mlflow  # configures its loggers, as in a sweep's driver
+from bench.common.quiet import quiet_start_up_logs
 from bench.tracking import store_template
+quiet_start_up_logs(local_ray=True)  # as the sweep's driver: a level of their own
 future = Future()
 if sys.argv[1] == "done":
     future.set_result(None)
@@ -225,6 +227,7 @@ store_template._pending["sqlite:///x.db"] = (future, scratch)
 store_template._remove_abandoned()
 assert not scratch.exists()
 logging.getLogger("mlflow.store.db.utils").error("SQLAlchemy database error. (Background)")
+logging.getLogger("alembic.runtime.migration").error("SQLAlchemy database error. (Background)")
 print("zoobench: error: the last line", file=sys.stderr)
 """
 

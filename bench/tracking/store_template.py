@@ -70,19 +70,30 @@ def _remove_abandoned() -> None:
 
     A store still being made fails once its folder is gone, and MLflow logs that failure
     (with its traceback) after the command's own last line. This process logs nothing
-    through MLflow after its command has returned, so MLflow's logging is turned off first.
+    through MLflow, Alembic or SQLAlchemy after its command has returned, so their loggers
+    are turned off first.
     """
     with _lock:
         abandoned = list(_pending.values())
         _pending.clear()
         partials = list(_partials)
     if any(not future.done() for future, _ in abandoned):
-        logging.getLogger("mlflow").setLevel(logging.CRITICAL + 1)  # and its modules' loggers
+        _silence(("mlflow", "alembic", "sqlalchemy"))
     for _, scratch in abandoned:
         _remove(scratch)
     for partial in partials:
         with contextlib.suppress(OSError):
             partial.unlink(missing_ok=True)
+
+
+def _silence(prefixes: tuple[str, ...]) -> None:
+    """Every logger named ``prefix`` or below it logs nothing from now on. A parent's level
+    alone is not enough: a module's logger with a level of its own (``quiet`` sets
+    ``mlflow.store.db.utils`` to ERROR) passes its records on to the parent's handlers."""
+    names = [name for name in list(logging.Logger.manager.loggerDict)
+             if name.startswith(tuple(f"{prefix}." for prefix in prefixes))]
+    for name in (*prefixes, *names):
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
 
 
 atexit.register(_remove_abandoned)
