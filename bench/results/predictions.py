@@ -97,8 +97,7 @@ def save_predictions_png(
         x = x[..., -1:]
     titles = ("input", "ground truth", "prediction") + (("absolute error",) if next_frame
                                                         else ())
-    rows, cols = len(x), len(titles)
-    width = cols * PANEL_PX + (cols + 1) * GAP_PX
+    rows, width = len(x), _grid_width(len(titles))
     height = TITLE_PX + rows * (PANEL_PX + GAP_PX)
     canvas = np.full((height, width, 3), 255, dtype=np.uint8)
     canvas[:TITLE_PX] = _title_strip(titles)
@@ -118,6 +117,11 @@ def save_predictions_png(
     return path
 
 
+def _grid_width(cols: int) -> int:
+    """Pixels across a picture of ``cols`` panels: the panels and a gap around each."""
+    return cols * PANEL_PX + (cols + 1) * GAP_PX
+
+
 @lru_cache(maxsize=4)
 def _title_strip(titles: tuple[str, ...]) -> np.ndarray:
     """The (TITLE_PX, width, 3) uint8 strip of ``titles``, each centred over its column,
@@ -129,7 +133,7 @@ def _title_strip(titles: tuple[str, ...]) -> np.ndarray:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    width = len(titles) * PANEL_PX + (len(titles) + 1) * GAP_PX
+    width = _grid_width(len(titles))
     fig = Figure(figsize=(width / DPI, TITLE_PX / DPI), dpi=DPI)
     canvas = FigureCanvasAgg(fig)
     for j, title in enumerate(titles):
