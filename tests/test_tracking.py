@@ -111,3 +111,24 @@ print(run.run_id, "IPython" in sys.modules)
                                           "mlflow.source.name", "zoobench.trial_id")} == {
         "mlflow.parentRunId": track.parent_run_id, "mlflow.user": getpass.getuser(),
         "mlflow.source.name": "zoobench sweep s", "zoobench.trial_id": "t_00000"}
+
+
+def test_trial_run_ids_are_searched_only_when_a_trial_never_reported_its_run(tmp_path):
+    """The sweep's end reads every trial run of the sweep only to name the run of a trial
+    that failed before its first report; when every trial reported its run's id, it makes
+    no search (one query that loads every run, per stage)."""
+    from bench.results.records import TrialOutcome
+    from bench.run.sweep import _trial_run_ids
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    track = tracking.start_sweep(uri, tmp_path / "results", "smoke", "epochs: 1\n", {})
+    made = MlflowClient(uri).create_run(track.experiment_id, tags={
+        "mlflow.parentRunId": track.parent_run_id, tracking.TAG_SWEEP: "smoke",
+        tracking.TAG_TRIAL: "t1", tracking.TAG_ROLE: "trial"}).info.run_id
+
+    def outcome(trial_id: str, metrics: dict) -> TrialOutcome:
+        return TrialOutcome(trial_id, {}, metrics, [], None, None)
+
+    reported = outcome("t0", {"mlflow_run_id": "run-of-t0"})
+    assert _trial_run_ids(track, "smoke", [reported]) == {}  # t1's run is not read
+    assert _trial_run_ids(track, "smoke", [reported, outcome("t1", {})]) == {"t1": made}

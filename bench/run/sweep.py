@@ -349,7 +349,7 @@ def _run_stage(stage: Stage, options: SweepOptions, context: SweepContext, resul
             png_paths[outcome.trial_id] = relative.as_posix()
     trials, history = records.trial_rows(
         outcomes, stage.spec, versions=versions(),
-        run_ids=_trial_run_ids(track, stage.spec.name),
+        run_ids=_trial_run_ids(track, stage.spec.name, outcomes),
         experiment_id=track.experiment_id, png_paths=png_paths,
     )
     tables.trials.append(trials)
@@ -359,8 +359,13 @@ def _run_stage(stage: Stage, options: SweepOptions, context: SweepContext, resul
     return trials
 
 
-def _trial_run_ids(track: tracking.Tracking, sweep: str) -> dict[str, str]:
-    """``tracking.trial_run_ids``, or {} when the server does not answer (outboxes know)."""
+def _trial_run_ids(track: tracking.Tracking, sweep: str,
+                   outcomes: list[records.TrialOutcome]) -> dict[str, str]:
+    """``tracking.trial_run_ids`` when a trial never reported its run's id (it failed
+    first), else {} (no search: one query that reads every run of the sweep); {} too when
+    the server does not answer (outboxes know)."""
+    if all(outcome.metrics.get("mlflow_run_id") for outcome in outcomes):
+        return {}
     try:
         return tracking.trial_run_ids(track, sweep)
     except Exception:  # noqa: BLE001  (an unreachable server must not lose the tables)
