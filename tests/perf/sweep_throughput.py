@@ -35,6 +35,10 @@ when the slots are full).
 Keras' scikit-learn, pyplot and IPython integrations: ``ray_floor.py --lean-import``), to
 tell that saving apart from the rest of zoobench's share.
 
+``--repeat N`` (with ``--floor``): N pairs of runs, zoobench and the floor alternating which
+goes first, each pair's ratios and their medians: one run's wall moves by about ±10 % with
+the machine, more than the difference being measured.
+
 ``--quick``: 2 models x 1 loss, 2 epochs, 128 training images. ``--reuse-workers`` /
 ``--fresh-workers``: this checkout's run has ``reuse_workers: true`` / ``false`` (warm workers
 are the default since the leak fix; the baseline's spec is left as it is, so an older
@@ -176,6 +180,40 @@ def run_floor(kind: str = "tune", quick: bool = False,
     return {**{key: float(value) for key, value in pairs}, "wall_s": wall}
 
 
+def repeat(args: argparse.Namespace) -> None:
+    """``--repeat N --floor``: N pairs of this checkout's sweep and the floor, alternating
+    which runs first, since one run's wall moves by ±10 % with the machine; each pair's
+    wall ratio and first-step difference, then their medians (the figures to quote)."""
+    print(f"load average before: {os.getloadavg()}, cores: {os.cpu_count()}")
+    extra = REUSE if args.reuse_workers else FRESH if args.fresh_workers else ""
+    ratios, steps = [], []
+    with tempfile.TemporaryDirectory(prefix="zoobench-throughput-") as tmp:
+        spec = Path(tmp) / "throughput.yaml"
+        spec.write_text(spec_text(args.quick, args.slots) + extra)
+        for pair in range(args.repeat):
+            runs: dict[str, dict[str, float]] = {}
+            for side in (("zoobench", "floor") if pair % 2 == 0 else ("floor", "zoobench")):
+                if side == "floor":
+                    runs[side] = run_floor(args.floor_kind, args.quick, args.floor_lean_import)
+                else:
+                    runs[side] = run_checkout(ROOT, spec, Path(tmp) / f"run{pair}",
+                                              args.slots)[0]
+            ratio = runs["zoobench"]["wall_s"] / runs["floor"]["wall_s"]
+            step = runs["zoobench"]["first_step_s"] - runs["floor"]["first_step_s"]
+            ratios.append(ratio)
+            steps.append(step)
+            print(f"pair {pair + 1} ({'zoobench' if pair % 2 == 0 else 'floor'} first): wall "
+                  f"{runs['zoobench']['wall_s']:.1f} / {runs['floor']['wall_s']:.1f} s = "
+                  f"{ratio:.2f}x, first step {runs['zoobench']['first_step_s']:.1f} / "
+                  f"{runs['floor']['first_step_s']:.1f} s = {step:+.1f} s, training "
+                  f"{runs['zoobench']['train_s']:.1f} / {runs['floor']['train_s']:.1f} s",
+                  flush=True)
+    print(f"load average after: {os.getloadavg()}")
+    print(f"median of {args.repeat} pairs: wall {statistics.median(ratios):.2f}x the floor "
+          f"(range {min(ratios):.2f}-{max(ratios):.2f}), first step "
+          f"{statistics.median(steps):+.1f} s (range {min(steps):+.1f} to {max(steps):+.1f})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
@@ -193,7 +231,16 @@ def main() -> None:
     parser.add_argument("--floor-lean-import", action="store_true",
                         help="the floor's workers import TensorFlow as zoobench's do "
                              "(ray_floor.py --lean-import)")
+    parser.add_argument("--repeat", type=int, default=1, metavar="N",
+                        help="with --floor: N pairs of runs, zoobench and the floor, the "
+                             "one that goes first alternating; prints each pair's ratios "
+                             "and their medians")
     args = parser.parse_args()
+    if args.repeat > 1:
+        if not args.floor or args.baseline:
+            parser.error("--repeat needs --floor and no --baseline")
+        repeat(args)
+        return
     print(f"load average before: {os.getloadavg()}, cores: {os.cpu_count()}")
     runs, shares = {}, {}
     with tempfile.TemporaryDirectory(prefix="zoobench-throughput-") as tmp:
