@@ -99,7 +99,7 @@ BAD = [
                             "search, search_seed, scheduler, metric, mode, patience, "
                             "time_budget_s, max_concurrent, max_failures, mixed_precision, xla, "
                             "reuse_workers, resources, protocol, nsd_tolerance, plugins, "
-                            "register_best"),
+                            "register_best, log_models"),
     ("models: [unet3]\n", "s.yaml: models[0]: unknown name 'unet3'; allowed: " + MODELS),
     ("losses: [dice, dice]\n", "s.yaml: losses: listed twice: dice"),
     ("losses: [{focal: {gama: 2}}]\n", "s.yaml: losses[0]: loss 'focal' has no parameter "
@@ -143,6 +143,10 @@ BAD = [
                                "val_iou_class_1, val_iou_class_2"),
     ("scheduler: hyperband\n", "s.yaml: scheduler: 'hyperband' is not allowed; allowed: fifo, "
                                "asha"),
+    ("log_models: best\n", "s.yaml: log_models: 'best' is not allowed; allowed: all, none"),
+    ("register_best: seg\nlog_models: none\n", "s.yaml: register_best: registers the best "
+     "trial's logged model, but log_models is none (no trial logs one); set log_models: all, "
+     "or remove register_best"),
     ("mixed_precision: int8\n", "s.yaml: mixed_precision: 'int8' is not allowed; allowed: none, "
                                 "bfloat16, float16"),
     ("resources: {cpu: 1, tpu: 1}\n", "s.yaml: resources.tpu: unknown key; allowed: cpu, gpu, "
@@ -236,8 +240,9 @@ def test_labelled_per_batch_below_every_batch_size_is_accepted_and_loads_as_tria
 def test_new_keys_have_their_defaults():
     spec = parse_spec(BASE, "s.yaml")
     assert (spec.search_seed, spec.max_failures) == (0, 2)
-    spec = parse_spec(BASE + "search_seed: 5\nmax_failures: 0\n", "s.yaml")
-    assert (spec.search_seed, spec.max_failures) == (5, 0)
+    assert spec.log_models == "all"
+    spec = parse_spec(BASE + "search_seed: 5\nmax_failures: 0\nlog_models: none\n", "s.yaml")
+    assert (spec.search_seed, spec.max_failures, spec.log_models) == (5, 0, "none")
 
 
 def test_every_problem_is_reported_at_once_one_line_each():

@@ -208,3 +208,25 @@ def test_trial_folders_hold_no_tune_logger_files(small_sweep, tables):
     ends = {trial.trial_id: trial.last_result["end_reason"] for trial in analysis.trials}
     assert ends == dict.fromkeys(tables["trials"]["trial_id"], "completed")
     assert VARIABLE not in os.environ  # put back after the sweep
+
+
+def test_log_models_none_logs_a_trials_metrics_and_picture_but_no_model(tmp_path):
+    """``log_models: none``: a tested trial's run has its test metrics and its predictions
+    picture, and neither a LoggedModel nor a ``model/`` folder; the tables are as with
+    models."""
+    from tests.conftest import SMALL_SPEC, run_cli
+
+    spec = tmp_path / "nomodels.yaml"
+    spec.write_text(SMALL_SPEC.replace("name: small", "name: nomodels")
+                    .replace("[categorical_crossentropy, dice]", "[dice]")
+                    .replace("epochs: 2", "epochs: 1") + "log_models: none\n")
+    results = tmp_path / "results"
+    assert run_cli("sweep", str(spec), "--results", str(results)) == 0
+    trials = pd.read_parquet(results / "trials.parquet")
+    assert len(trials) == 1 and math.isfinite(trials["test_mean_iou"].iloc[0])
+    client = MlflowClient(f"sqlite:///{results.resolve() / 'mlflow.db'}")
+    run = client.get_run(trials["mlflow_run_id"].iloc[0])
+    assert run.info.status == "FINISHED"
+    assert run.data.metrics["test_mean_iou"] == pytest.approx(trials["test_mean_iou"].iloc[0])
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} == {"predictions.png"}
+    assert client.search_logged_models([run.info.experiment_id]) == []

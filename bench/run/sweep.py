@@ -106,6 +106,7 @@ def _context(spec: SweepSpec, track: tracking.Tracking,
         data_cache=str(cache.resolve()) if cache is not None else None,
         gpu_memory_mb=spec.gpu_memory_mb,
         max_failures=spec.max_failures,
+        log_models=spec.log_models,
         # A new token per driver run: a trial tells Tune's retry from a resumed sweep.
         run_token=uuid.uuid4().hex,
     )

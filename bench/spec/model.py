@@ -151,6 +151,8 @@ class SpecKeys(Keys):
     """modules registering models, losses or datasets, imported first"""
     register_best: Name | None = None
     """a model registry name: register the sweep's best model"""
+    log_models: Literal["all", "none"] = "all"
+    """all: each tested trial's selected model in MLflow; none: its metrics and picture only"""
 
 
 # The order the problems of a spec are listed in: what the rest depends on first.
@@ -239,6 +241,7 @@ class SweepSpec:
     protocol: Protocol | None = None  # tune-then-test in two stages (bench.spec.protocol)
     plugins: tuple[str, ...] = ()  # modules every process imports first (bench.spec.plugins)
     register_best: str | None = None  # registry name for the best model (tracking.model_registry)
+    log_models: str = "all"  # "none": tested trials log no MLflow model (bench.run.trial.final)
     skip_incompatible: bool = False
     skipped: tuple[Cell, ...] = ()  # cells left out: a model or loss that cannot take the data
 
@@ -751,6 +754,10 @@ def parse_spec(text: str, where: str = "spec", name: str | None = None,
                      f"{keys.samples} identical trials; give params a search space (e.g. lr: "
                      f"{{loguniform: [1.0e-4, 1.0e-2]}}), or for independent repeats list more "
                      f"seeds (seeds: [0, 1, 2]) with samples: 1")
+    if keys.register_best is not None and keys.log_models == "none":
+        problems.add(("register_best",), "registers the best trial's logged model, but "
+                     "log_models is none (no trial logs one); set log_models: all, or remove "
+                     "register_best")
     if keys.resources.gpu_memory_mb is not None and not keys.resources.gpu:
         problems.add(("resources", "gpu_memory_mb"), "caps a trial's GPU memory, but "
                      "resources.gpu is 0 (no GPU); give resources.gpu a share, e.g. gpu: 0.25")
@@ -766,6 +773,7 @@ def parse_spec(text: str, where: str = "spec", name: str | None = None,
         cpu=keys.resources.cpu, gpu=keys.resources.gpu,
         gpu_memory_mb=keys.resources.gpu_memory_mb, source=text, protocol=protocol,
         nsd_tolerance=keys.nsd_tolerance, plugins=plugins, register_best=keys.register_best,
+        log_models=keys.log_models,
         skip_incompatible=skip, skipped=tuple(skipped))
     for cell, reason in skipped.items():
         print(f"zoobench: note: {where}: skip_incompatible: leaving out {cell.dataset} x "

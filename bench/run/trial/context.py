@@ -22,7 +22,8 @@ class SweepContext:
     ``data_cache`` is where trials share each dataset's arrays (None: every trial builds
     its own). ``max_failures`` is the spec's (the trial's own losses it may be retried
     after); ``run_token`` names this driver run, so a trial tells a retry from a resumed
-    sweep (``bench.run.attempts``).
+    sweep (``bench.run.attempts``). ``log_models``: the spec's (``none``: a tested trial
+    logs its metrics and picture to MLflow, not its model).
     """
 
     sweep: str
@@ -45,6 +46,7 @@ class SweepContext:
     gpu_memory_mb: int | None = None  # each trial's GPU memory cap; None: memory growth
     max_failures: int = 2
     run_token: str = ""
+    log_models: str = "all"  # "none": tested trials log no MLflow model (the spec's)
 
     def dataset_of(self, config: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
         """``(label, registry name, options)`` of the dataset a trial's config names."""

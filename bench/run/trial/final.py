@@ -192,7 +192,8 @@ def log_selected_model(trial: TrialState, model: Any, folder: Path, step: int = 
     folder ``model/``: ``model/model.keras`` (``keras.saving.load_model`` reads it after
     ``import zoo``) beside an ``MLmodel`` that points at it, so
     ``mlflow.pyfunc.load_model("runs:/RUN_ID/model")`` still predicts. ``predict`` makes
-    the picture's predictions (default: Keras' predict).
+    the picture's predictions (default: Keras' predict). With the spec's ``log_models:
+    none``, only the picture is logged (None).
     """
     assert trial.run is not None
     png = None
@@ -204,6 +205,11 @@ def log_selected_model(trial: TrialState, model: Any, folder: Path, step: int = 
         png = save_predictions_png(x, y, y_pred, trial.info.task, folder / PREDICTIONS_PNG)
     if not trial.run.online:  # the tracking server was away: the run is told it lacks them
         trial.run.missed_artifacts()
+        return None
+    if trial.context.log_models == "none":  # the spec's choice: the picture, no model
+        with contextlib.suppress(Exception):  # the server went away: the records keep it
+            if png is not None:
+                trial.run.log_artifact(png)
         return None
     try:
         with tempfile.TemporaryDirectory(prefix="zoobench-final-") as scratch:
