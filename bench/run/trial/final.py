@@ -206,28 +206,33 @@ def log_selected_model(trial: TrialState, model: Any, folder: Path, step: int = 
     if not trial.run.online:  # the tracking server was away: the run is told it lacks them
         trial.run.missed_artifacts()
         return None
-    if trial.context.log_models == "none":  # the spec's choice: the picture, no model
-        with contextlib.suppress(Exception):  # the server went away: the records keep it
-            if png is not None:
-                trial.run.log_artifact(png)
-        return None
+    model_id = None
     try:
-        with tempfile.TemporaryDirectory(prefix="zoobench-final-") as scratch:
-            run_folder = Path(scratch) / "model"
-            run_folder.mkdir()
-            model_path = run_folder / "model.keras"
-            info = log_keras_model(model, step, keep=model_path,
-                                   name=logged_model_name(trial.config))
-            if not model_path.exists():  # MLflow saved it elsewhere than we know
-                model.save(model_path)
-            write_run_mlmodel(info.model_id, run_folder)
-            for path in (model_path, run_folder / "MLmodel"):
-                trial.run.log_artifact(path, "model")
+        if trial.context.log_models != "none":  # the spec's choice: none logs the picture only
+            model_id = _log_model_files(trial, model, step)
         if png is not None:
             trial.run.log_artifact(png)
     except Exception:  # noqa: BLE001  (the server went away: training results still count)
         trial.run.missed_artifacts()
         return None
+    return model_id
+
+
+def _log_model_files(trial: TrialState, model: Any, step: int) -> str:
+    """``log_selected_model``'s model: the LoggedModel and the run's ``model/`` folder, one
+    save; the LoggedModel's id."""
+    assert trial.run is not None
+    with tempfile.TemporaryDirectory(prefix="zoobench-final-") as scratch:
+        run_folder = Path(scratch) / "model"
+        run_folder.mkdir()
+        model_path = run_folder / "model.keras"
+        info = log_keras_model(model, step, keep=model_path,
+                               name=logged_model_name(trial.config))
+        if not model_path.exists():  # MLflow saved it elsewhere than we know
+            model.save(model_path)
+        write_run_mlmodel(info.model_id, run_folder)
+        for path in (model_path, run_folder / "MLmodel"):
+            trial.run.log_artifact(path, "model")
     return str(info.model_id)
 
 
