@@ -39,6 +39,8 @@ tell that saving apart from the rest of zoobench's share.
 goes first, each pair's ratios and their medians: one run's wall moves by about ±10 % with
 the machine, more than the difference being measured.
 
+``--log-models all|none``: this checkout's spec gets that ``log_models``.
+
 ``--quick``: 2 models x 1 loss, 2 epochs, 128 training images. ``--reuse-workers`` /
 ``--fresh-workers``: this checkout's run has ``reuse_workers: true`` / ``false`` (warm workers
 are the default since the leak fix; the baseline's spec is left as it is, so an older
@@ -185,7 +187,8 @@ def repeat(args: argparse.Namespace) -> None:
     which runs first, since one run's wall moves by ±10 % with the machine; each pair's
     wall ratio and first-step difference, then their medians (the figures to quote)."""
     print(f"load average before: {os.getloadavg()}, cores: {os.cpu_count()}")
-    extra = REUSE if args.reuse_workers else FRESH if args.fresh_workers else ""
+    extra = (REUSE if args.reuse_workers else FRESH if args.fresh_workers else "") + (
+        f"log_models: {args.log_models}\n" if args.log_models else "")
     ratios, steps = [], []
     with tempfile.TemporaryDirectory(prefix="zoobench-throughput-") as tmp:
         spec = Path(tmp) / "throughput.yaml"
@@ -231,6 +234,9 @@ def main() -> None:
     parser.add_argument("--floor-lean-import", action="store_true",
                         help="the floor's workers import TensorFlow as zoobench's do "
                              "(ray_floor.py --lean-import)")
+    parser.add_argument("--log-models", choices=("all", "none"),
+                        help="this checkout's spec gets log_models: all | none (default: the "
+                             "spec's default, all)")
     parser.add_argument("--repeat", type=int, default=1, metavar="N",
                         help="with --floor: N pairs of runs, zoobench and the floor, the "
                              "one that goes first alternating; prints each pair's ratios "
@@ -248,7 +254,8 @@ def main() -> None:
         checkouts = ([("before", args.baseline)] if args.baseline else []) + [("after", ROOT)]
         for label, checkout in checkouts:
             text = spec_text(args.quick, args.slots)
-            extra = (REUSE if args.reuse_workers else FRESH if args.fresh_workers else "")
+            extra = (REUSE if args.reuse_workers else FRESH if args.fresh_workers else "") + (
+                f"log_models: {args.log_models}\n" if args.log_models else "")
             spec.write_text(text + (extra if label == "after" else ""))
             runs[label], shares[label] = run_checkout(checkout.resolve(), spec,
                                                       Path(tmp) / label, args.slots)
