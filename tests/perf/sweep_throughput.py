@@ -182,13 +182,19 @@ def run_floor(kind: str = "tune", quick: bool = False,
     return {**{key: float(value) for key, value in pairs}, "wall_s": wall}
 
 
+def checkout_spec_lines(args: argparse.Namespace) -> str:
+    """The spec lines this checkout's run adds (``--reuse-workers`` / ``--fresh-workers``,
+    ``--log-models``)."""
+    workers = REUSE if args.reuse_workers else FRESH if args.fresh_workers else ""
+    return workers + (f"log_models: {args.log_models}\n" if args.log_models else "")
+
+
 def repeat(args: argparse.Namespace) -> None:
     """``--repeat N --floor``: N pairs of this checkout's sweep and the floor, alternating
     which runs first, since one run's wall moves by ±10 % with the machine; each pair's
     wall ratio and first-step difference, then their medians (the figures to quote)."""
     print(f"load average before: {os.getloadavg()}, cores: {os.cpu_count()}")
-    extra = (REUSE if args.reuse_workers else FRESH if args.fresh_workers else "") + (
-        f"log_models: {args.log_models}\n" if args.log_models else "")
+    extra = checkout_spec_lines(args)
     ratios, steps = [], []
     with tempfile.TemporaryDirectory(prefix="zoobench-throughput-") as tmp:
         spec = Path(tmp) / "throughput.yaml"
@@ -254,8 +260,7 @@ def main() -> None:
         checkouts = ([("before", args.baseline)] if args.baseline else []) + [("after", ROOT)]
         for label, checkout in checkouts:
             text = spec_text(args.quick, args.slots)
-            extra = (REUSE if args.reuse_workers else FRESH if args.fresh_workers else "") + (
-                f"log_models: {args.log_models}\n" if args.log_models else "")
+            extra = checkout_spec_lines(args)
             spec.write_text(text + (extra if label == "after" else ""))
             runs[label], shares[label] = run_checkout(checkout.resolve(), spec,
                                                       Path(tmp) / label, args.slots)
