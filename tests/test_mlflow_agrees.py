@@ -59,7 +59,10 @@ def test_the_model_is_named_by_its_configuration_and_carries_its_metrics(small_s
         assert linked["val_mean_iou"] == pytest.approx(trial.val_mean_iou, abs=1e-12)
         assert linked["test_mean_iou"] == pytest.approx(trial.test_mean_iou)
     # runs:/RUN_ID/model still loads (the run's model/ folder holds an MLmodel), and so
-    # does the LoggedModel itself.
+    # does the LoggedModel itself, once the zoo's losses are registered (``import zoo``, as
+    # the README says; this file alone does not import it otherwise).
+    import zoo  # noqa: F401
+
     mlflow.set_tracking_uri(small_sweep.tracking_uri)
     run_id = tables["trials"]["mlflow_run_id"].iloc[0]
     x = np.zeros((2, 16, 16, 3), np.float32)
