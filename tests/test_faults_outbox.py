@@ -42,6 +42,44 @@ def test_resending_an_outbox_never_doubles_a_step(tmp_path):
     assert run.info.status == "FINISHED" and run.data.params == {"lr": "0.001"}
 
 
+def test_a_copy_the_run_already_holds_sends_only_its_status(tmp_path):
+    """The driver's copy of a final checkpoint's outbox: when the trial's process sent the
+    same entries, only the status goes; when it sent none or part, everything goes."""
+    import copy
+
+    uri, experiment, _ = _store(tmp_path)
+    client = MlflowClient(uri)
+    boxes, copies = {}, {}
+    for name in ("sent", "unsent", "partly"):
+        run_id = client.create_run(experiment, run_name=name).info.run_id
+        box = outbox.Outbox(uri, run_id, tags={"zoobench.missing_artifacts": "model"})
+        box.add_metrics({"val_loss": 1.0, "val_mean_iou": 0.2}, 1)
+        box.add_metrics({"val_loss": 0.5, "test_mean_iou": 0.3}, 2)
+        copies[name] = carried = copy.deepcopy(box)
+        carried.status = "FINISHED"
+        if name == "sent":
+            box.send(client)
+        elif name == "partly":  # the first step's entries only (the last one is missing)
+            box.metrics = box.metrics[:2]
+            box.send(client)
+        boxes[name] = run_id
+    asked = {name: box.sent_already(client) for name, box in copies.items()}
+    assert asked == {"sent": True, "unsent": False, "partly": False}
+    left = outbox.deliver(copies, tmp_path, "s")
+    assert (left.runs, left.error) == (0, None)
+    for name, run_id in boxes.items():
+        history = client.get_metric_history(run_id, "val_loss")
+        assert sorted((p.step, p.value) for p in history) == [(1, 1.0), (2, 0.5)], name
+        run = client.get_run(run_id)
+        assert run.info.status == "FINISHED", name
+        assert run.data.metrics["test_mean_iou"] == 0.3, name
+        assert run.data.tags["zoobench.missing_artifacts"] == "model", name
+    # An entry added after the copy was sent is not on the run: asked again, it goes.
+    late = outbox.Outbox.from_dict(copies["sent"].to_dict() | {"run_id": boxes["sent"]})
+    late.add_metrics({"val_loss": 0.4}, 3)
+    assert not late.sent_already(client)
+
+
 def test_undelivered_outboxes_are_saved_then_synced(tmp_path, capsys):
     uri, experiment, parent = _store(tmp_path)
     dead = "http://127.0.0.1:9"  # discard port: nothing answers

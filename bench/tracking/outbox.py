@@ -5,7 +5,8 @@ tags and the run's final status wait in it until the tracking server has taken t
 entry keeps its own timestamp, so sending it again is harmless: MLflow's SQL stores keep one
 row per (key, step, timestamp, value), which is how a resumed trial, or the driver at the end
 of the sweep, re-sends whatever an earlier attempt may or may not have delivered, without a
-metric step appearing twice.
+metric step appearing twice. The driver first asks whether the run already holds a copy's
+last entry (``Outbox.sent_already``); if it does, only the status goes.
 
 A run the server could not even create (down when the trial started) is created when the
 outbox is sent, found first by its tags (``zoobench.trial_id`` under the sweep's parent run),
@@ -117,11 +118,13 @@ class Outbox:
         self.status = self.status or other.status
 
     # ---- sending
-    def send(self, client: Any = None) -> None:
+    def send(self, client: Any = None, skip_sent: bool = False) -> None:
         """Deliver everything to the server and empty the outbox; raises what MLflow raises.
 
         What was delivered before a failure is removed (a partial send is never repeated
-        in a way that duplicates: entries keep their timestamps).
+        in a way that duplicates: entries keep their timestamps). ``skip_sent``: first ask
+        whether the run already holds these entries (``sent_already``), and send only the
+        status if it does.
         """
         from mlflow.entities import Metric, Param, RunTag
         from mlflow.tracking import MlflowClient
@@ -133,6 +136,8 @@ class Outbox:
                 self.create["experiment_id"], run_name=self.create.get("run_name"),
                 tags=self.create["tags"]).info.run_id
             self.create = None
+        elif skip_sent and self.sent_already(client):
+            self.metrics, self.params, self.tags = [], {}, {}
         if self.params or self.tags:
             client.log_batch(self.run_id,
                              params=[Param(k, v) for k, v in self.params.items()],
@@ -146,6 +151,24 @@ class Outbox:
         if self.status is not None:
             client.set_terminated(self.run_id, self.status)
             self.status = None
+
+    def sent_already(self, client: Any) -> bool:
+        """Whether the run holds this outbox's params, tags and metrics already: its last
+        metric entry (same step, timestamp and value) is on the server.
+
+        ``send`` sends params and tags first, then the metrics in order, and stops at a
+        failure; so the last entry there means every other entry went before it. That is
+        the case of a trial's final checkpoint, whose outbox copy the driver gets while the
+        trial's own process sends the same entries right after. One query instead of
+        sending them again, which MLflow's SQL stores answer by looking up every row
+        (55 ms a run at the end of a 5,000-trial sweep). False when there is no metric to
+        ask about.
+        """
+        if self.run_id is None or not self.metrics:
+            return False
+        key, value, stamp, step = self.metrics[-1][:4]
+        return any(m.timestamp == stamp and m.step == step and m.value == value
+                   for m in client.get_metric_history(self.run_id, key))
 
 
 def find_run(client: Any, create: dict[str, Any]) -> str | None:
@@ -215,20 +238,27 @@ class Delivery:
     error: str | None
 
 
-def deliver(outboxes: dict[str, Outbox], results: Path, sweep: str) -> Delivery:
+def deliver(outboxes: dict[str, Outbox], results: Path, sweep: str,
+            skip_sent: bool = True) -> Delivery:
     """Send each outbox; save the ones that fail (and every later one) under the results.
 
     The first failure stops the sending (the server is down: each further call would only
-    wait for its own time-out); files of outboxes sent are removed.
+    wait for its own time-out); files of outboxes sent are removed. ``skip_sent``: an
+    outbox whose entries the run already holds sends only its status (``Outbox.send``).
     """
+    from mlflow.tracking import MlflowClient
+
     from bench.common.errors import error_line
 
     missing_runs = missing_epochs = 0
     error: str | None = None
+    clients: dict[str, Any] = {}  # one client per tracking URI, not one per run
     for name, box in outboxes.items():
         if error is None:
             try:
-                box.send()
+                client = clients.get(box.uri) or clients.setdefault(
+                    box.uri, MlflowClient(tracking_uri=box.uri))
+                box.send(client, skip_sent=skip_sent)
             except Exception as failure:  # noqa: BLE001  (whatever the client raises)
                 error = error_line(failure)
         path = folder(results, sweep) / f"{name}.json"
