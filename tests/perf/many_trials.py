@@ -12,7 +12,9 @@ warm workers. Two runs, each in a process of its own (its own local Ray):
 Printed for each: the wall (process start to end), the driver's CPU per finished trial
 over the first and the last 100 finished trials (``time.process_time`` of the driver at
 each trial's end; a tenth of N each when N < 300), the driver's resident memory at those
-two points, every window's CPU per trial in order (``cpu_by_window_ms``), and for
+two points, every window's CPU per trial in order (``cpu_by_window_ms``), the seconds
+from the last trial's end until the sweep call returns (``end_s``: zoobench's tables and
+MLflow at the end; before Ray's shutdown on both sides), and for
 zoobench the time its table callback takes per trial end
 (``LiveTables.trial_ended``: median and mean). Then zoobench / tune for wall and the
 last-100 CPU, and zoobench's last / first CPU ratio (goal: at most 1.5).
@@ -80,15 +82,21 @@ def _resident_mb() -> float:
 
 
 class Ends:
-    """The driver's CPU seconds and resident MiB at each finished trial."""
+    """The driver's CPU seconds, resident MiB and clock at each finished trial."""
 
     def __init__(self) -> None:
         self.cpu: list[float] = []
         self.rss: list[float] = []
+        self.at: list[float] = []
 
     def mark(self) -> None:
         self.cpu.append(time.process_time())
         self.rss.append(_resident_mb())
+        self.at.append(time.perf_counter())
+
+    def end_s(self) -> float:
+        """Seconds from the last trial's end to now (the sweep's own end)."""
+        return time.perf_counter() - self.at[-1] if self.at else float("nan")
 
 
 def run_zoobench(n: int, slots: int, folder: Path) -> dict:
@@ -110,7 +118,7 @@ def run_zoobench(n: int, slots: int, folder: Path) -> dict:
     spec_path = folder / "many.yaml"
     spec_path.write_text(SPEC.format(module=PLUGIN_MODULE, seeds=list(range(n)), slots=slots))
     outcome = run_sweep(load_spec(spec_path), SweepOptions(results=folder / "results"))
-    figures = {"trials": len(outcome.trials), "failed": outcome.failed,
+    figures = {"trials": len(outcome.trials), "failed": outcome.failed, "end_s": ends.end_s(),
                "table_write_median_ms": statistics.median(writes) * 1e3,
                "table_write_mean_ms": statistics.mean(writes) * 1e3}
     return {**figures, **_driver_figures(ends, n)}
@@ -161,10 +169,11 @@ def run_tune(n: int, slots: int, folder: Path) -> dict:
             run_config=tune.RunConfig(storage_path=str(folder / "ray"), verbose=0,
                                       callbacks=[Probe()]))
         grid = tuner.fit()
+        end_s = ends.end_s()
         failed = sum(r.error is not None for r in grid)
     finally:
         ray.shutdown()
-    return {"trials": len(grid), "failed": failed, **_driver_figures(ends, n)}
+    return {"trials": len(grid), "failed": failed, "end_s": end_s, **_driver_figures(ends, n)}
 
 
 def _driver_figures(ends: Ends, n: int) -> dict:
