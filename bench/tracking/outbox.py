@@ -256,9 +256,9 @@ def deliver(outboxes: dict[str, Outbox], results: Path, sweep: str,
     for name, box in outboxes.items():
         if error is None:
             try:
-                client = clients.get(box.uri) or clients.setdefault(
-                    box.uri, MlflowClient(tracking_uri=box.uri))
-                box.send(client, skip_sent=skip_sent)
+                if box.uri not in clients:
+                    clients[box.uri] = MlflowClient(tracking_uri=box.uri)
+                box.send(clients[box.uri], skip_sent=skip_sent)
             except Exception as failure:  # noqa: BLE001  (whatever the client raises)
                 error = error_line(failure)
         path = folder(results, sweep) / f"{name}.json"
