@@ -27,6 +27,7 @@ import shutil
 import sqlite3
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 EPOCHS = 3
@@ -54,11 +55,9 @@ def make_store(uri: str, runs: int) -> list:
         # The final epoch and the selected weights' test metrics: what the checkpoint carries.
         box.add_metrics({k: 0.001 * i + EPOCHS for k in EPOCH_KEYS}, EPOCHS)
         box.add_metrics({k: 0.002 * i for k in FINAL_KEYS}, EPOCHS + 1)
-        carried = copy.deepcopy(box)
-        carried.status = "FINISHED"
         box.status = "FINISHED"
+        copies.append(copy.deepcopy(box))
         box.send(client)  # the trial's own process, right after its last report
-        copies.append(carried)
     return copies
 
 
@@ -83,11 +82,8 @@ def main() -> None:
         shutil.copy(first, second)
         seconds = {}
         for name, path, skip in (("resend", first, False), ("ask first", second, True)):
-            boxes = {}
-            for i, box in enumerate(copies):
-                box = copy.deepcopy(box)
-                box.uri = f"sqlite:///{path}"
-                boxes[f"t{i}"] = box
+            boxes = {f"t{i}": replace(box, uri=f"sqlite:///{path}")
+                     for i, box in enumerate(copies)}
             start = time.perf_counter()
             left = deliver(boxes, Path(tmp) / name, "end", skip_sent=skip)
             seconds[name] = time.perf_counter() - start
