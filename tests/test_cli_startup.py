@@ -154,6 +154,78 @@ def test_a_job_the_sweep_outlived_is_ended_with_the_child(tmp_path):
     assert time.monotonic() - started < 30
 
 
+CHILD_EXIT = """
+import atexit, os, sys, time
+from pathlib import Path
+
+# Module level: the spawned child runs it too (as __mp_main__), before the spec's check.
+MARKS = Path(os.environ["MARKS"])
+atexit.register(lambda: (MARKS / f"finalized-{os.getpid()}").write_text(""))
+
+
+def running(pid):
+    try:  # a zombie has ended; only its parent's wait is left
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def main():
+    from bench.spec.check_process import PendingSpec
+
+    with PendingSpec(sys.argv[1], None, verbose=False) as pending:
+        pending.result()
+        child = pending._child
+        pending.then(print, "the child's last line").result()  # no flush: a pipe buffers it
+    while running(child):
+        time.sleep(0.01)
+    print("parent", os.getpid(), "child", child)
+
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+def test_the_spec_s_child_leaves_without_finalizing_tensorflow(tmp_path):
+    """The child ends at once after its last job: its buffered output is flushed, but exit
+    handlers registered before its check (TensorFlow's, here a marker) and the interpreter's
+    teardown are skipped (0.7-1.0 s of CPU while the first trials start); the driver's own
+    exit handlers still run."""
+    script = tmp_path / "drive.py"
+    script.write_text(CHILD_EXIT)
+    spec_file = tmp_path / "s.yaml"
+    spec_file.write_text("name: s\ndataset: {name: shapes, height: 16, width: 16, train: 8, "
+                         "val: 8, test: 8}\nmodels: [testnet]\nlosses: [dice]\n")
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    done = subprocess.run([sys.executable, str(script), str(spec_file)], capture_output=True,
+                          text=True, timeout=300, cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), "MARKS": str(marks)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.strip().splitlines()
+    assert "the child's last line" in lines
+    _, parent, _, child = lines[-1].split()
+    assert sorted(p.name for p in marks.iterdir()) == [f"finalized-{parent}"], child
+
+
+def test_a_spec_checked_in_place_leaves_the_exit_alone(tmp_path):
+    """Only a child of ours leaves without finalizing: the check run in this process (a
+    notebook, the tests) registers no exit handler."""
+    import atexit
+
+    from bench.spec import check_process
+
+    spec_file = tmp_path / "s.yaml"
+    spec_file.write_text("name: s\ndataset: {name: shapes, height: 16, width: 16, train: 8, "
+                         "val: 8, test: 8}\nmodels: [testnet]\nlosses: [dice]\n")
+    check_process._check(spec_file, None, False)  # the imports' own handlers, if any
+    before = atexit._ncallbacks()
+    spec, refusal, pid = check_process._check(spec_file, None, False)
+    assert (spec.name, refusal, pid) == ("s", None, os.getpid())
+    assert atexit._ncallbacks() == before
+
+
 IDLE_WORKERS = """
 import os, time
 from bench.run.sweep import _init_ray
