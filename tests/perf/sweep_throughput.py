@@ -41,6 +41,12 @@ the machine, more than the difference being measured.
 
 ``--log-models all|none``: this checkout's spec gets that ``log_models``.
 
+``--cpu``: also samples each run's processes (``cpu_roles.CpuByRole``) and prints their CPU
+seconds by role, zoobench against the floor: the driver, the child that checks the spec,
+the trial workers, Ray's own processes, and the machine's idle seconds. On 2 busy cores the
+wall follows the CPU spent, and the CPU seconds of the same work move far less from one run
+to the next than the wall does.
+
 ``--quick``: 2 models x 1 loss, 2 epochs, 128 training images. ``--reuse-workers`` /
 ``--fresh-workers``: this checkout's run has ``reuse_workers: true`` / ``false`` (warm workers
 are the default since the leak fix; the baseline's spec is left as it is, so an older
@@ -50,6 +56,7 @@ checkout that does not know the key still reads it).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import subprocess
@@ -61,6 +68,9 @@ from pathlib import Path
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).parent))
+
+from cpu_roles import CpuByRole  # noqa: E402  (beside this script)
 
 SPEC = """\
 name: throughput
@@ -122,16 +132,30 @@ def zoobench_share(trials: pd.DataFrame, history: pd.DataFrame, start: float, wa
     return rows
 
 
-def run_checkout(checkout: Path, spec: Path, results: Path, slots: int
+def _cpu_sampler(cpu: bool) -> contextlib.AbstractContextManager:
+    """``CpuByRole`` when ``--cpu`` asks for it (its sampling costs ~1 % of a core)."""
+    return CpuByRole() if cpu else contextlib.nullcontext()
+
+
+def _cpu_figures(sampler: object) -> dict[str, float]:
+    """``cpu <role>`` seconds and the machine's idle seconds of a ``CpuByRole``, or none."""
+    if not isinstance(sampler, CpuByRole):
+        return {}
+    return {**{f"cpu {name}": seconds for name, seconds in sampler.seconds().items()},
+            "machine idle": sampler.idle_s}
+
+
+def run_checkout(checkout: Path, spec: Path, results: Path, slots: int, cpu: bool = False
                  ) -> tuple[dict[str, float], list[tuple[str, float, float]]]:
     """One ``zoobench sweep`` of ``spec`` with ``checkout`` on PYTHONPATH; its figures and
-    ``zoobench_share``."""
+    ``zoobench_share`` (with ``cpu``, also the CPU seconds of its processes by role)."""
     env = {**os.environ, "PYTHONPATH": str(checkout), "TF_CPP_MIN_LOG_LEVEL": "2",
            "PYTHONDONTWRITEBYTECODE": "1"}
     start = time.time()
-    done = subprocess.run([sys.executable, "-m", "bench", "sweep", str(spec),
-                           "--results", str(results)], env=env, cwd=results.parent,
-                          capture_output=True, text=True)
+    with _cpu_sampler(cpu) as sampler:
+        done = subprocess.run([sys.executable, "-m", "bench", "sweep", str(spec),
+                               "--results", str(results)], env=env, cwd=results.parent,
+                              capture_output=True, text=True)
     wall = time.time() - start
     if done.returncode != 0:
         sys.exit(f"{checkout}: zoobench sweep exited {done.returncode}\n{done.stderr[-3000:]}")
@@ -159,27 +183,47 @@ def run_checkout(checkout: Path, spec: Path, results: Path, slots: int
                                           / (slots * wall))
     start_to_step = (trials["first_step_at"] - trials["started_at"]).dt.total_seconds()
     figures["start_to_step_s"] = float(start_to_step.median())
+    figures.update(_cpu_figures(sampler))
     return figures, zoobench_share(trials, history, start, wall, slots)
 
 
 def run_floor(kind: str = "tune", quick: bool = False,
-              lean_import: bool = False) -> dict[str, float]:
+              lean_import: bool = False, cpu: bool = False) -> dict[str, float]:
     """``ray_floor.py --<kind>``'s figures (its ``<kind>: key value, ...`` line), its wall
-    and first step measured as a sweep's are: from its launch, the wall to its exit."""
+    and first step measured as a sweep's are: from its launch, the wall to its exit (with
+    ``cpu``, also the CPU seconds of its processes by role)."""
     launched = time.time()
-    done = subprocess.run([sys.executable, str(Path(__file__).with_name("ray_floor.py")),
-                           f"--{kind}", *(["--quick"] if quick else []),
-                           *(["--lean-import"] if lean_import else [])],
-                          env={**os.environ, "PYTHONPATH": str(ROOT),
-                               "RAY_FLOOR_LAUNCHED_AT": repr(launched)},
-                          capture_output=True, text=True)
+    with _cpu_sampler(cpu) as sampler:
+        done = subprocess.run([sys.executable, str(Path(__file__).with_name("ray_floor.py")),
+                               f"--{kind}", *(["--quick"] if quick else []),
+                               *(["--lean-import"] if lean_import else [])],
+                              env={**os.environ, "PYTHONPATH": str(ROOT),
+                                   "RAY_FLOOR_LAUNCHED_AT": repr(launched)},
+                              capture_output=True, text=True)
     wall = time.time() - launched
     label = {"ray": "ray", "tune": "tune", "processes": "processes"}[kind]
     line = next((x for x in done.stdout.splitlines() if x.startswith(f"{label}: ")), None)
     if done.returncode != 0 or line is None:
         sys.exit(f"ray_floor.py exited {done.returncode}\n{done.stderr[-3000:]}")
     pairs = (item.rsplit(" ", 1) for item in line.removeprefix(f"{label}: ").split(", "))
-    return {**{key: float(value) for key, value in pairs}, "wall_s": wall}
+    return {**{key: float(value) for key, value in pairs}, "wall_s": wall,
+            **_cpu_figures(sampler)}
+
+
+def cpu_lines(zoobench: list[dict[str, float]], floor: list[dict[str, float]]) -> list[str]:
+    """``--cpu``: each role's CPU seconds, zoobench against the floor (medians over runs),
+    and the difference: on a machine whose cores are all busy, zoobench's wall over the
+    floor's follows its extra CPU seconds over the cores."""
+    keys = [k for k in dict.fromkeys([*zoobench[0], *floor[0]])
+            if k.startswith("cpu ") or k == "machine idle"]
+    lines = [f"CPU seconds by role (median of {len(zoobench)} run(s) each): zoobench, floor, "
+             f"difference"]
+    for key in keys:
+        ours = statistics.median(run.get(key, 0.0) for run in zoobench)
+        theirs = statistics.median(run.get(key, 0.0) for run in floor)
+        lines.append(f"  {key.removeprefix('cpu '):<22} {ours:7.1f} {theirs:7.1f} "
+                     f"{ours - theirs:+7.1f}")
+    return lines
 
 
 def checkout_spec_lines(args: argparse.Namespace) -> str:
@@ -196,6 +240,7 @@ def repeat(args: argparse.Namespace) -> None:
     print(f"load average before: {os.getloadavg()}, cores: {os.cpu_count()}")
     extra = checkout_spec_lines(args)
     ratios, steps = [], []
+    sides: dict[str, list[dict[str, float]]] = {"zoobench": [], "floor": []}
     with tempfile.TemporaryDirectory(prefix="zoobench-throughput-") as tmp:
         spec = Path(tmp) / "throughput.yaml"
         spec.write_text(spec_text(args.quick, args.slots) + extra)
@@ -203,10 +248,12 @@ def repeat(args: argparse.Namespace) -> None:
             runs: dict[str, dict[str, float]] = {}
             for side in (("zoobench", "floor") if pair % 2 == 0 else ("floor", "zoobench")):
                 if side == "floor":
-                    runs[side] = run_floor(args.floor_kind, args.quick, args.floor_lean_import)
+                    runs[side] = run_floor(args.floor_kind, args.quick, args.floor_lean_import,
+                                           args.cpu)
                 else:
                     runs[side] = run_checkout(ROOT, spec, Path(tmp) / f"run{pair}",
-                                              args.slots)[0]
+                                              args.slots, args.cpu)[0]
+                sides[side].append(runs[side])
             ratio = runs["zoobench"]["wall_s"] / runs["floor"]["wall_s"]
             step = runs["zoobench"]["first_step_s"] - runs["floor"]["first_step_s"]
             ratios.append(ratio)
@@ -221,6 +268,8 @@ def repeat(args: argparse.Namespace) -> None:
     print(f"median of {args.repeat} pairs: wall {statistics.median(ratios):.2f}x the floor "
           f"(range {min(ratios):.2f}-{max(ratios):.2f}), first step "
           f"{statistics.median(steps):+.1f} s (range {min(steps):+.1f} to {max(steps):+.1f})")
+    if args.cpu:
+        print("\n".join(cpu_lines(sides["zoobench"], sides["floor"])))
 
 
 def main() -> None:
@@ -247,6 +296,10 @@ def main() -> None:
                         help="with --floor: N pairs of runs, zoobench and the floor, the "
                              "one that goes first alternating; prints each pair's ratios "
                              "and their medians")
+    parser.add_argument("--cpu", action="store_true",
+                        help="also sample the CPU seconds of each run's processes by role "
+                             "(driver, spec check child, trial workers, Ray's own) and "
+                             "print them, zoobench against the floor")
     args = parser.parse_args()
     if args.repeat > 1:
         if not args.floor or args.baseline:
@@ -263,11 +316,12 @@ def main() -> None:
             extra = checkout_spec_lines(args)
             spec.write_text(text + (extra if label == "after" else ""))
             runs[label], shares[label] = run_checkout(checkout.resolve(), spec,
-                                                      Path(tmp) / label, args.slots)
+                                                      Path(tmp) / label, args.slots, args.cpu)
             print(f"{label}: " + ", ".join(f"{k} {v:.3g}" for k, v in runs[label].items()),
                   flush=True)
     if args.floor:
-        runs["floor"] = run_floor(args.floor_kind, args.quick, args.floor_lean_import)
+        runs["floor"] = run_floor(args.floor_kind, args.quick, args.floor_lean_import,
+                                  args.cpu)
         print("floor: " + ", ".join(f"{k} {v:.3g}" for k, v in runs["floor"].items()),
               flush=True)
     print(f"load average after: {os.getloadavg()}")
@@ -279,6 +333,8 @@ def main() -> None:
                   f"{after[key] / floor[key]:.2f}, zoobench + {after[key] - floor[key]:.1f} s")
         print(f"  efficiency (not comparable: zoobench's epoch_seconds leave tracing out): "
               f"{after['efficiency']:.2f} vs {floor['efficiency']:.2f}")
+        if args.cpu:
+            print("\n".join(cpu_lines([after], [floor])))
     print(f"zoobench's own share, this checkout ({args.slots} slots; slot-s = sum / slots):")
     for words, median, slot_seconds in shares["after"]:
         print(f"  {words:<72} median {median:6.2f} s  slot-s {slot_seconds:6.1f}")
