@@ -2,8 +2,8 @@
 
 On a machine whose cores are all busy, a sweep's wall follows the CPU that all its
 processes spend, wherever it is spent: a child that checks the spec, Ray's own processes,
-the trial workers. One run's wall moves by ±10 % with the machine; the CPU seconds of the
-same work move much less, so ``sweep_throughput.py --cpu`` prints them beside the walls.
+the trial workers. So ``sweep_throughput.py --cpu`` prints them beside the walls: they
+say, role by role, where one side's extra wall goes (a busier machine inflates both).
 
     with CpuByRole() as cpu:
         subprocess.run([...])

@@ -44,8 +44,7 @@ the machine, more than the difference being measured.
 ``--cpu``: also samples each run's processes (``cpu_roles.CpuByRole``) and prints their CPU
 seconds by role, zoobench against the floor: the driver, the child that checks the spec,
 the trial workers, Ray's own processes, and the machine's idle seconds. On 2 busy cores the
-wall follows the CPU spent, and the CPU seconds of the same work move far less from one run
-to the next than the wall does.
+wall follows the CPU spent, so these say where zoobench's extra wall goes.
 
 ``--quick``: 2 models x 1 loss, 2 epochs, 128 training images. ``--reuse-workers`` /
 ``--fresh-workers``: this checkout's run has ``reuse_workers: true`` / ``false`` (warm workers
