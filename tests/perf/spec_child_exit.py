@@ -25,18 +25,20 @@ import tempfile
 import time
 from pathlib import Path
 
+import psutil
+
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
 def _cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds of process ``pid`` so far; None once it is gone."""
+    """User + system CPU seconds of process ``pid`` so far; None once it has ended."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
+        times = psutil.Process(pid).cpu_times()
+    except psutil.NoSuchProcess:  # a zombie too: it has ended, its parent has yet to wait
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return times.user + times.system
 
 
 def prebuild_then_finalize(folder: Path, datasets: list) -> int:
