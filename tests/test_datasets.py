@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -130,6 +132,26 @@ def canvas_sources(x: np.ndarray, size: int) -> set[int]:
         assert len(matches) == 1
         found.add(int(matches[0]))
     return found
+
+
+def test_the_source_digits_are_scikit_learns_read_without_importing_it():
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    images, labels = glyphs.source_digits()
+    assert glyphs.digits_file() is not None  # the file load_digits reads is found
+    assert images.dtype == np.float32 and images.shape == (1797, 8, 8)
+    np.testing.assert_array_equal(images, (bunch.images / 16.0).astype(np.float32))
+    np.testing.assert_array_equal(labels, bunch.target)
+    # In a fresh process with TensorFlow imported as zoobench's processes do (without Keras'
+    # scikit-learn integration): reading them imports no scikit-learn.
+    code = ("import sys; from bench.common.tensorflow_import import import_tensorflow; "
+            "import_tensorflow(quiet=True); from zoo.datasets import glyphs; "
+            "glyphs.source_digits(); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'sklearn'))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]"
 
 
 def test_digits_validation_and_test_never_show_a_source_digit_of_another_split():
