@@ -175,3 +175,13 @@ def test_a_test_set_of_100_cases_and_11_classes_is_scored_whole():
     assert len(result["dice"]) == 1100
     assert np.array_equal(result["case"], np.repeat(np.arange(100), 11))
     assert np.isfinite(result["dice"]).all()  # every class is present in every case here
+
+
+def test_the_boundary_s_cross_is_scipys_4_connectivity():
+    from scipy import ndimage
+
+    from zoo.case_metrics import _CROSS
+
+    expected = ndimage.generate_binary_structure(2, 1)
+    np.testing.assert_array_equal(_CROSS, expected)
+    assert _CROSS.dtype == expected.dtype

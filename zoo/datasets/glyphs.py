@@ -36,8 +36,8 @@ def source_digits() -> tuple[np.ndarray, np.ndarray]:
 
 def digits_file() -> Path | None:
     """scikit-learn's ``datasets/data/digits.csv.gz`` (what ``load_digits`` reads), found
-    without importing scikit-learn: its import takes 0.8-1 s of CPU on 2 cores, 40 times
-    the read, in every process that builds a digits dataset (the spec check's among them).
+    without importing scikit-learn: its import takes 0.8-1 s of CPU on 2 cores, the read
+    0.005 s, in every process that builds a digits dataset (the spec check's among them).
     None when scikit-learn is not installed or keeps no such file."""
     spec = importlib.util.find_spec("sklearn")
     if spec is None or not spec.submodule_search_locations:
