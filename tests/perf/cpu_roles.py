@@ -1,4 +1,4 @@
-"""CPU seconds of a command's processes by role, sampled while it runs (Linux ``/proc``).
+"""CPU seconds of a command's processes by role, sampled while it runs (psutil, Linux).
 
 On a machine whose cores are all busy, a sweep's wall follows the CPU that all its
 processes spend, wherever it is spent: a child that checks the spec, Ray's own processes,
@@ -12,15 +12,13 @@ say, role by role, where one side's extra wall goes (a busier machine inflates b
 Each descendant of this process is sampled every ``interval`` seconds and keeps the last
 CPU time seen (its own user + system, not its children's, which its own sampling counts),
 so a process that ends between two samples loses at most one interval of CPU. ``busy_s`` and
-``idle_s`` are the whole machine's, from ``/proc/stat``.
+``idle_s`` are the whole machine's (``psutil.cpu_times``).
 """
 
 from __future__ import annotations
 
-import os
 import threading
 import time
-from pathlib import Path
 from types import TracebackType
 
 import psutil
@@ -44,10 +42,10 @@ def role(cmdline: str) -> str:
 
 
 def _machine() -> tuple[float, float]:
-    """Busy and idle CPU seconds of the whole machine since boot."""
-    values = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    tick = os.sysconf("SC_CLK_TCK")
-    return (sum(values[:3]) + sum(values[5:8])) / tick, (values[3] + values[4]) / tick
+    """Busy and idle CPU seconds of the whole machine since boot (idle counts I/O wait)."""
+    times = psutil.cpu_times()
+    busy = times.user + times.nice + times.system + times.irq + times.softirq + times.steal
+    return busy, times.idle + times.iowait
 
 
 class CpuByRole:
