@@ -194,11 +194,15 @@ def stop_local_ray(options: SweepOptions) -> None:
     Ray's own exit hook would end it too, but first sleeps 0.5 s so that workers' log
     lines reach the console (``ray.shutdown(_exiting_interpreter=True)``); without
     ``--verbose`` no worker line is sent to the console, and every trial has ended. With
-    ``--verbose`` or a cluster (``address``), nothing changes here.
+    ``--verbose`` or a cluster (``address``), nothing changes here. Its autoscaler monitor
+    is ended first: ``ray.shutdown`` would wait a second for it (``bench.run.ray_exit``).
     """
     import ray
 
+    from bench.run.ray_exit import end_monitor_first
+
     if options.address is None and not options.verbose and ray.is_initialized():
+        end_monitor_first()
         ray.shutdown()
 
 
