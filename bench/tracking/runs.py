@@ -342,8 +342,11 @@ class TrialRun:
             return
         client = MlflowClient(tracking_uri=mlflow.get_tracking_uri())
         # Trials that start together log the same dataset at once; the store looks for it
-        # and then inserts it, so all but one of them hit its unique key. Again, it is found.
-        for wait in (0.2, 0.5, 1.0, None):
+        # and then inserts it, so all but one of them hit its unique key. Again, it is found:
+        # the insert that won has committed by then, so the first retry comes at once
+        # (it waited 0.2-0.4 s, at the start of a slot's first training); the later, longer
+        # waits are for a store that is briefly away.
+        for wait in (0.01, 0.2, 0.5, 1.0, None):
             try:
                 client.log_inputs(self.run_id, datasets=[dataset])
                 return
