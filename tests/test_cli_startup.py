@@ -268,14 +268,16 @@ def test_a_local_ray_starts_no_idle_workers_unless_the_user_asks(setting) -> Non
 
 RAY_EXIT = """
 from bench.run.sweep import SweepOptions, _init_ray, stop_local_ray
-from bench.run.ray_exit import end_monitor_first
 import ray
 _init_ray(None)
 processes = {kind: [info.process for info in infos] for kind, infos
              in ray._private.worker._global_node.all_processes.items()}
 (monitor,), (gcs,) = processes["monitor"], processes["gcs_server"]
-print("ended first:", end_monitor_first())
-print("monitor:", monitor.returncode, "gcs alive:", gcs.poll() is None)
+shutdown = ray.shutdown
+def observed_shutdown(*args, **kwargs):
+    print("when ray.shutdown starts: monitor", monitor.poll(), "gcs alive", gcs.poll() is None)
+    return shutdown(*args, **kwargs)
+ray.shutdown = observed_shutdown
 stop_local_ray(SweepOptions(results="r"))
 print("left:", sorted(kind for kind, ps in processes.items() for p in ps if p.poll() is None))
 """
@@ -283,17 +285,17 @@ print("left:", sorted(kind for kind, ps in processes.items() for p in ps if p.po
 
 def test_the_local_ray_s_monitor_is_ended_before_its_gcs_and_nothing_is_left() -> None:
     """``ray.shutdown`` ends the GCS before the autoscaler monitor, whose SIGTERM handler
-    then waits on the GCS until killed a second later: zoobench ends the monitor first, by
-    its PID (SIGKILL), while the GCS still runs, and the shutdown leaves no Ray process."""
+    then waits on the GCS until killed a second later: ``stop_local_ray`` ends the monitor
+    first, by its PID (SIGKILL), while the GCS still runs, and the shutdown leaves no Ray
+    process."""
     import signal
 
     out = subprocess.run([sys.executable, "-c", RAY_EXIT], capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
-    lines = out.stdout.strip().splitlines()[-3:]
-    assert lines[0] == "ended first: 1"
-    assert lines[1] == f"monitor: {-signal.SIGKILL} gcs alive: True"
-    assert lines[2] == "left: []"
+    lines = out.stdout.strip().splitlines()[-2:]
+    assert lines[0] == f"when ray.shutdown starts: monitor {-signal.SIGKILL} gcs alive True"
+    assert lines[1] == "left: []"
 
 
 def test_the_command_line_leaves_its_objects_out_of_the_exit_s_collections() -> None:
